@@ -1,0 +1,110 @@
+"""Stage 1, ingress: the agent WebSocket (`/ws/agent`): authenticate, parse frames, hand work to the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from nvrmon import protocol
+from nvrmon.hub import AgentSession, Gone, Hub
+from nvrmon.protocol import Hello, ProtocolError
+from nvrmon.settings import Settings
+
+log = logging.getLogger("nvrmon.agents")
+
+HELLO_TIMEOUT = 10.0
+
+
+def authorized(websocket: WebSocket, token: str) -> bool:
+    header = websocket.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+async def agent_endpoint(websocket: WebSocket) -> None:
+    hub: Hub = websocket.state.hub
+    settings: Settings = websocket.state.settings
+    token: str = websocket.state.agent_token
+    if not authorized(websocket, token):
+        # Closing before accept refuses the upgrade (HTTP 403): nothing about the fleet changes.
+        await websocket.close(code=1008, reason="missing or wrong agent token")
+        return
+    await websocket.accept()
+    client = websocket.client
+    session = hub.new_session(f"{client.host}:{client.port}" if client else "unknown")
+    sender = asyncio.create_task(_send_loop(websocket, session))
+    try:
+        await _receive_loop(websocket, session, hub, settings, sender)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if session.nvr_id is not None:
+            await hub.submit(session, Gone("agent disconnected"))
+        if not sender.done():
+            # Let queued error frames and a requested close go out, but never wait on a peer that stopped reading.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(sender), 1.0)
+            sender.cancel()
+
+
+async def _receive_loop(
+    websocket: WebSocket, session: AgentSession, hub: Hub, settings: Settings, sender: asyncio.Task[None]
+) -> None:
+    while not sender.done():
+        try:
+            timeout = HELLO_TIMEOUT if session.nvr_id is None else None
+            message = await asyncio.wait_for(websocket.receive(), timeout)
+        except TimeoutError:
+            session.post(protocol.error_frame("hello_required", f"no hello within {HELLO_TIMEOUT:g} s"))
+            session.post((1008, "hello required"))
+            return
+        if message["type"] == "websocket.disconnect":
+            return
+        frame = message.get("text")
+        if frame is None:
+            session.post(protocol.error_frame("invalid_message", "binary frames are not part of the protocol"))
+            continue
+        try:
+            parsed = protocol.parse_frame(
+                frame, max_bytes=settings.max_frame_bytes, max_cameras=settings.max_cameras_per_nvr
+            )
+        except ProtocolError as exc:
+            session.post(exc.frame())
+            if exc.code == "frame_too_large":
+                session.post((1009, "frame too large"))
+                return
+            if exc.code == "unsupported_protocol":
+                session.post((1002, "unsupported protocol version"))
+                return
+            continue
+        if isinstance(parsed, Hello):
+            if session.nvr_id is not None and parsed.nvr.hostname != session.hostname:
+                session.post(protocol.error_frame("invalid_message", "a connection speaks for one hostname only"))
+                session.post((1008, "hostname changed"))
+                return
+            nvr_id = await hub.hello(session, parsed)
+            session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval))
+        elif session.nvr_id is None:
+            session.post(protocol.error_frame("hello_required", "the first frame must be a hello"))
+            session.post((1008, "hello required"))
+            return
+        else:
+            await hub.submit(session, parsed)
+
+
+async def _send_loop(websocket: WebSocket, session: AgentSession) -> None:
+    try:
+        while True:
+            item = await session.outbox.get()
+            if isinstance(item, tuple):
+                code, reason = item
+                if websocket.application_state != WebSocketState.DISCONNECTED:
+                    await websocket.close(code=code, reason=reason)
+                return
+            await websocket.send_text(item)
+    except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+        log.debug("agent %s: send failed: %s", session.remote, exc)

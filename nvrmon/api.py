@@ -1,0 +1,87 @@
+"""Stage 7, machine readers: the JSON API over the same store reads the pages use."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from nvrmon.hub import Hub
+from nvrmon.store import Store
+
+CAMERA_FILTERS = {"status": {"online", "offline", "nvr_offline"}}
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def summary(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    data: dict[str, Any] = (await store.summary()).as_json()
+    data["epoch"] = store.epoch
+    return JSONResponse(data)
+
+
+async def nvrs(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    status = request.query_params.get("status")
+    region = request.query_params.get("region")
+    if status not in (None, "online", "offline"):
+        return _error("status must be 'online' or 'offline'")
+    rows = [
+        n
+        for n in await store.nvrs()
+        if (status is None or n.status == status) and (region is None or n.region == region)
+    ]
+    return JSONResponse({"nvrs": [n.as_json() for n in rows], "count": len(rows)})
+
+
+async def nvr(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    found = await store.nvr(request.path_params["nvr_id"])
+    if found is None:
+        return _error("no such NVR", 404)
+    cameras = await store.cameras(nvr_id=found.id)
+    return JSONResponse({**found.as_json(), "cameras": [c.as_json() for c in cameras]})
+
+
+async def cameras(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    params = request.query_params
+    status = params.get("status")
+    if status is not None and status not in CAMERA_FILTERS["status"]:
+        return _error("status must be one of online, offline, nvr_offline")
+    nvr_param = params.get("nvr")
+    if nvr_param is not None and not (nvr_param.isdigit() and len(nvr_param) < 13):
+        return _error("nvr must be a numeric NVR id")
+    rows = await store.cameras(
+        status=status, region=params.get("region"), nvr_id=int(nvr_param) if nvr_param is not None else None
+    )
+    return JSONResponse({"cameras": [c.as_json() for c in rows], "count": len(rows)})
+
+
+async def camera(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    found = await store.camera(request.path_params["camera_id"])
+    if found is None or found.removed:
+        return _error("no such camera", 404)
+    return JSONResponse(found.as_json())
+
+
+async def healthz(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    hub: Hub = request.state.hub
+    seq = await store.current_seq()
+    return JSONResponse(
+        {
+            "status": "ok",
+            "seq": seq,
+            "epoch": store.epoch,
+            "agents": hub.agents_connected,
+            "subscribers": request.state.broadcaster.subscriber_count,
+            "uptime_s": round(time.time() - hub.started, 1),
+        }
+    )

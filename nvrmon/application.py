@@ -1,0 +1,152 @@
+"""Wiring: create_app(settings) builds the routes and a lifespan owning the store, the hub and all background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import asdict
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nvrmon import agents, api, pages, streams
+from nvrmon.broadcaster import Broadcaster, encode
+from nvrmon.hub import Hub, Toast
+from nvrmon.renderer import Renderer
+from nvrmon.settings import Settings
+from nvrmon.store import Changes, Store
+from nvrmon.views import Views
+
+log = logging.getLogger("nvrmon")
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds headers every response should carry; pure ASGI so it never buffers the event stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def agent_token(store: Store, settings: Settings) -> str:
+    """The configured token, or one generated once and kept in the database so restarts keep agents working."""
+    if settings.agent_token:
+        return settings.agent_token
+    token = await store.meta("agent_token")
+    if token is None:
+        token = secrets.token_urlsafe(24)
+        await store.set_meta("agent_token", token)
+        log.warning("NVRMON_AGENT_TOKEN is not set; generated an agent token and stored it in %s", store.path)
+    return token
+
+
+def create_app(settings: Settings) -> Starlette:
+    renderer = Renderer(settings.templates_dir, settings.static_dir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        store = await Store.open(settings.db_path)
+        broadcaster = Broadcaster(settings.subscriber_queue)
+        views = Views(store, renderer, settings)
+
+        async def publish(changes: Changes, toasts: list[Toast]) -> None:
+            keys = broadcaster.views()
+            if not keys:
+                return
+            messages = await views.render_changes(changes, keys)
+            extra = encode(json.dumps([asdict(t) for t in toasts]), event="toast") if toasts else b""
+            broadcaster.publish(changes.seq, messages, extra)
+
+        hub = Hub(store, settings, publish)
+        token = await agent_token(store, settings)
+        tasks: set[asyncio.Task[None]] = set()
+
+        def start(coro: Coroutine[Any, Any, None], name: str) -> None:
+            task = asyncio.create_task(coro, name=name)
+            tasks.add(task)
+            task.add_done_callback(_report_crash)
+
+        start(hub.run(), "hub-writer")
+        start(hub.sweep(), "hub-sweeper")
+        if settings.demo > 0:
+            from nvrmon.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
+
+            host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+            fleet = Fleet(f"ws://{host}:{settings.port}/ws/agent", token, nvrs=settings.demo, seed=7)
+            start(fleet.run(), "demo-fleet")
+        app.state.agent_token = token
+        try:
+            yield {
+                "settings": settings,
+                "store": store,
+                "hub": hub,
+                "views": views,
+                "renderer": renderer,
+                "broadcaster": broadcaster,
+                "agent_token": token,
+            }
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await store.close()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        html = renderer.render(
+            "error.html", title=str(exc.status_code), active="", status=exc.status_code, detail=exc.detail
+        )
+        return HTMLResponse(html, status_code=exc.status_code)
+
+    routes = [
+        Route("/", pages.dashboard),
+        Route("/nvrs", pages.nvr_list),
+        Route("/nvrs/{nvr_id:int}", pages.nvr_detail),
+        Route("/cameras", pages.camera_list),
+        Route("/cameras/{camera_id:int}", pages.camera_detail),
+        Route("/events", streams.events),
+        Route("/api/summary", api.summary),
+        Route("/api/nvrs", api.nvrs),
+        Route("/api/nvrs/{nvr_id:int}", api.nvr),
+        Route("/api/cameras", api.cameras),
+        Route("/api/cameras/{camera_id:int}", api.camera),
+        Route("/healthz", api.healthz),
+        WebSocketRoute("/ws/agent", agents.agent_endpoint),
+        Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,96 @@
+"""Stage 5, fan-out: pre-encoded SSE bytes to every subscriber of a view, through bounded per-subscriber queues."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable
+
+
+def encode(data: str, *, id: str | None = None, event: str | None = None, retry: int | None = None) -> bytes:
+    """One SSE message as bytes; done once per view and change, never per subscriber."""
+    lines = []
+    if event:
+        lines.append(f"event: {event}")
+    if id is not None:
+        lines.append(f"id: {id}")
+    if retry is not None:
+        lines.append(f"retry: {retry}")
+    lines.extend(f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+class Subscriber:
+    """One open stream. `cursor` is the last sequence it has been sent; `lagged` means its queue overflowed."""
+
+    __slots__ = ("view", "cursor", "lagged", "_queue", "_limit", "_wakeup")
+
+    def __init__(self, view: str, limit: int) -> None:
+        self.view = view
+        self.cursor = 0
+        self.lagged = False
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._limit = limit
+        self._wakeup = asyncio.Event()
+
+    def offer(self, seq: int, data: bytes) -> None:
+        if self.lagged:
+            return
+        if len(self._queue) >= self._limit:
+            # Too slow to keep up: forget the backlog; the stream resumes from `cursor` out of the store instead.
+            self._queue.clear()
+            self.lagged = True
+        else:
+            self._queue.append((seq, data))
+        self._wakeup.set()
+
+    async def wait(self) -> None:
+        await self._wakeup.wait()
+        self._wakeup.clear()
+
+    def drain(self) -> list[tuple[int, bytes]]:
+        items = list(self._queue)
+        self._queue.clear()
+        return items
+
+    def poke(self) -> None:
+        self._wakeup.set()
+
+
+class Broadcaster:
+    def __init__(self, queue_limit: int) -> None:
+        self._queue_limit = queue_limit
+        self._views: dict[str, set[Subscriber]] = {}
+
+    def subscribe(self, view: str) -> Subscriber:
+        sub = Subscriber(view, self._queue_limit)
+        self._views.setdefault(view, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        """Idempotent, so `finally` blocks can always call it."""
+        subs = self._views.get(sub.view)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._views[sub.view]
+
+    def views(self) -> list[str]:
+        return list(self._views)
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._views.values())
+
+    def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> None:
+        """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits."""
+        for view, subs in self._views.items():
+            data = messages.get(view, b"") + broadcast
+            if data:
+                for sub in subs:
+                    sub.offer(seq, data)
+
+    def close_all(self, views: Iterable[str] | None = None) -> None:
+        for view in list(views if views is not None else self._views):
+            for sub in self._views.get(view, ()):
+                sub.poke()

@@ -1,0 +1,132 @@
+"""Shared vocabulary: the immutable records that flow from store to renderer, pages and the API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["online", "offline"]
+# What a camera shows: its own status, or "nvr_offline" when it is unreachable because its NVR is down.
+CameraDisplay = Literal["online", "offline", "nvr_offline"]
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+@dataclass(frozen=True, slots=True)
+class Nvr:
+    id: int
+    hostname: str
+    device_name: str
+    region: str
+    site: str
+    model: str
+    firmware: str
+    ip_address: str
+    status: Status
+    status_reason: str
+    last_seen: float
+    status_changed: float
+    updated_seq: int
+    cameras_online: int = 0
+    cameras_total: int = 0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dom_id(self) -> str:
+        return f"nvr-{self.id}"
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    id: int
+    nvr_id: int
+    nvr_hostname: str
+    nvr_status: Status
+    region: str
+    site: str
+    ext_id: str
+    name: str
+    ip_address: str
+    status: Status
+    status_changed: float
+    removed: bool
+    updated_seq: int
+
+    @property
+    def dom_id(self) -> str:
+        return f"camera-{self.id}"
+
+    @property
+    def display(self) -> CameraDisplay:
+        if self.nvr_status != "online":
+            return "nvr_offline"
+        return self.status
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["display_status"] = self.display
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    seq: int
+    ts: float
+    kind: Literal["status", "alert"]
+    severity: Severity
+    nvr_id: int | None
+    nvr_hostname: str
+    camera_id: int | None
+    camera_name: str
+    message: str
+
+    @property
+    def dom_id(self) -> str:
+        return f"event-{self.id}"
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    seq: int
+    nvrs_total: int
+    nvrs_online: int
+    cameras_total: int
+    cameras_online: int
+    cameras_offline: int
+    cameras_nvr_offline: int
+    last_change: float
+
+    @property
+    def nvrs_offline(self) -> int:
+        return self.nvrs_total - self.nvrs_online
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["nvrs_offline"] = self.nvrs_offline
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A browser's position in the store's history: the database epoch and the last sequence it has applied."""
+
+    epoch: str
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.epoch}-{self.seq}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Cursor | None:
+        if not raw or "-" not in raw or len(raw) > 64:
+            return None
+        epoch, _, seq = raw.rpartition("-")
+        if not epoch or not seq.isdigit():
+            return None
+        return cls(epoch, int(seq))

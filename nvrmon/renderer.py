@@ -1,0 +1,59 @@
+"""Stage 4, rendering: one Jinja2 environment, needing no request, shared by first paint (pages) and live pushes."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+
+def ago(ts: float, now: float | None = None) -> str:
+    """Server-side relative time; the browser keeps it fresh from the element's datetime attribute."""
+    if not ts:
+        return "never"
+    seconds = max(0, int((now or time.time()) - ts))
+    if seconds < 5:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else ""
+
+
+def percent(part: int, whole: int) -> int:
+    return round(100 * part / whole) if whole else 0
+
+
+class Renderer:
+    def __init__(self, templates_dir: Path, static_dir: Path) -> None:
+        self.env = Environment(
+            loader=FileSystemLoader(templates_dir),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,
+        )
+        self.env.filters.update(ago=ago, iso=iso)
+        self.env.globals.update(percent=percent, static=self._static_urls(static_dir))
+
+    @staticmethod
+    def _static_urls(static_dir: Path) -> dict[str, str]:
+        # Content hashes in the query string let browsers cache static files forever yet pick up new releases.
+        urls: dict[str, str] = {}
+        for path in sorted(static_dir.glob("*")):
+            if path.is_file():
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+                urls[path.name] = f"/static/{path.name}?v={digest}"
+        return urls
+
+    def render(self, name: str, **context: Any) -> str:
+        return self.env.get_template(name).render(**context)

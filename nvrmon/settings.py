@@ -1,0 +1,69 @@
+"""Stage 0, configuration: every knob read once from NVRMON_* variables (and CLI flags) into one typed object."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db_path: Path = Path("nvrmon.db")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Shared agent token. Empty means: use (or create once) the token kept in the database's meta table.
+    agent_token: str = ""
+    # Agents are told this interval in `welcome`; an NVR silent for `heartbeat_timeout` seconds is marked offline.
+    heartbeat_interval: float = 10.0
+    heartbeat_timeout: float = 30.0
+    # Largest accepted agent frame; anything larger gets an error frame and close 1009.
+    max_frame_bytes: int = 1_048_576
+    max_cameras_per_nvr: int = 1024
+    # Writer batching: at most this many agent messages are applied in one SQLite transaction.
+    max_batch: int = 2000
+    ingest_queue: int = 20_000
+    # Browser side: bounded per-subscriber queue (messages), SSE heartbeat and send timeout.
+    subscriber_queue: int = 256
+    sse_heartbeat: float = 15.0
+    sse_send_timeout: float = 10.0
+    sse_retry_ms: int = 1000
+    # A cursor whose replay would touch more rows than this gets a full refresh of the page's regions instead.
+    replay_max_rows: int = 500
+    recent_events: int = 50
+    event_retention_days: float = 30.0
+    # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.
+    demo: int = 0
+    templates_dir: Path = ROOT / "templates"
+    static_dir: Path = ROOT / "static"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from NVRMON_<FIELD> variables; keyword overrides (CLI flags) win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = env.get(f"NVRMON_{field.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _coerce(field.name, field.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def _coerce(name: str, type_name: object, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"NVRMON_{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw

@@ -1,0 +1,222 @@
+"""A fleet of simulated NVR agents over real WebSockets: the demo, the tests and the benchmark drive the hub with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import websockets
+
+log = logging.getLogger("nvrmon.simulator")
+
+REGIONS = ("North", "South", "East", "West", "Central")
+MODELS = ("NV-8000", "NV-4200", "Hikari X16", "Vista R32")
+
+
+@dataclass
+class SimCamera:
+    id: str
+    name: str
+    ip_address: str
+    status: str = "online"
+
+    def wire(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "ip_address": self.ip_address, "status": self.status}
+
+
+@dataclass
+class SimNvr:
+    """One simulated agent. It reconnects with exponential backoff and jitter, and re-sends its state in hello."""
+
+    url: str
+    token: str
+    hostname: str
+    region: str
+    site: str
+    cameras: list[SimCamera]
+    model: str = MODELS[0]
+    ip_address: str = ""
+    heartbeat: float = 10.0
+    nvr_id: int | None = None
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    offline_for: float = 0.0
+    _drop: asyncio.Event = field(default_factory=asyncio.Event)
+    _outbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(1000))
+
+    def hello(self) -> dict[str, Any]:
+        return {
+            "type": "hello",
+            "protocol": 1,
+            "nvr": {
+                "hostname": self.hostname,
+                "device_name": f"{self.site} recorder",
+                "region": self.region,
+                "site": self.site,
+                "model": self.model,
+                "firmware": "4.2.1",
+                "ip_address": self.ip_address,
+            },
+            "cameras": [c.wire() for c in self.cameras],
+        }
+
+    def set_camera(self, camera: SimCamera, status: str) -> None:
+        camera.status = status
+        self.send({"type": "camera_status", "camera_id": camera.id, "status": status})
+
+    def drop(self, seconds: float) -> None:
+        """Simulate a power cut: close the connection and stay away for `seconds`."""
+        self.offline_for = seconds
+        self._drop.set()
+
+    async def _wait_drop(self) -> None:
+        await self._drop.wait()
+
+    def send(self, frame: dict[str, Any]) -> None:
+        # While disconnected, the next hello carries the whole state, so individual frames can be dropped.
+        if self.connected.is_set():
+            with contextlib.suppress(asyncio.QueueFull):
+                self._outbox.put_nowait(frame)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        attempt = 0
+        while stop is None or not stop.is_set():
+            if self.offline_for:
+                await asyncio.sleep(self.offline_for)
+                self.offline_for = 0.0
+                self._drop.clear()
+            try:
+                async with websockets.connect(
+                    self.url,
+                    additional_headers={"Authorization": f"Bearer {self.token}"},
+                    open_timeout=10,
+                    max_size=2**20,
+                ) as ws:
+                    await ws.send(json.dumps(self.hello()))
+                    welcome = json.loads(await ws.recv())
+                    if welcome.get("type") != "welcome":
+                        raise ConnectionError(f"hub refused hello: {welcome}")
+                    self.nvr_id = welcome["nvr_id"]
+                    self.heartbeat = float(welcome.get("heartbeat_interval", self.heartbeat))
+                    attempt = 0
+                    self.connected.set()
+                    await self._session(ws)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any network failure: back off and reconnect
+                log.debug("%s: connection lost: %s", self.hostname, exc)
+            finally:
+                self.connected.clear()
+                while not self._outbox.empty():
+                    self._outbox.get_nowait()
+            if self.offline_for:
+                continue
+            attempt += 1
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)) * random.uniform(0.7, 1.3))
+
+    async def _session(self, ws: websockets.ClientConnection) -> None:
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(self.heartbeat * random.uniform(0.9, 1.0))
+                await ws.send(json.dumps({"type": "heartbeat", "stats": {"uptime_s": 3600, "disk_free_pct": 61}}))
+
+        async def drain_incoming() -> None:
+            async for raw in ws:
+                frame = json.loads(raw)
+                if frame.get("type") == "error":
+                    log.warning("%s: hub says %s: %s", self.hostname, frame.get("code"), frame.get("message"))
+
+        async def forward() -> None:
+            while True:
+                await ws.send(json.dumps(await self._outbox.get()))
+
+        tasks = [asyncio.create_task(t()) for t in (beat, drain_incoming, forward)]
+        tasks.append(asyncio.create_task(self._wait_drop()))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Fleet:
+    """N simulated NVRs plus a change generator: camera flips at `rate` per second, now and then a whole NVR drops."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        nvrs: int,
+        cameras: int = 8,
+        rate: float = 2.0,
+        regions: Sequence[str] = REGIONS,
+        prefix: str = "nvr",
+        seed: int | None = None,
+    ) -> None:
+        self.random = random.Random(seed)
+        self.rate = rate
+        self.agents: list[SimNvr] = []
+        for n in range(nvrs):
+            region = regions[n % len(regions)]
+            site = f"{region} site {n // len(regions) + 1}"
+            cams = [
+                SimCamera(f"cam{c + 1:02d}", f"{site} cam {c + 1}", f"10.{n // 250}.{n % 250}.{c + 10}")
+                for c in range(cameras)
+            ]
+            hostname = f"{prefix}-{region.lower().replace(' ', '-')}-{n + 1:04d}"
+            model = MODELS[n % len(MODELS)]
+            self.agents.append(SimNvr(url, token, hostname, region, site, cams, model, f"10.{n // 250}.{n % 250}.2"))
+
+    async def run(self, duration: float | None = None) -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(agent.run(stop)) for agent in self.agents]
+        if self.rate > 0:
+            tasks.append(asyncio.create_task(self._changes()))
+        try:
+            if duration is None:
+                await asyncio.gather(*tasks)
+            else:
+                await asyncio.sleep(duration)
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _changes(self) -> None:
+        rnd = self.random
+        while True:
+            await asyncio.sleep(rnd.expovariate(self.rate))
+            agent = rnd.choice(self.agents)
+            if not agent.connected.is_set() or not agent.cameras:
+                continue
+            camera = rnd.choice(agent.cameras)
+            # Cameras are mostly online: an offline camera tends to come back, an online one rarely drops.
+            if camera.status == "offline":
+                agent.set_camera(camera, "online")
+            elif rnd.random() < 0.5:
+                agent.set_camera(camera, "offline")
+            if rnd.random() < 0.01:
+                agent.drop(rnd.uniform(5, 20))
+            elif rnd.random() < 0.02:
+                agent.send(
+                    {
+                        "type": "alert",
+                        "severity": rnd.choice(["warning", "error", "info"]),
+                        "message": rnd.choice(
+                            [
+                                "Disk usage above 90%",
+                                "Recording gap detected",
+                                "Fan speed high",
+                                "Firmware update available",
+                            ]
+                        ),
+                    }
+                )

@@ -1,0 +1,229 @@
+"""Stage 4, views: what each page shows, as first paint, as live changes, as replay from a cursor, or as a refresh."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from nvrmon.broadcaster import encode
+from nvrmon.models import Camera, Cursor, Event, Nvr, Summary
+from nvrmon.renderer import Renderer
+from nvrmon.settings import Settings
+from nvrmon.store import Changes, Store
+
+ViewKind = Literal["dashboard", "nvrs", "cameras", "nvr", "camera"]
+KINDS: tuple[ViewKind, ...] = ("dashboard", "nvrs", "cameras", "nvr", "camera")
+
+
+class ViewError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A page's scope. Subscribers with equal keys share every rendered byte."""
+
+    kind: ViewKind
+    id: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}" if self.kind in ("nvr", "camera") else self.kind
+
+    @classmethod
+    def parse(cls, kind: str | None, ident: str | None = None) -> View:
+        if kind not in KINDS:
+            raise ViewError(f"view must be one of {', '.join(KINDS)}")
+        if kind in ("nvr", "camera"):
+            if not ident or not ident.isdigit() or len(ident) > 12:
+                raise ViewError(f"view '{kind}' needs a numeric id")
+            return cls(kind, int(ident))
+        return cls(kind)
+
+    @classmethod
+    def from_key(cls, key: str) -> View:
+        kind, _, ident = key.partition(":")
+        return cls.parse(kind, ident or None)
+
+    def events_url(self, cursor: Cursor) -> str:
+        query: dict[str, str | int] = {"view": self.kind}
+        if self.id:
+            query["id"] = self.id
+        query["since"] = str(cursor)
+        return "/events?" + urlencode(query)
+
+
+@dataclass
+class _Loaded:
+    """Rows and fragments for one batch, loaded and rendered at most once however many views need them."""
+
+    nvrs: list[Nvr]
+    cameras: list[Camera]
+    events: list[Event]
+    summary: Summary | None
+    html: dict[str, str]
+
+
+class Views:
+    def __init__(self, store: Store, renderer: Renderer, settings: Settings) -> None:
+        self.store = store
+        self.renderer = renderer
+        self.settings = settings
+
+    # -- first paint ------------------------------------------------------------------------------------------------
+
+    async def page(self, view: View) -> dict[str, Any] | None:
+        """Everything a page template needs. The cursor is read first, so rows are at least as new as it is."""
+        cursor = Cursor(self.store.epoch, await self.store.current_seq())
+        ctx: dict[str, Any] = {
+            "view": view,
+            "cursor": cursor,
+            "events_url": view.events_url(cursor),
+            "now": time.time(),
+        }
+        ctx["summary"] = await self.store.summary()
+        if view.kind == "dashboard":
+            ctx["events"] = await self.store.events(limit=self.settings.recent_events)
+        elif view.kind == "nvrs":
+            ctx["nvrs"] = await self.store.nvrs()
+        elif view.kind == "cameras":
+            ctx["cameras"] = await self.store.cameras()
+        elif view.kind == "nvr":
+            nvr = await self.store.nvr(view.id)
+            if nvr is None:
+                return None
+            ctx["nvr"] = nvr
+            ctx["cameras"] = await self.store.cameras(nvr_id=view.id)
+            ctx["events"] = await self.store.events(limit=self.settings.recent_events, nvr_id=view.id)
+        else:
+            camera = await self.store.camera(view.id)
+            if camera is None:
+                return None
+            ctx["camera"] = camera
+            ctx["events"] = await self.store.events(limit=self.settings.recent_events, camera_id=view.id)
+        return ctx
+
+    async def exists(self, view: View) -> bool:
+        if view.kind == "nvr":
+            return await self.store.nvr(view.id) is not None
+        if view.kind == "camera":
+            return await self.store.camera(view.id) is not None
+        return True
+
+    # -- live changes -----------------------------------------------------------------------------------------------
+
+    async def render_changes(self, changes: Changes, view_keys: Iterable[str]) -> dict[str, bytes]:
+        """One SSE message per view for a committed change; views it doesn't touch get nothing."""
+        views = [View.from_key(key) for key in view_keys]
+        if not views:
+            return {}
+        loaded = await self._load(changes, views)
+        cursor = str(Cursor(self.store.epoch, changes.seq))
+        messages: dict[str, bytes] = {}
+        for view in views:
+            html = self._compose(view, changes, loaded)
+            if html:
+                messages[view.key] = encode(html, id=cursor)
+        return messages
+
+    async def _load(self, changes: Changes, views: list[View]) -> _Loaded:
+        kinds = {v.kind for v in views}
+        nvrs = await self.store.nvrs(changes.nvr_ids) if changes.nvr_ids and kinds & {"nvrs", "nvr", "camera"} else []
+        cameras = (
+            await self.store.cameras(changes.camera_ids, include_removed=True)
+            if changes.camera_ids and kinds & {"cameras", "nvr", "camera"}
+            else []
+        )
+        events = (
+            await self.store.events(ids=changes.event_ids, limit=self.settings.recent_events)
+            if changes.event_ids
+            else []
+        )
+        needs_summary = (changes.nvr_ids or changes.camera_ids) and kinds & {"dashboard", "nvrs", "cameras"}
+        summary = await self.store.summary() if needs_summary else None
+        return _Loaded(nvrs, cameras, events, summary, {})
+
+    def _compose(self, view: View, changes: Changes, data: _Loaded) -> str:
+        parts: list[str] = []
+        if view.kind == "dashboard":
+            if data.summary:
+                parts.append(self._fragment(data, "kpis", "fragments/kpis.html", summary=data.summary))
+            parts.append(self._events(data, data.events))
+        elif view.kind == "nvrs":
+            if data.summary:
+                parts.append(self._fragment(data, "nvr_stats", "fragments/nvr_stats.html", summary=data.summary))
+            parts.append(self._rows(data, "#nvr-rows", "nvr", data.nvrs))
+        elif view.kind == "cameras":
+            if data.summary:
+                parts.append(self._fragment(data, "camera_stats", "fragments/camera_stats.html", summary=data.summary))
+            parts.append(self._rows(data, "#camera-rows", "camera", data.cameras))
+        elif view.kind == "nvr":
+            for nvr in data.nvrs:
+                if nvr.id == view.id:
+                    parts.append(self._fragment(data, f"nvr_facts:{nvr.id}", "fragments/nvr_facts.html", nvr=nvr))
+            parts.append(self._rows(data, "#nvr-cameras", "camera", [c for c in data.cameras if c.nvr_id == view.id]))
+            parts.append(self._events(data, [e for e in data.events if e.nvr_id == view.id]))
+        else:
+            for camera in data.cameras:
+                if camera.id == view.id:
+                    parts.append(
+                        self._fragment(data, f"camera_facts:{camera.id}", "fragments/camera_facts.html", camera=camera)
+                    )
+            parts.append(self._events(data, [e for e in data.events if e.camera_id == view.id]))
+        body = "".join(parts)
+        if not body:
+            return ""
+        return body + self._fragment(data, "last_update", "fragments/last_update.html", ts=time.time(), oob=True)
+
+    def _fragment(self, data: _Loaded, key: str, template: str, oob: bool = True, **context: Any) -> str:
+        if key not in data.html:
+            data.html[key] = self.renderer.render(template, oob=oob, now=time.time(), **context)
+        return data.html[key]
+
+    def _rows(self, data: _Loaded, target: str, kind: str, rows: list[Nvr] | list[Camera]) -> str:
+        """Changed rows as one upsert (replace by id, or insert in order); removed cameras as deletes."""
+        live = "".join(
+            self._fragment(data, r.dom_id, f"fragments/{kind}_row.html", oob=False, **{kind: r})
+            for r in rows
+            if not getattr(r, "removed", False)
+        )
+        gone = "".join(f'<tr id="{r.dom_id}" hx-swap-oob="delete"></tr>' for r in rows if getattr(r, "removed", False))
+        # hx-upsert: an existing row is replaced in place; a new one is inserted in data-key order.
+        upsert = (
+            f'<template hx type="upsert" hx-target="{target}" key="data-key" sort>{live}</template>' if live else ""
+        )
+        return upsert + gone
+
+    def _events(self, data: _Loaded, events: list[Event]) -> str:
+        if not events:
+            return ""
+        items = "".join(self._fragment(data, e.dom_id, "fragments/event_item.html", oob=False, event=e) for e in events)
+        return f'<template hx type="upsert" hx-target="#event-list" key="data-key" sort="desc">{items}</template>'
+
+    # -- replay and refresh -----------------------------------------------------------------------------------------
+
+    async def catch_up(self, view: View, cursor: Cursor | None) -> tuple[int, bytes]:
+        """What a (re)connecting stream needs to converge: rows changed since its cursor, or a full refresh."""
+        head = await self.store.current_seq()
+        if cursor is not None and cursor.epoch == self.store.epoch and cursor.seq >= await self.store.horizon():
+            if cursor.seq >= head:
+                return head, b""
+            changed = await self.store.changed_since(cursor.seq, self.settings.replay_max_rows)
+            if changed is not None:
+                events = await self.store.events(after_seq=cursor.seq, limit=self.settings.recent_events)
+                changes = Changes(head, set(changed[0]), set(changed[1]), [e.id for e in events])
+                message = (await self.render_changes(changes, [view.key])).get(view.key, b"")
+                return head, message or encode("", id=str(Cursor(self.store.epoch, head)))
+        return head, await self.refresh(view, Cursor(self.store.epoch, head))
+
+    async def refresh(self, view: View, cursor: Cursor) -> bytes:
+        """The page's regions re-rendered whole, as out-of-band swaps, for a cursor that can't be replayed."""
+        ctx = await self.page(view)
+        if ctx is None:
+            return encode(json.dumps({"reason": "gone"}), event="gone")
+        html = self.renderer.render("refresh.html", oob=True, **ctx)
+        return encode(html, id=str(cursor))
