@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+
+from tests.agent import Agent, hello
+from tests.conftest import LiveHub
+from tests.sse import open_stream
+
+pytestmark = pytest.mark.anyio
+
+
+def cursor_of(hub: LiveHub) -> str:
+    health = httpx.get(f"{hub.url}/healthz").json()
+    return f"{health['epoch']}-{health['seq']}"
+
+
+async def test_hello_row_appears_on_subscribed_stream(live_hub: LiveHub) -> None:
+    async with open_stream(live_hub.url, f"view=nvrs&since={cursor_of(live_hub)}") as stream:
+        agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-1", cameras=3)
+        msg = await stream.until(lambda m: f"nvr-{nvr_id}" in m.ids("nvr-"))
+        assert 'data-status="online"' in msg.data
+        assert "nvr-e2e-1" in msg.data
+        assert msg.id is not None and msg.id.endswith(f"-{msg.id.rsplit('-', 1)[1]}")
+        await agent.close()
+
+
+async def test_camera_status_fragment_arrives(live_hub: LiveHub) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-2", cameras=2)
+    camera = httpx.get(f"{live_hub.url}/api/nvrs/{nvr_id}").json()["cameras"][0]
+    async with open_stream(live_hub.url, f"view=cameras&since={cursor_of(live_hub)}") as stream:
+        await agent.send({"type": "camera_status", "camera_id": camera["ext_id"], "status": "offline"})
+        msg = await stream.until(lambda m: f"camera-{camera['id']}" in m.ids("camera-"))
+        row = msg.data.split(f'id="camera-{camera["id"]}"', 1)[1].split("</tr>", 1)[0]
+        assert 'data-status="offline"' in row
+    assert httpx.get(f"{live_hub.url}/api/cameras/{camera['id']}").json()["status"] == "offline"
+    await agent.close()
+
+
+async def test_disconnect_sets_nvr_and_cameras_offline(live_hub: LiveHub) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-3", cameras=2)
+    async with open_stream(live_hub.url, f"view=nvr&id={nvr_id}&since={cursor_of(live_hub)}") as stream:
+        await agent.close()
+        msg = await stream.until(lambda m: f'id="nvr-{nvr_id}-facts"' in m.data)
+        assert 'data-status="offline"' in msg.data
+    data = httpx.get(f"{live_hub.url}/api/nvrs/{nvr_id}").json()
+    assert data["status"] == "offline" and data["status_reason"] == "agent disconnected"
+    assert {c["display_status"] for c in data["cameras"]} == {"nvr_offline"}
+
+
+async def test_stale_cursor_replays_missed_changes(live_hub: LiveHub) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-4", cameras=4)
+    before = cursor_of(live_hub)
+    cameras = httpx.get(f"{live_hub.url}/api/nvrs/{nvr_id}").json()["cameras"]
+    for cam in cameras[:3]:
+        await agent.send({"type": "camera_status", "camera_id": cam["ext_id"], "status": "offline"})
+    await asyncio.sleep(0.5)
+    # A browser that was away since `before` reconnects with Last-Event-ID: it gets exactly the rows that changed.
+    async with open_stream(live_hub.url, "view=cameras&since=ignored-0", last_event_id=before) as stream:
+        msg = await stream.next()
+        assert msg.ids("camera-") == {f"camera-{c['id']}" for c in cameras[:3]}
+        assert msg.id == cursor_of(live_hub)
+    await agent.close()
+
+
+async def test_unknown_epoch_gets_full_refresh(live_hub: LiveHub) -> None:
+    agent, _ = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-5", cameras=2)
+    async with open_stream(live_hub.url, "view=nvrs&since=deadbeef-3") as stream:
+        msg = await stream.next()
+        assert 'id="nvr-rows"' in msg.data and 'hx-swap-oob="true"' in msg.data
+    await agent.close()
+
+
+async def test_bad_frames_get_errors_and_other_agents_are_unaffected(live_hub: LiveHub) -> None:
+    good, good_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-good", cameras=1)
+    bad, _ = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-bad", cameras=1)
+    assert (await bad.request("{not json"))["code"] == "invalid_json"
+    assert (await bad.request({"type": "launch"}))["code"] == "unknown_type"
+    assert (await bad.request({"type": "camera_status", "camera_id": "cam1", "status": "purple"}))["code"] == (
+        "invalid_message"
+    )
+    assert (await bad.request({"type": "camera_status", "camera_id": "nope", "status": "offline"}))["code"] == (
+        "unknown_camera"
+    )
+    reply = await bad.request("x" * 2_000_000)
+    assert reply["code"] == "frame_too_large"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await bad.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    # The well-behaved agent still works and its NVR is untouched.
+    await good.send({"type": "camera_status", "camera_id": "cam1", "status": "offline"})
+    await asyncio.sleep(0.3)
+    data = httpx.get(f"{live_hub.url}/api/nvrs/{good_id}").json()
+    assert data["status"] == "online" and data["cameras"][0]["status"] == "offline"
+    await good.close()
+
+
+async def test_missing_hello_is_refused(live_hub: LiveHub) -> None:
+    agent = await Agent.connect(live_hub.ws_url, live_hub.token)
+    reply = await agent.request({"type": "heartbeat"})
+    assert reply["code"] == "hello_required"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await agent.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    assert httpx.get(f"{live_hub.url}/api/summary").json()["nvrs_total"] == 0
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+async def test_agent_without_valid_token_is_refused_before_any_state_changes(
+    live_hub: LiveHub, token: str | None
+) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        agent = await Agent.connect(live_hub.ws_url, token)
+        await agent.request(hello("nvr-intruder"))
+    assert refused.value.response.status_code == 403
+    assert httpx.get(f"{live_hub.url}/api/summary").json()["nvrs_total"] == 0
+
+
+async def test_status_survives_hub_restart(live_hub: LiveHub) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-6", cameras=2, offline=(2,))
+    await agent.close()
+    await asyncio.sleep(0.3)
+    live_hub.stop()
+    live_hub.start()
+    data = httpx.get(f"{live_hub.url}/api/nvrs/{nvr_id}").json()
+    assert data["status"] == "offline"
+    assert [c["status"] for c in data["cameras"]] == ["online", "offline"]
+
+
+async def test_toast_event_is_named_and_json(live_hub: LiveHub) -> None:
+    async with open_stream(live_hub.url, f"view=dashboard&since={cursor_of(live_hub)}") as stream:
+        agent, _ = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-7", cameras=1)
+        msg = await stream.until(lambda m: m.event == "toast")
+        toasts = json.loads(msg.data)
+        assert toasts[0]["level"] == "success" and "nvr-e2e-7" in toasts[0]["title"]
+        await agent.close()
