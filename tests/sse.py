@@ -68,7 +68,9 @@ class SseStream:
 @asynccontextmanager
 async def open_stream(base_url: str, query: str, last_event_id: str | None = None) -> AsyncIterator[SseStream]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=None)) as client:
-        async with client.stream("GET", f"/events?{query}", headers=headers) as response:
-            assert response.status_code == 200, response.status_code
-            yield SseStream(response)
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=None)) as client,
+        client.stream("GET", f"/events?{query}", headers=headers) as response,
+    ):
+        assert response.status_code == 200, response.status_code
+        yield SseStream(response)
