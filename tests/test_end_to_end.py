@@ -138,3 +138,16 @@ async def test_toast_event_is_named_and_json(live_hub: LiveHub) -> None:
         toasts = json.loads(msg.data)
         assert toasts[0]["level"] == "success" and "nvr-e2e-7" in toasts[0]["title"]
         await agent.close()
+
+
+async def test_demo_fleet_populates_hub_and_changes_by_itself(start_hub: object) -> None:
+    hub = start_hub(DEMO="4")  # type: ignore[operator]
+    deadline = asyncio.get_running_loop().time() + 15
+    summary: dict[str, int] = {}
+    while asyncio.get_running_loop().time() < deadline:
+        summary = httpx.get(f"{hub.url}/api/summary").json()
+        if summary["nvrs_online"] == 4 and summary["seq"] > 6:
+            break
+        await asyncio.sleep(0.2)
+    assert summary["nvrs_online"] == 4 and summary["cameras_total"] == 32
+    assert summary["seq"] > 6  # statuses keep changing after the four registrations

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from nvrmon.broadcaster import Broadcaster, encode
+
+pytestmark = pytest.mark.anyio
+
+
+def test_encode_splits_lines_and_sets_fields() -> None:
+    assert encode("a\nb", id="e-3") == b"id: e-3\ndata: a\ndata: b\n\n"
+    assert encode("x\r\ny", event="toast") == b"event: toast\ndata: x\ndata: y\n\n"
+    assert encode("", retry=500) == b"retry: 500\ndata: \n\n"
+
+
+def test_publish_reaches_only_subscribers_of_that_view() -> None:
+    hub = Broadcaster(queue_limit=8)
+    nvrs, cams = hub.subscribe("nvrs"), hub.subscribe("cameras")
+    hub.publish(1, {"nvrs": b"N"})
+    assert nvrs.drain() == [(1, b"N")] and cams.drain() == []
+
+
+def test_broadcast_bytes_go_to_every_view() -> None:
+    hub = Broadcaster(queue_limit=8)
+    nvrs, cams = hub.subscribe("nvrs"), hub.subscribe("cameras")
+    hub.publish(2, {"nvrs": b"N"}, b"T")
+    assert nvrs.drain() == [(2, b"NT")] and cams.drain() == [(2, b"T")]
+
+
+def test_subscribers_of_one_view_share_the_same_bytes_object() -> None:
+    hub = Broadcaster(queue_limit=8)
+    a, b = hub.subscribe("nvrs"), hub.subscribe("nvrs")
+    payload = b"<tr id='nvr-1'></tr>"
+    hub.publish(1, {"nvrs": payload})
+    assert a.drain()[0][1] is b.drain()[0][1]
+
+
+def test_slow_subscriber_is_marked_lagged_and_its_backlog_dropped() -> None:
+    hub = Broadcaster(queue_limit=3)
+    slow, fast = hub.subscribe("nvrs"), hub.subscribe("nvrs")
+    for seq in range(1, 5):
+        hub.publish(seq, {"nvrs": b"x"})
+        fast.drain()
+    assert slow.lagged and slow.drain() == []
+    assert not fast.lagged
+    hub.publish(9, {"nvrs": b"y"})
+    assert slow.drain() == []  # stays dropped until its stream has caught up from the store
+
+
+def test_unsubscribe_is_idempotent_and_forgets_empty_views() -> None:
+    hub = Broadcaster(queue_limit=3)
+    sub = hub.subscribe("nvr:4")
+    hub.unsubscribe(sub)
+    hub.unsubscribe(sub)
+    assert hub.views() == [] and hub.subscriber_count == 0
+
+
+async def test_wait_wakes_on_offer() -> None:
+    hub = Broadcaster(queue_limit=3)
+    sub = hub.subscribe("nvrs")
+    hub.publish(1, {"nvrs": b"x"})
+    await sub.wait()
+    assert sub.drain() == [(1, b"x")]

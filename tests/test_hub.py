@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from nvrmon.hub import AgentSession, Expired, Gone, Hub, Item, Toast, _summarise
+from nvrmon.protocol import Alert, CameraInfo, Cameras, CameraStatus, Heartbeat, Hello, NvrInfo
+from nvrmon.settings import Settings
+from nvrmon.store import Changes, Store
+
+pytestmark = pytest.mark.anyio
+
+
+class Published(list[tuple[Changes, list[Toast]]]):
+    async def __call__(self, changes: Changes, toasts: list[Toast]) -> None:
+        self.append((changes, toasts))
+
+
+@pytest.fixture
+async def hub(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = Settings(db_path=tmp_path / "hub.db", heartbeat_timeout=0.4)
+    store = await Store.open(settings.db_path)
+    hub = Hub(store, settings, Published())
+    runner = asyncio.create_task(hub.run())
+    yield hub
+    runner.cancel()
+    await asyncio.gather(runner, return_exceptions=True)
+    await store.close()
+
+
+def published(hub: Hub) -> Published:
+    return hub._publish  # type: ignore[return-value]
+
+
+def hello(hostname: str, *statuses: str) -> Hello:
+    cams = tuple(CameraInfo(f"cam{i}", f"Cam {i}", "", s) for i, s in enumerate(statuses or ("online",), 1))  # type: ignore[arg-type]
+    return Hello(NvrInfo(hostname), cams)
+
+
+async def settle(hub: Hub) -> None:
+    """Wait until the writer has applied everything queued."""
+    for _ in range(200):
+        if hub._queue.empty():
+            await asyncio.sleep(0.02)
+            if hub._queue.empty():
+                return
+        await asyncio.sleep(0.01)
+
+
+async def test_hello_commits_then_publishes_the_nvr(hub: Hub) -> None:
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(session, hello("nvr-1", "online", "offline"))
+    nvr = await hub.store.nvr(nvr_id)
+    assert nvr is not None and nvr.status == "online" and nvr.cameras_total == 2
+    changes, toasts = published(hub)[-1]
+    assert nvr_id in changes.nvr_ids and changes.seq == await hub.store.current_seq()
+    assert toasts[0].level == "success" and "nvr-1" in toasts[0].title
+    assert hub.sessions[nvr_id] is session and set(session.cameras) == {"cam1", "cam2"}
+
+
+async def test_camera_flip_updates_row_and_nvr_counts(hub: Hub) -> None:
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(session, hello("nvr-1", "online", "online"))
+    await hub.submit(session, CameraStatus("cam2", "offline"))
+    await settle(hub)
+    changes, _ = published(hub)[-1]
+    cam_id = session.cameras["cam2"].id
+    assert changes.camera_ids == {cam_id} and changes.nvr_ids == {nvr_id}
+    nvr = await hub.store.nvr(nvr_id)
+    assert nvr is not None and nvr.cameras_online == 1
+    events = await hub.store.events(limit=1)
+    assert events[0].camera_id == cam_id and "offline" in events[0].message
+
+
+async def test_repeated_status_publishes_nothing(hub: Hub) -> None:
+    session = hub.new_session("test")
+    await hub.hello(session, hello("nvr-1", "online"))
+    count = len(published(hub))
+    await hub.submit(session, CameraStatus("cam1", "online"))
+    await hub.submit(session, Heartbeat())
+    await settle(hub)
+    assert len(published(hub)) == count
+
+
+async def test_unknown_camera_gets_an_error_frame_and_changes_nothing(hub: Hub) -> None:
+    session = hub.new_session("test")
+    await hub.hello(session, hello("nvr-1"))
+    seq = await hub.store.current_seq()
+    await hub.submit(session, CameraStatus("ghost", "offline"))
+    await settle(hub)
+    frame = session.outbox.get_nowait()
+    assert isinstance(frame, str) and json.loads(frame)["code"] == "unknown_camera"
+    assert await hub.store.current_seq() == seq
+
+
+async def test_disconnect_sets_offline_once_with_toast(hub: Hub) -> None:
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(session, hello("nvr-1", "online", "online"))
+    await hub.submit(session, Gone("agent disconnected"))
+    await settle(hub)
+    changes, toasts = published(hub)[-1]
+    assert nvr_id in changes.nvr_ids and len(changes.camera_ids) == 2
+    assert toasts == [Toast("error", "nvr-1 offline", "agent disconnected")]
+    assert nvr_id not in hub.sessions
+    assert {c.display for c in await hub.store.cameras(nvr_id=nvr_id)} == {"nvr_offline"}
+
+
+async def test_newer_connection_replaces_older_which_then_changes_nothing(hub: Hub) -> None:
+    old, new = hub.new_session("a"), hub.new_session("b")
+    nvr_id = await hub.hello(old, hello("nvr-1"))
+    assert await hub.hello(new, hello("nvr-1")) == nvr_id
+    frames = [old.outbox.get_nowait(), old.outbox.get_nowait()]
+    assert json.loads(frames[0])["code"] == "replaced" and frames[1] == (4000, "replaced by a newer connection")
+    await hub.submit(old, Gone("agent disconnected"))  # the old socket closing must not take the NVR offline
+    await settle(hub)
+    nvr = await hub.store.nvr(nvr_id)
+    assert nvr is not None and nvr.status == "online" and hub.sessions[nvr_id] is new
+
+
+async def test_messages_from_many_agents_commit_in_one_batch(hub: Hub) -> None:
+    sessions = [hub.new_session(str(i)) for i in range(5)]
+    for i, session in enumerate(sessions):
+        await hub.hello(session, hello(f"nvr-{i}", "online"))
+    count = len(published(hub))
+    for session in sessions:
+        hub._queue.put_nowait(Item(session, CameraStatus("cam1", "offline")))
+    await settle(hub)
+    assert len(published(hub)) == count + 1
+    changes, toasts = published(hub)[-1]
+    assert len(changes.camera_ids) == 5 and len(changes.nvr_ids) == 5
+    assert len(toasts) == 1 and toasts[0].title == "5 changes"  # a burst summarised into one toast
+
+
+async def test_silent_nvr_expires_offline_and_comes_back_on_next_frame(hub: Hub) -> None:
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(session, hello("nvr-1"))
+    sweeper = asyncio.create_task(hub.sweep())
+    try:
+        for _ in range(50):
+            await asyncio.sleep(0.05)
+            nvr = await hub.store.nvr(nvr_id)
+            if nvr is not None and nvr.status == "offline":
+                break
+        assert nvr is not None and nvr.status == "offline" and nvr.status_reason == "heartbeat timeout"
+        await hub.submit(session, Heartbeat())
+        await settle(hub)
+        nvr = await hub.store.nvr(nvr_id)
+        assert nvr is not None and nvr.status == "online"
+    finally:
+        sweeper.cancel()
+
+
+async def test_expired_for_replaced_session_is_ignored(hub: Hub) -> None:
+    stale = AgentSession(conn_id=99, remote="x", nvr_id=12345, online=True)
+    await hub.submit(stale, Expired())
+    await settle(hub)
+    assert published(hub) == []
+
+
+async def test_cameras_message_replaces_list_and_alert_is_recorded(hub: Hub) -> None:
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(session, hello("nvr-1", "online", "online"))
+    await hub.submit(session, Cameras((CameraInfo("cam1", "Cam 1", "", "online"),)))
+    await hub.submit(session, Alert("critical", "Disk failure", "cam1"))
+    await settle(hub)
+    assert [c.ext_id for c in await hub.store.cameras(nvr_id=nvr_id)] == ["cam1"]
+    alert = (await hub.store.events(limit=1))[0]
+    assert (alert.kind, alert.severity, alert.camera_id) == ("alert", "critical", session.cameras["cam1"].id)
+
+
+def test_summarise_keeps_few_toasts_and_folds_bursts() -> None:
+    few = [Toast("error", "a"), Toast("success", "b")]
+    assert _summarise(few) == few
+    burst = [Toast("error", str(i)) for i in range(64)] + [Toast("success", "x")]
+    assert _summarise(burst) == [Toast("error", "65 changes", "64 went offline, 1 came online")]

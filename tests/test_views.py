@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from nvrmon.models import Cursor
+from nvrmon.protocol import CameraInfo, NvrInfo
+from nvrmon.renderer import Renderer, ago
+from nvrmon.settings import Settings
+from nvrmon.store import Changes, Store
+from nvrmon.views import View, ViewError, Views
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def views(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = Settings(db_path=tmp_path / "v.db")
+    store = await Store.open(settings.db_path)
+    yield Views(store, Renderer(settings.templates_dir, settings.static_dir), settings)
+    await store.close()
+
+
+async def add_nvr(views: Views, hostname: str, *statuses: str) -> Changes:
+    async with views.store.transaction(time.time()) as tx:
+        nvr_id, _ = await tx.register_nvr(NvrInfo(hostname, region="North", site="N1"))
+        infos = [CameraInfo(f"c{i}", f"{hostname} cam {i}", "", s) for i, s in enumerate(statuses, 1)]  # type: ignore[arg-type]
+        await tx.replace_cameras(nvr_id, infos)
+    return tx.changes
+
+
+def test_view_parse_validates_kind_and_id() -> None:
+    assert View.parse("nvr", "12").key == "nvr:12"
+    assert View.parse("dashboard").key == "dashboard"
+    for kind, ident in [("admin", None), ("nvr", None), ("camera", "x1"), (None, None)]:
+        with pytest.raises(ViewError):
+            View.parse(kind, ident)
+
+
+def test_events_url_carries_view_and_cursor() -> None:
+    assert View("nvr", 3).events_url(Cursor("ab12", 7)) == "/events?view=nvr&id=3&since=ab12-7"
+
+
+def test_cursor_parse_rejects_garbage() -> None:
+    assert Cursor.parse("ab12-7") == Cursor("ab12", 7)
+    for raw in [None, "", "7", "ab-x", "-3", "a" * 80 + "-1"]:
+        assert Cursor.parse(raw) is None
+
+
+def test_ago_is_relative_to_now() -> None:
+    assert ago(0) == "never"
+    assert ago(100.0, now=102.0) == "just now"
+    assert ago(100.0, now=100.0 + 125) == "2 min ago"
+
+
+async def test_changes_render_once_per_view_with_keyed_rows(views: Views) -> None:
+    changes = await add_nvr(views, "nvr-a", "online", "offline")
+    messages = await views.render_changes(changes, ["nvrs", "cameras", "dashboard", "camera:999"])
+    assert set(messages) == {"nvrs", "cameras", "dashboard"}  # a view the change doesn't touch gets nothing
+    nvrs = messages["nvrs"].decode()
+    assert nvrs.startswith(f"id: {views.store.epoch}-{changes.seq}\n")
+    assert 'hx-target="#nvr-rows"' in nvrs and 'data-key="nvr-a"' in nvrs and 'id="nvr-stats"' in nvrs
+    assert 'data-status="offline"' in messages["cameras"].decode()
+    assert 'id="kpis" class="kpis" aria-label="Fleet figures" hx-swap-oob="true"' in messages["dashboard"].decode()
+
+
+async def test_removed_camera_becomes_an_oob_delete(views: Views) -> None:
+    await add_nvr(views, "nvr-a", "online", "online")
+    nvr = (await views.store.nvrs())[0]
+    async with views.store.transaction(time.time()) as tx:
+        await tx.replace_cameras(nvr.id, [CameraInfo("c1", "nvr-a cam 1", "", "online")])
+    gone = (await views.store.cameras(include_removed=True))[-1]
+    html = (await views.render_changes(tx.changes, ["cameras"]))["cameras"].decode()
+    assert f'<tr id="camera-{gone.id}" hx-swap-oob="delete"></tr>' in html
+
+
+async def test_catch_up_replays_only_rows_after_the_cursor(views: Views) -> None:
+    await add_nvr(views, "nvr-a", "online")
+    cursor = Cursor(views.store.epoch, await views.store.current_seq())
+    later = await add_nvr(views, "nvr-b", "online")
+    head, data = await views.catch_up(View("nvrs"), cursor)
+    html = data.decode()
+    assert head == later.seq
+    assert 'data-key="nvr-b"' in html and 'data-key="nvr-a"' not in html
+
+
+async def test_catch_up_at_head_sends_nothing(views: Views) -> None:
+    changes = await add_nvr(views, "nvr-a", "online")
+    assert await views.catch_up(View("nvrs"), Cursor(views.store.epoch, changes.seq)) == (changes.seq, b"")
+
+
+@pytest.mark.parametrize("cursor", [None, Cursor("other-db", 1)])
+async def test_catch_up_with_unknown_cursor_sends_full_refresh(views: Views, cursor: Cursor | None) -> None:
+    await add_nvr(views, "nvr-a", "online")
+    _, data = await views.catch_up(View("nvrs"), cursor)
+    html = data.decode()
+    assert '<tbody id="nvr-rows" hx-swap-oob="true">' in html and 'data-key="nvr-a"' in html
+
+
+async def test_catch_up_past_replay_limit_sends_full_refresh(views: Views) -> None:
+    for n in range(3):
+        await add_nvr(views, f"nvr-{n}", "online", "online", "online")
+    small = Views(views.store, views.renderer, Settings(replay_max_rows=5))
+    _, data = await small.catch_up(View("cameras"), Cursor(views.store.epoch, 0))
+    assert '<tbody id="camera-rows" hx-swap-oob="true">' in data.decode()
+
+
+async def test_page_and_push_render_the_same_row(views: Views) -> None:
+    changes = await add_nvr(views, "nvr-a", "online")
+    page = await views.page(View("nvrs"))
+    assert page is not None
+    first_paint = views.renderer.render("nvrs.html", title="t", active="nvrs", oob=False, **page)
+    pushed = (await views.render_changes(changes, ["nvrs"]))["nvrs"].decode()
+    nvr = page["nvrs"][0]
+    row = views.renderer.render("fragments/nvr_row.html", nvr=nvr, now=page["now"], oob=False)
+    assert row.split("<td>")[1] in first_paint and row.split("<td>")[1] in pushed.replace("data: ", "")
+
+
+async def test_fragments_escape_hostile_names(views: Views) -> None:
+    changes = await add_nvr(views, "nvr-x", "online")
+    async with views.store.transaction(time.time()) as tx:
+        nvr_id, _ = await tx.register_nvr(NvrInfo("nvr-x", device_name="<img src=x onerror=alert(1)>"))
+    html = (await views.render_changes(tx.changes, ["nvrs"]))["nvrs"].decode()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert changes.seq < tx.changes.seq
