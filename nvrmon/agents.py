@@ -17,6 +17,8 @@ from nvrmon.settings import Settings
 log = logging.getLogger("nvrmon.agents")
 
 HELLO_TIMEOUT = 10.0
+SERVICE_RESTART = 1012
+SHUTDOWN_DEFER = 3.0
 
 
 def authorized(websocket: WebSocket, token: str) -> bool:
@@ -37,13 +39,19 @@ async def agent_endpoint(websocket: WebSocket) -> None:
     client = websocket.client
     session = hub.new_session(f"{client.host}:{client.port}" if client else "unknown")
     sender = asyncio.create_task(_send_loop(websocket, session))
+    close_code: int | None = None
     try:
-        await _receive_loop(websocket, session, hub, settings, sender)
-    except WebSocketDisconnect:
-        pass
+        close_code = await _receive_loop(websocket, session, hub, settings, sender)
+    except WebSocketDisconnect as exc:
+        close_code = exc.code
     finally:
         if session.nvr_id is not None:
-            await hub.submit(session, Gone("agent disconnected"))
+            if close_code == SERVICE_RESTART:
+                # Usually the hub itself shutting down (uvicorn closes agent sockets with 1012 first): then this never
+                # runs and the next start shows the NVR "unknown". An agent that sent 1012 itself goes offline late.
+                hub.defer(session, Gone("agent disconnected"), SHUTDOWN_DEFER)
+            else:
+                await hub.submit(session, Gone("agent disconnected"))
         if not sender.done():
             # Let queued error frames and a requested close go out, but never wait on a peer that stopped reading.
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
@@ -53,17 +61,20 @@ async def agent_endpoint(websocket: WebSocket) -> None:
 
 async def _receive_loop(
     websocket: WebSocket, session: AgentSession, hub: Hub, settings: Settings, sender: asyncio.Task[None]
-) -> None:
+) -> int | None:
+    """Read frames until the peer goes away (returns its close code) or the connection must end (returns None)."""
+    hello_deadline = asyncio.get_running_loop().time() + HELLO_TIMEOUT
     while not sender.done():
         try:
-            timeout = HELLO_TIMEOUT if session.nvr_id is None else None
+            # Without a hello, the whole connection has HELLO_TIMEOUT seconds; other frames don't extend it.
+            timeout = max(0.0, hello_deadline - asyncio.get_running_loop().time()) if session.nvr_id is None else None
             message = await asyncio.wait_for(websocket.receive(), timeout)
         except TimeoutError:
             session.post(protocol.error_frame("hello_required", f"no hello within {HELLO_TIMEOUT:g} s"))
             session.post((1008, "hello required"))
-            return
+            return None
         if message["type"] == "websocket.disconnect":
-            return
+            return int(message.get("code", 1000))
         frame = message.get("text")
         if frame is None:
             session.post(protocol.error_frame("invalid_message", "binary frames are not part of the protocol"))
@@ -76,24 +87,25 @@ async def _receive_loop(
             session.post(exc.frame())
             if exc.code == "frame_too_large":
                 session.post((1009, "frame too large"))
-                return
+                return None
             if exc.code == "unsupported_protocol":
                 session.post((1002, "unsupported protocol version"))
-                return
+                return None
             continue
         if isinstance(parsed, Hello):
             if session.nvr_id is not None and parsed.nvr.hostname != session.hostname:
                 session.post(protocol.error_frame("invalid_message", "a connection speaks for one hostname only"))
                 session.post((1008, "hostname changed"))
-                return
+                return None
             nvr_id = await hub.hello(session, parsed)
-            session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval))
+            session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval, session.last_seq))
         elif session.nvr_id is None:
             session.post(protocol.error_frame("hello_required", "the first frame must be a hello"))
             session.post((1008, "hello required"))
-            return
+            return None
         else:
             await hub.submit(session, parsed)
+    return None
 
 
 async def _send_loop(websocket: WebSocket, session: AgentSession) -> None:

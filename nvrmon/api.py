@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 from nvrmon.hub import Hub
 from nvrmon.store import Store
 
-CAMERA_FILTERS = {"status": {"online", "offline", "nvr_offline"}}
+CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown"}
+NVR_STATUSES = {"online", "stale", "offline", "unknown"}
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -29,8 +30,8 @@ async def nvrs(request: Request) -> JSONResponse:
     store: Store = request.state.store
     status = request.query_params.get("status")
     region = request.query_params.get("region")
-    if status not in (None, "online", "offline"):
-        return _error("status must be 'online' or 'offline'")
+    if status is not None and status not in NVR_STATUSES:
+        return _error(f"status must be one of {', '.join(sorted(NVR_STATUSES))}")
     rows = [
         n
         for n in await store.nvrs()
@@ -52,8 +53,8 @@ async def cameras(request: Request) -> JSONResponse:
     store: Store = request.state.store
     params = request.query_params
     status = params.get("status")
-    if status is not None and status not in CAMERA_FILTERS["status"]:
-        return _error("status must be one of online, offline, nvr_offline")
+    if status is not None and status not in CAMERA_STATUSES:
+        return _error(f"status must be one of {', '.join(sorted(CAMERA_STATUSES))}")
     nvr_param = params.get("nvr")
     if nvr_param is not None and not (nvr_param.isdigit() and len(nvr_param) < 13):
         return _error("nvr must be a numeric NVR id")

@@ -62,7 +62,8 @@ async def agent_token(store: Store, settings: Settings) -> str:
     if token is None:
         token = secrets.token_urlsafe(24)
         await store.set_meta("agent_token", token)
-        log.warning("NVRMON_AGENT_TOKEN is not set; generated an agent token and stored it in %s", store.path)
+        # Shown once, when generated: operators need it to configure agents (or set NVRMON_AGENT_TOKEN instead).
+        log.warning("NVRMON_AGENT_TOKEN is not set; generated agent token %s and stored it in %s", token, store.path)
     return token
 
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
             broadcaster.publish(changes.seq, messages, extra)
 
         hub = Hub(store, settings, publish)
+        await hub.start()
         token = await agent_token(store, settings)
         tasks: set[asyncio.Task[None]] = set()
 
@@ -112,6 +114,9 @@ def create_app(settings: Settings) -> Starlette:
                 "agent_token": token,
             }
         finally:
+            # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
+            await hub.drain(timeout=5.0)
+            hub.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

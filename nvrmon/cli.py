@@ -60,6 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         # uvicorn's own cap sits above ours so an oversize frame still gets our error frame before the close.
         ws_max_size=settings.max_frame_bytes * 2,
         timeout_graceful_shutdown=5,
+        ws="websockets-sansio",
         proxy_headers=False,
     )
     print(f"nvrmon: http://{settings.host}:{settings.port}/  database {settings.db_path.resolve()}", file=sys.stderr)

@@ -6,8 +6,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["online", "offline"]
-# What a camera shows: its own status, or "nvr_offline" when it is unreachable because its NVR is down.
-CameraDisplay = Literal["online", "offline", "nvr_offline"]
+# online: frames arrive; stale: late beyond the grace period but not yet timed out; offline: disconnected or timed out;
+# unknown: the hub restarted and the agent has not reconnected yet (shown as such, not as a failure).
+NvrStatus = Literal["online", "stale", "offline", "unknown"]
+# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown").
+CameraDisplay = Literal["online", "offline", "nvr_offline", "unknown"]
 Severity = Literal["info", "warning", "error", "critical"]
 
 
@@ -21,11 +24,12 @@ class Nvr:
     model: str
     firmware: str
     ip_address: str
-    status: Status
+    status: NvrStatus
     status_reason: str
     last_seen: float
     status_changed: float
     updated_seq: int
+    unstable: bool = False
     cameras_online: int = 0
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
@@ -43,7 +47,7 @@ class Camera:
     id: int
     nvr_id: int
     nvr_hostname: str
-    nvr_status: Status
+    nvr_status: NvrStatus
     region: str
     site: str
     ext_id: str
@@ -60,8 +64,10 @@ class Camera:
 
     @property
     def display(self) -> CameraDisplay:
-        if self.nvr_status != "online":
+        if self.nvr_status == "offline":
             return "nvr_offline"
+        if self.nvr_status == "unknown":
+            return "unknown"
         return self.status
 
     def as_json(self) -> dict[str, Any]:
@@ -96,15 +102,18 @@ class Summary:
     seq: int
     nvrs_total: int
     nvrs_online: int
+    nvrs_stale: int
+    nvrs_unknown: int
     cameras_total: int
     cameras_online: int
     cameras_offline: int
     cameras_nvr_offline: int
+    cameras_unknown: int
     last_change: float
 
     @property
     def nvrs_offline(self) -> int:
-        return self.nvrs_total - self.nvrs_online
+        return self.nvrs_total - self.nvrs_online - self.nvrs_stale - self.nvrs_unknown
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

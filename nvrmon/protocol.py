@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -18,6 +19,10 @@ MAX_TEXT = 128
 MAX_CAMERA_ID = 64
 MAX_MESSAGE = 1000
 MAX_STATS_KEYS = 32
+MAX_STATS_KEY = 64
+MAX_SESSION = 64
+# Agent sequence numbers stay within what every JSON implementation represents exactly.
+MAX_SEQ = 2**53 - 1
 
 ErrorCode = Literal[
     "invalid_json",
@@ -68,22 +73,31 @@ class Hello:
     nvr: NvrInfo
     cameras: tuple[CameraInfo, ...]
     protocol: int = PROTOCOL_VERSION
+    # An agent that numbers its frames names its run here; the hub then tells it in `welcome` the last frame it
+    # applied for that session, so the agent replays only what the hub never committed.
+    session: str = ""
+
+
+# `seq` on the messages below: 0 = unnumbered; otherwise the agent's frame number, increasing within its session.
 
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     stats: dict[str, str | int | float | bool] = field(default_factory=dict)
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class CameraStatus:
     camera_id: str
     status: Status
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Cameras:
     cameras: tuple[CameraInfo, ...]
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,7 @@ class Alert:
     severity: Severity
     message: str
     camera_id: str | None = None
+    seq: int = 0
 
 
 Message = Hello | Heartbeat | CameraStatus | Cameras | Alert
@@ -98,13 +113,21 @@ Message = Hello | Heartbeat | CameraStatus | Cameras | Alert
 
 def parse_frame(frame: str | bytes, *, max_bytes: int, max_cameras: int) -> Message:
     """Decode one text frame; raises ProtocolError with a precise reason for anything the hub won't accept."""
-    if len(frame) > max_bytes:
-        raise ProtocolError("frame_too_large", f"frame is {len(frame)} bytes; the limit is {max_bytes}")
+    # The limit is in UTF-8 bytes; a text frame can only exceed it in bytes once it has max_bytes/4 characters.
+    size = len(frame) if isinstance(frame, bytes) or len(frame) * 4 <= max_bytes else _utf8_size(frame)
+    if size > max_bytes:
+        raise ProtocolError("frame_too_large", f"frame is {size} bytes; the limit is {max_bytes}")
     try:
         data = json.loads(frame)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("invalid_json", f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("invalid_json", "frame nests too deeply") from None
     return parse_message(data, max_cameras=max_cameras)
+
+
+def _utf8_size(frame: str) -> int:
+    return len(frame.encode("utf-8", "surrogatepass"))
 
 
 def parse_message(data: object, *, max_cameras: int) -> Message:
@@ -113,32 +136,36 @@ def parse_message(data: object, *, max_cameras: int) -> Message:
     kind = data.get("type")
     if kind == "hello":
         version = data.get("protocol")
-        if version != PROTOCOL_VERSION:
+        if type(version) is not int or version != PROTOCOL_VERSION:
             raise ProtocolError("unsupported_protocol", f"protocol {version!r} is not supported; this hub speaks 1")
         nvr = _object(data, "nvr")
         info = NvrInfo(
             hostname=_hostname(nvr),
-            device_name=_text(nvr, "device_name", MAX_TEXT),
-            region=_text(nvr, "region", MAX_TEXT),
-            site=_text(nvr, "site", MAX_TEXT),
-            model=_text(nvr, "model", MAX_TEXT),
-            firmware=_text(nvr, "firmware", MAX_TEXT),
+            device_name=_text(nvr, "device_name", MAX_TEXT, where="nvr."),
+            region=_text(nvr, "region", MAX_TEXT, where="nvr."),
+            site=_text(nvr, "site", MAX_TEXT, where="nvr."),
+            model=_text(nvr, "model", MAX_TEXT, where="nvr."),
+            firmware=_text(nvr, "firmware", MAX_TEXT, where="nvr."),
             ip_address=_ip(nvr, "nvr.ip_address"),
         )
-        return Hello(nvr=info, cameras=_cameras(data, max_cameras))
+        session = _text(data, "session", MAX_SESSION)
+        return Hello(nvr=info, cameras=_cameras(data, max_cameras), session=session)
     if kind == "heartbeat":
-        return Heartbeat(stats=_stats(data))
+        return Heartbeat(stats=_stats(data), seq=_seq(data))
     if kind == "camera_status":
-        return CameraStatus(camera_id=_camera_id(data, "camera_id"), status=_status(data, "status"))
+        return CameraStatus(camera_id=_camera_id(data, "camera_id"), status=_status(data, "status"), seq=_seq(data))
     if kind == "cameras":
-        return Cameras(cameras=_cameras(data, max_cameras))
+        # Required here (unlike hello): a frame that forgot its list must not silently remove every camera.
+        if "cameras" not in data:
+            raise ProtocolError("invalid_message", "field 'cameras' is required")
+        return Cameras(cameras=_cameras(data, max_cameras), seq=_seq(data))
     if kind == "alert":
         severity = data.get("severity")
         if severity not in SEVERITIES:
             raise ProtocolError("invalid_message", f"severity must be one of {sorted(SEVERITIES)}")
         message = _text(data, "message", MAX_MESSAGE, required=True)
         camera_id = _camera_id(data, "camera_id") if data.get("camera_id") is not None else None
-        return Alert(severity=cast(Severity, severity), message=message, camera_id=camera_id)
+        return Alert(severity=cast(Severity, severity), message=message, camera_id=camera_id, seq=_seq(data))
     if not isinstance(kind, str):
         raise ProtocolError("invalid_message", "field 'type' must be a string")
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
@@ -148,10 +175,25 @@ def error_frame(code: ErrorCode, message: str) -> str:
     return json.dumps({"type": "error", "code": code, "message": message})
 
 
-def welcome_frame(nvr_id: int, heartbeat_interval: float) -> str:
+def welcome_frame(nvr_id: int, heartbeat_interval: float, last_seq: int = 0) -> str:
     return json.dumps(
-        {"type": "welcome", "protocol": PROTOCOL_VERSION, "nvr_id": nvr_id, "heartbeat_interval": heartbeat_interval}
-    )
+        {"type": "welcome", "protocol": PROTOCOL_VERSION, "nvr_id": nvr_id, "heartbeat_interval": heartbeat_interval,
+         "last_seq": last_seq}
+    )  # fmt: skip
+
+
+def ack_frame(seq: int) -> str:
+    """Everything this connection numbered up to `seq` is committed to the database."""
+    return json.dumps({"type": "ack", "seq": seq})
+
+
+def _seq(data: dict[str, Any]) -> int:
+    value = data.get("seq")
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SEQ:
+        raise ProtocolError("invalid_message", f"field 'seq' must be an integer from 1 to {MAX_SEQ}")
+    return value
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -173,9 +215,20 @@ def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False,
         raise ProtocolError("invalid_message", f"field '{name}' must not be empty")
     if len(value) > limit:
         raise ProtocolError("invalid_message", f"field '{name}' is longer than {limit} characters")
-    if any(ord(ch) < 32 for ch in value):
-        raise ProtocolError("invalid_message", f"field '{name}' contains control characters")
+    if not _printable(value):
+        raise ProtocolError("invalid_message", f"field '{name}' contains control characters or invalid Unicode")
     return value
+
+
+def _printable(value: str) -> bool:
+    """No C0/C1 control characters or DEL, and valid UTF-8 (lone surrogates can't be stored or rendered)."""
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _hostname(nvr: dict[str, Any]) -> str:
@@ -204,16 +257,17 @@ def _status(data: dict[str, Any], key: str) -> Status:
     return cast(Status, value)
 
 
-def _camera_id(data: dict[str, Any], key: str) -> str:
+def _camera_id(data: dict[str, Any], key: str, where: str = "") -> str:
     value = data.get(key)
+    name = f"{where}{key}"
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise ProtocolError("invalid_message", f"field '{key}' must be a non-empty string")
+        raise ProtocolError("invalid_message", f"field '{name}' must be a non-empty string")
     value = value.strip()
-    if len(value) > MAX_CAMERA_ID or any(ord(ch) < 32 for ch in value):
+    if len(value) > MAX_CAMERA_ID or not _printable(value):
         raise ProtocolError(
-            "invalid_message", f"field '{key}' is longer than {MAX_CAMERA_ID} characters or unprintable"
+            "invalid_message", f"field '{name}' is longer than {MAX_CAMERA_ID} characters or unprintable"
         )
     return value
 
@@ -228,7 +282,7 @@ def _cameras(data: dict[str, Any], max_cameras: int) -> tuple[CameraInfo, ...]:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise ProtocolError("invalid_message", f"cameras[{index}] must be an object")
-        camera_id = _camera_id(item, "id")
+        camera_id = _camera_id(item, "id", f"cameras[{index}].")
         if camera_id in cameras:
             raise ProtocolError("invalid_message", f"camera id {camera_id!r} appears twice")
         name = _text(item, "name", MAX_TEXT, where=f"cameras[{index}].") or camera_id
@@ -249,7 +303,15 @@ def _stats(data: dict[str, Any]) -> dict[str, str | int | float | bool]:
         raise ProtocolError("invalid_message", f"field 'stats' must be an object with at most {MAX_STATS_KEYS} keys")
     clean: dict[str, str | int | float | bool] = {}
     for key, value in stats.items():
-        if len(key) > 64 or not isinstance(value, str | int | float | bool) or value != value:
-            raise ProtocolError("invalid_message", "stats values must be strings, numbers or booleans")
-        clean[key] = value[:MAX_TEXT] if isinstance(value, str) else value
+        if len(key) > MAX_STATS_KEY or not _printable(key):
+            raise ProtocolError(
+                "invalid_message", f"stats keys must be printable and at most {MAX_STATS_KEY} characters"
+            )
+        if not isinstance(value, str | int | float | bool) or (isinstance(value, float) and not math.isfinite(value)):
+            raise ProtocolError("invalid_message", "stats values must be strings, finite numbers or booleans")
+        if isinstance(value, str):
+            value = value[:MAX_TEXT]
+            if not _printable(value):
+                raise ProtocolError("invalid_message", "stats values must not contain control characters")
+        clean[key] = value
     return clean

@@ -14,13 +14,19 @@ CREATE TABLE IF NOT EXISTS nvrs (
     model          TEXT NOT NULL DEFAULT '',
     firmware       TEXT NOT NULL DEFAULT '',
     ip_address     TEXT NOT NULL DEFAULT '',
-    status         TEXT NOT NULL DEFAULT 'offline' CHECK (status IN ('online', 'offline')),
+    status         TEXT NOT NULL DEFAULT 'offline' CHECK (status IN ('online', 'stale', 'offline', 'unknown')),
     status_reason  TEXT NOT NULL DEFAULT '',
     last_seen      REAL NOT NULL DEFAULT 0,
     status_changed REAL NOT NULL DEFAULT 0,
     stats          TEXT NOT NULL DEFAULT '{}',
+    -- Flapping: set while the NVR changes status too often; cleared after a quiet window.
+    unstable       INTEGER NOT NULL DEFAULT 0,
+    -- The agent's numbered-frame session and the last frame of it committed here (duplicates are dropped).
+    agent_session  TEXT NOT NULL DEFAULT '',
+    agent_seq      INTEGER NOT NULL DEFAULT 0,
     updated_seq    INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS nvrs_status ON nvrs (status);
 CREATE INDEX IF NOT EXISTS nvrs_updated_seq ON nvrs (updated_seq);
 
 CREATE TABLE IF NOT EXISTS cameras (

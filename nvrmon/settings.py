@@ -18,9 +18,18 @@ class Settings:
     port: int = 8000
     # Shared agent token. Empty means: use (or create once) the token kept in the database's meta table.
     agent_token: str = ""
-    # Agents are told this interval in `welcome`; an NVR silent for `heartbeat_timeout` seconds is marked offline.
+    # Agents are told this interval in `welcome`. An NVR silent for `stale_after` seconds shows "stale" (one missed
+    # heartbeat is not an outage); silent for `heartbeat_timeout` seconds it is offline and its socket is closed.
     heartbeat_interval: float = 10.0
+    stale_after: float = 15.0
     heartbeat_timeout: float = 30.0
+    # After a hub restart, NVRs that were up show "unknown" until they reconnect or this many seconds pass (0: use
+    # heartbeat_timeout); only then are the missing ones offline, with one summary event instead of a storm.
+    startup_grace: float = 0.0
+    # An NVR that changes between online and offline `flap_threshold` times within `flap_window` seconds is "unstable":
+    # one notification, then quiet until it has been steady for a whole window.
+    flap_window: float = 300.0
+    flap_threshold: int = 4
     # Largest accepted agent frame; anything larger gets an error frame and close 1009.
     max_frame_bytes: int = 1_048_576
     max_cameras_per_nvr: int = 1024

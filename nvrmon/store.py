@@ -14,12 +14,12 @@ from typing import Any
 
 import aiosqlite
 
-from nvrmon.models import Camera, Event, Nvr, Severity, Status, Summary
+from nvrmon.models import Camera, Event, Nvr, NvrStatus, Severity, Status, Summary
 from nvrmon.protocol import CameraInfo, NvrInfo
 
 _NVR_COLUMNS = """
     n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, n.status, n.status_reason,
-    n.last_seen, n.status_changed, n.updated_seq,
+    n.last_seen, n.status_changed, n.updated_seq, n.unstable,
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'),
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0),
     n.stats
@@ -42,6 +42,17 @@ class NewEvent:
     message: str
     nvr_id: int | None = None
     camera_id: int | None = None
+
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    nvr_id: int
+    previous: NvrStatus | None  # None: first time this hostname registers
+    agent_session: str
+    agent_seq: int
 
 
 @dataclass(slots=True)
@@ -81,10 +92,12 @@ class Transaction:
             self.changes.seq = int(row[0])
         return self.changes.seq
 
-    async def register_nvr(self, info: NvrInfo) -> tuple[int, bool]:
-        """Insert or update the NVR identified by hostname and mark it online; returns (id, was it online before)."""
+    async def register_nvr(self, info: NvrInfo) -> Registration:
+        """Insert or update the NVR identified by hostname and mark it online."""
         seq = await self._seq()
-        cursor = await self._db.execute("SELECT status FROM nvrs WHERE hostname = ?", (info.hostname,))
+        cursor = await self._db.execute(
+            "SELECT status, agent_session, agent_seq FROM nvrs WHERE hostname = ?", (info.hostname,)
+        )
         before = await cursor.fetchone()
         cursor = await self._db.execute(
             """
@@ -117,7 +130,9 @@ class Transaction:
         nvr_id = int(row[0])
         self.changes.nvr_ids.add(nvr_id)
         await self._stamp_cameras_of(nvr_id)
-        return nvr_id, before is not None and before[0] == "online"
+        if before is None:
+            return Registration(nvr_id, None, "", 0)
+        return Registration(nvr_id, before[0], before[1], int(before[2]))
 
     async def replace_cameras(
         self, nvr_id: int, cameras: Sequence[CameraInfo]
@@ -181,8 +196,8 @@ class Transaction:
         await self._db.execute("UPDATE nvrs SET updated_seq = ? WHERE id = ?", (await self._seq(), nvr_id))
         self.changes.nvr_ids.add(nvr_id)
 
-    async def set_nvr_status(self, nvr_id: int, status: Status, reason: str) -> bool:
-        """Flip an NVR online/offline; returns False when it already had that status."""
+    async def set_nvr_status(self, nvr_id: int, status: NvrStatus, reason: str) -> bool:
+        """Change an NVR's liveness status; returns False when it already had that status."""
         seq = await self._seq()
         cursor = await self._db.execute(
             "UPDATE nvrs SET status = ?, status_reason = ?, status_changed = ?, updated_seq = ? "
@@ -194,6 +209,32 @@ class Transaction:
         self.changes.nvr_ids.add(nvr_id)
         await self._stamp_cameras_of(nvr_id)
         return True
+
+    async def set_unstable(self, nvr_id: int, unstable: bool) -> None:
+        await self._db.execute(
+            "UPDATE nvrs SET unstable = ?, updated_seq = ? WHERE id = ?", (int(unstable), await self._seq(), nvr_id)
+        )
+        self.changes.nvr_ids.add(nvr_id)
+
+    async def set_all_status(self, old: Sequence[NvrStatus], new: NvrStatus, reason: str) -> list[tuple[int, str]]:
+        """Move every NVR in one of the `old` statuses to `new` (hub restart bookkeeping); returns (id, hostname)."""
+        marks = ", ".join("?" for _ in old)
+        cursor = await self._db.execute(
+            f"UPDATE nvrs SET status = ?, status_reason = ?, status_changed = ?, unstable = 0, updated_seq = ? "
+            f"WHERE status IN ({marks}) RETURNING id, hostname",
+            (new, reason, self.now, await self._seq(), *old),
+        )
+        moved = [(int(row[0]), str(row[1])) for row in await cursor.fetchall()]
+        for nvr_id, _ in moved:
+            self.changes.nvr_ids.add(nvr_id)
+            await self._stamp_cameras_of(nvr_id)
+        return moved
+
+    async def record_agent_seqs(self, seqs: Iterable[tuple[int, str, int]]) -> None:
+        """Remember the last committed frame of each agent session, in the same transaction as its effects."""
+        rows = [(session, seq, nvr_id) for nvr_id, session, seq in seqs]
+        if rows:
+            await self._db.executemany("UPDATE nvrs SET agent_session = ?, agent_seq = ? WHERE id = ?", rows)
 
     async def set_camera_statuses(self, updates: Iterable[tuple[int, Status]]) -> None:
         """Apply status flips the hub already knows to be real changes (from its mirror)."""
@@ -232,6 +273,29 @@ class Transaction:
         )
         self.changes.event_ids.extend(r[0] for r in rows)
 
+    async def prune(self, before: float) -> int:
+        """Drop events and camera tombstones older than `before`; raises the replay horizon past dropped tombstones."""
+        cursor = await self._db.execute("DELETE FROM events WHERE ts < ?", (before,))
+        deleted = cursor.rowcount
+        # A tombstone still referenced by a kept event stays, so that event's camera link keeps resolving.
+        cursor = await self._db.execute(
+            "SELECT coalesce(max(updated_seq), 0) FROM cameras WHERE removed = 1 AND status_changed < ? "
+            "AND id NOT IN (SELECT camera_id FROM events WHERE camera_id IS NOT NULL)",
+            (before,),
+        )
+        row = await cursor.fetchone()
+        horizon = int(row[0]) if row else 0
+        if horizon:
+            await self._db.execute(
+                "DELETE FROM cameras WHERE removed = 1 AND updated_seq <= ? "
+                "AND id NOT IN (SELECT camera_id FROM events WHERE camera_id IS NOT NULL)",
+                (horizon,),
+            )
+            await self._db.execute(
+                "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'horizon'", (horizon,)
+            )
+        return deleted
+
 
 class Store:
     """Two connections over one WAL database: a writer (one transaction at a time) and a reader for pages and replay."""
@@ -253,7 +317,13 @@ class Store:
             await writer.execute("PRAGMA synchronous = NORMAL")
             await writer.execute("PRAGMA busy_timeout = 5000")
             await writer.execute("PRAGMA foreign_keys = ON")
+            cursor = await writer.execute("PRAGMA user_version")
+            version_row = await cursor.fetchone()
+            version = int(version_row[0]) if version_row else 0
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{path} has schema version {version}; this nvrmon knows up to {SCHEMA_VERSION}")
             await writer.executescript(resources.files("nvrmon").joinpath("schema.sql").read_text())
+            await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await writer.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",
                 (secrets.token_hex(4),),
@@ -309,22 +379,24 @@ class Store:
             """
             SELECT (SELECT value FROM meta WHERE key = 'seq'),
                    (SELECT count(*) FROM nvrs), (SELECT count(*) FROM nvrs WHERE status = 'online'),
+                   (SELECT count(*) FROM nvrs WHERE status = 'stale'),
+                   (SELECT count(*) FROM nvrs WHERE status = 'unknown'),
                    count(c.id),
-                   coalesce(sum(c.status = 'online' AND n.status = 'online'), 0),
-                   coalesce(sum(c.status = 'offline' AND n.status = 'online'), 0),
-                   coalesce(sum(n.status != 'online'), 0),
+                   coalesce(sum(c.status = 'online' AND n.status IN ('online', 'stale')), 0),
+                   coalesce(sum(c.status = 'offline' AND n.status IN ('online', 'stale')), 0),
+                   coalesce(sum(n.status = 'offline'), 0),
+                   coalesce(sum(n.status = 'unknown'), 0),
                    max((SELECT coalesce(max(status_changed), 0) FROM nvrs), coalesce(max(c.status_changed), 0))
             FROM cameras c JOIN nvrs n ON n.id = c.nvr_id WHERE c.removed = 0
             """
         )
         row = await cursor.fetchone()
         assert row is not None
-        seq, nvrs_total, nvrs_online, cams_total, cams_online, cams_offline, cams_nvr_offline = (
-            int(v) for v in row[:7]
+        seq, nvrs, online, stale, unknown, cams, cams_online, cams_offline, cams_nvr_offline, cams_unknown = (
+            int(v) for v in row[:10]
         )
-        return Summary(
-            seq, nvrs_total, nvrs_online, cams_total, cams_online, cams_offline, cams_nvr_offline, float(row[7])
-        )
+        return Summary(seq, nvrs, online, stale, unknown, cams, cams_online, cams_offline, cams_nvr_offline,
+                       cams_unknown, float(row[10]))  # fmt: skip
 
     async def nvrs(self, ids: Iterable[int] | None = None) -> list[Nvr]:
         where, params = _ids_clause("n.id", ids)
@@ -355,9 +427,11 @@ class Store:
             clauses.append("n.region = ?")
             params.append(region)
         if status == "nvr_offline":
-            clauses.append("n.status != 'online'")
+            clauses.append("n.status = 'offline'")
+        elif status == "unknown":
+            clauses.append("n.status = 'unknown'")
         elif status in ("online", "offline"):
-            clauses.append("n.status = 'online' AND c.status = ?")
+            clauses.append("n.status IN ('online', 'stale') AND c.status = ?")
             params.append(status)
         sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         cursor = await self._reader.execute(
@@ -415,36 +489,6 @@ class Store:
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
-    # -- retention --------------------------------------------------------------------------------------------------
-
-    async def prune(self, before: float) -> int:
-        """Drop events and camera tombstones older than `before`; raises the replay horizon past dropped tombstones."""
-        await self._writer.execute("BEGIN IMMEDIATE")
-        try:
-            cursor = await self._writer.execute("DELETE FROM events WHERE ts < ?", (before,))
-            deleted = cursor.rowcount
-            cursor = await self._writer.execute(
-                "SELECT coalesce(max(updated_seq), 0) FROM cameras WHERE removed = 1 AND status_changed < ? "
-                "AND id NOT IN (SELECT camera_id FROM events WHERE camera_id IS NOT NULL)",
-                (before,),
-            )
-            row = await cursor.fetchone()
-            horizon = int(row[0]) if row else 0
-            if horizon:
-                await self._writer.execute(
-                    "DELETE FROM cameras WHERE removed = 1 AND updated_seq <= ? "
-                    "AND id NOT IN (SELECT camera_id FROM events WHERE camera_id IS NOT NULL)",
-                    (horizon,),
-                )
-                await self._writer.execute(
-                    "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'horizon'", (horizon,)
-                )
-        except BaseException:
-            await self._writer.execute("ROLLBACK")
-            raise
-        await self._writer.execute("COMMIT")
-        return deleted
-
 
 def _ids_clause(column: str, ids: Iterable[int] | None) -> tuple[str, list[Any]]:
     if ids is None:
@@ -457,8 +501,8 @@ def _nvr(row: sqlite3.Row | tuple[Any, ...]) -> Nvr:
     return Nvr(
         id=row[0], hostname=row[1], device_name=row[2], region=row[3], site=row[4], model=row[5], firmware=row[6],
         ip_address=row[7], status=row[8], status_reason=row[9], last_seen=row[10], status_changed=row[11],
-        updated_seq=row[12], cameras_online=int(row[13]), cameras_total=int(row[14]),
-        stats=json.loads(row[15]) if row[15] else {},
+        updated_seq=row[12], unstable=bool(row[13]), cameras_online=int(row[14]), cameras_total=int(row[15]),
+        stats=json.loads(row[16]) if row[16] else {},
     )  # fmt: skip
 
 

@@ -24,7 +24,7 @@ async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 async def register(store: Store, hostname: str = "nvr-1", *statuses: str) -> int:
     async with store.transaction(time.time()) as tx:
-        nvr_id, _ = await tx.register_nvr(NvrInfo(hostname, region="North"))
+        nvr_id = (await tx.register_nvr(NvrInfo(hostname, region="North"))).nvr_id
         await tx.replace_cameras(nvr_id, cams(*(statuses or ("online", "online"))))
     return nvr_id
 
@@ -38,9 +38,10 @@ async def test_store_uses_wal_and_creates_an_epoch(store: Store) -> None:
 
 async def test_transaction_stamps_every_changed_row_with_one_new_seq(store: Store) -> None:
     async with store.transaction(time.time()) as tx:
-        nvr_id, was_online = await tx.register_nvr(NvrInfo("nvr-1"))
+        reg = await tx.register_nvr(NvrInfo("nvr-1"))
+        nvr_id = reg.nvr_id
         await tx.replace_cameras(nvr_id, cams("online", "offline"))
-    assert not was_online
+    assert reg.previous is None
     assert tx.changes.seq == 1 == await store.current_seq()
     nvr = await store.nvr(nvr_id)
     cameras = await store.cameras(nvr_id=nvr_id)
@@ -70,8 +71,8 @@ async def test_failed_transaction_rolls_back_and_keeps_seq(store: Store) -> None
 async def test_hello_again_updates_identity_by_hostname(store: Store) -> None:
     first = await register(store, "nvr-1")
     async with store.transaction(time.time()) as tx:
-        again, was_online = await tx.register_nvr(NvrInfo("nvr-1", firmware="5.0"))
-    assert again == first and was_online
+        again = await tx.register_nvr(NvrInfo("nvr-1", firmware="5.0"))
+    assert again.nvr_id == first and again.previous == "online"
     nvr = await store.nvr(first)
     assert nvr is not None and nvr.firmware == "5.0"
 
@@ -151,7 +152,8 @@ async def test_prune_drops_old_events_and_raises_horizon_past_old_tombstones(sto
         await tx.replace_cameras(nvr_id, cams("online"))
         await tx.add_events([NewEvent("alert", "info", "old", nvr_id)])
     tombstone_seq = tx.changes.seq
-    await store.prune(before=time.time() + 10)
+    async with store.transaction(time.time()) as tx:
+        await tx.prune(before=time.time() + 10)
     assert await store.events() == []
     assert await store.horizon() == tombstone_seq
     assert [c.ext_id for c in await store.cameras(include_removed=True)] == ["cam1"]
@@ -160,7 +162,7 @@ async def test_prune_drops_old_events_and_raises_horizon_past_old_tombstones(sto
 async def test_state_survives_reopen(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "db.sqlite")
     async with store.transaction(time.time()) as tx:
-        nvr_id, _ = await tx.register_nvr(NvrInfo("nvr-1"))
+        nvr_id = (await tx.register_nvr(NvrInfo("nvr-1"))).nvr_id
     epoch = store.epoch
     await store.close()
     reopened = await Store.open(tmp_path / "db.sqlite")

@@ -25,7 +25,7 @@ async def views(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 async def add_nvr(views: Views, hostname: str, *statuses: str) -> Changes:
     async with views.store.transaction(time.time()) as tx:
-        nvr_id, _ = await tx.register_nvr(NvrInfo(hostname, region="North", site="N1"))
+        nvr_id = (await tx.register_nvr(NvrInfo(hostname, region="North", site="N1"))).nvr_id
         infos = [CameraInfo(f"c{i}", f"{hostname} cam {i}", "", s) for i, s in enumerate(statuses, 1)]  # type: ignore[arg-type]
         await tx.replace_cameras(nvr_id, infos)
     return tx.changes
@@ -121,7 +121,7 @@ async def test_page_and_push_render_the_same_row(views: Views) -> None:
 async def test_fragments_escape_hostile_names(views: Views) -> None:
     changes = await add_nvr(views, "nvr-x", "online")
     async with views.store.transaction(time.time()) as tx:
-        nvr_id, _ = await tx.register_nvr(NvrInfo("nvr-x", device_name="<img src=x onerror=alert(1)>"))
+        await tx.register_nvr(NvrInfo("nvr-x", device_name="<img src=x onerror=alert(1)>"))
     html = (await views.render_changes(tx.changes, ["nvrs"]))["nvrs"].decode()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert changes.seq < tx.changes.seq
