@@ -72,6 +72,19 @@ async def camera(request: Request) -> JSONResponse:
     return JSONResponse(found.as_json())
 
 
+async def events(request: Request) -> JSONResponse:
+    store: Store = request.state.store
+    params = request.query_params
+    limit = params.get("limit", "50")
+    nvr_param = params.get("nvr")
+    if not (limit.isdigit() and 1 <= int(limit) <= 500):
+        return _error("limit must be a number from 1 to 500")
+    if nvr_param is not None and not (nvr_param.isdigit() and len(nvr_param) < 13):
+        return _error("nvr must be a numeric NVR id")
+    rows = await store.events(limit=int(limit), nvr_id=int(nvr_param) if nvr_param is not None else None)
+    return JSONResponse({"events": [e.as_json() for e in rows], "count": len(rows)})
+
+
 async def healthz(request: Request) -> JSONResponse:
     store: Store = request.state.store
     hub: Hub = request.state.hub

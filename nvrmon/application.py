@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Coroutine
 from dataclasses import asdict
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -81,7 +82,11 @@ def create_app(settings: Settings) -> Starlette:
             if not keys:
                 return
             messages = await views.render_changes(changes, keys)
-            extra = encode(json.dumps([asdict(t) for t in toasts]), event="toast") if toasts else b""
+            extra = b""
+            if toasts:
+                payload = [asdict(t) for t in toasts]
+                broadcaster.remember_toasts(changes.seq, payload)
+                extra = encode(json.dumps(payload), event="toast")
             broadcaster.publish(changes.seq, messages, extra)
 
         hub = Hub(store, settings, publish)
@@ -94,6 +99,8 @@ def create_app(settings: Settings) -> Starlette:
             tasks.add(task)
             task.add_done_callback(_report_crash)
 
+        shutdown = anyio.Event()
+        start(streams.watch_shutdown(shutdown, broadcaster), "stream-shutdown")
         start(hub.run(), "hub-writer")
         start(hub.sweep(), "hub-sweeper")
         if settings.demo > 0:
@@ -112,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
                 "renderer": renderer,
                 "broadcaster": broadcaster,
                 "agent_token": token,
+                "shutdown": shutdown,
             }
         finally:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
@@ -138,11 +146,13 @@ def create_app(settings: Settings) -> Starlette:
         Route("/cameras", pages.camera_list),
         Route("/cameras/{camera_id:int}", pages.camera_detail),
         Route("/events", streams.events),
+        Route("/poll", streams.poll),
         Route("/api/summary", api.summary),
         Route("/api/nvrs", api.nvrs),
         Route("/api/nvrs/{nvr_id:int}", api.nvr),
         Route("/api/cameras", api.cameras),
         Route("/api/cameras/{camera_id:int}", api.camera),
+        Route("/api/events", api.events),
         Route("/healthz", api.healthz),
         WebSocketRoute("/ws/agent", agents.agent_endpoint),
         Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),

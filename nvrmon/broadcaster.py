@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Iterable
+from typing import Any
 
 
 def encode(data: str, *, id: str | None = None, event: str | None = None, retry: int | None = None) -> bytes:
@@ -61,6 +61,9 @@ class Broadcaster:
     def __init__(self, queue_limit: int) -> None:
         self._queue_limit = queue_limit
         self._views: dict[str, set[Subscriber]] = {}
+        # Long-poll clients aren't connected when a toast goes out, so the last few are kept for them.
+        self._toasts: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=32)
+        self.closing = False
 
     def subscribe(self, view: str) -> Subscriber:
         sub = Subscriber(view, self._queue_limit)
@@ -90,7 +93,16 @@ class Broadcaster:
                 for sub in subs:
                     sub.offer(seq, data)
 
-    def close_all(self, views: Iterable[str] | None = None) -> None:
-        for view in list(views if views is not None else self._views):
-            for sub in self._views.get(view, ()):
+    def remember_toasts(self, seq: int, toasts: list[dict[str, Any]]) -> None:
+        self._toasts.append((seq, toasts))
+
+    def toasts_since(self, seq: int, limit: int = 8) -> list[dict[str, Any]]:
+        found = [toast for at, toasts in self._toasts if at > seq for toast in toasts]
+        return found[-limit:]
+
+    def close_all(self) -> None:
+        """Shutdown: wake every stream so it can say goodbye (a randomised retry) and end."""
+        self.closing = True
+        for subs in self._views.values():
+            for sub in subs:
                 sub.poke()

@@ -7,16 +7,26 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from nvrmon.renderer import Renderer
+from nvrmon.settings import Settings
 from nvrmon.views import View, Views
+
+TRANSPORTS = ("auto", "sse", "poll")
 
 
 async def _page(request: Request, view: View, template: str, title: str) -> HTMLResponse:
     views: Views = request.state.views
     renderer: Renderer = request.state.renderer
+    settings: Settings = request.state.settings
     context = await views.page(view)
     if context is None:
         raise HTTPException(404, f"No such {view.kind}")
-    html = renderer.render(template, title=title, active=view.kind, oob=False, **context)
+    # ?transport=poll|sse forces a transport for this page (for networks known to break one of them).
+    transport = request.query_params.get("transport", settings.transport)
+    if transport not in TRANSPORTS:
+        transport = settings.transport
+    html = renderer.render(
+        template, title=title, active=view.kind, oob=False, transport=transport, toasts="", **context
+    )
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

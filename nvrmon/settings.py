@@ -41,6 +41,9 @@ class Settings:
     sse_heartbeat: float = 15.0
     sse_send_timeout: float = 10.0
     sse_retry_ms: int = 1000
+    # Browser transport: "auto" (SSE, falling back to long-poll when events can't get through), "sse" or "poll".
+    transport: str = "auto"
+    poll_timeout: float = 25.0
     # A cursor whose replay would touch more rows than this gets a full refresh of the page's regions instead.
     replay_max_rows: int = 500
     recent_events: int = 50

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,11 +49,25 @@ class View:
         return cls.parse(kind, ident or None)
 
     def events_url(self, cursor: Cursor) -> str:
+        return "/events?" + self._query(cursor)
+
+    def poll_url(self, cursor: Cursor) -> str:
+        return "/poll?" + self._query(cursor)
+
+    def _query(self, cursor: Cursor) -> str:
         query: dict[str, str | int] = {"view": self.kind}
         if self.id:
             query["id"] = self.id
         query["since"] = str(cursor)
-        return "/events?" + urlencode(query)
+        return urlencode(query)
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUp:
+    head: int  # the sequence the browser is at once it has applied `html`
+    html: str  # out-of-band fragments (possibly empty when nothing it shows changed)
+    changed: bool  # False: the cursor was already at the head
+    refresh: bool = False  # True: a full refresh of the page's regions, not a replay
 
 
 @dataclass
@@ -118,17 +131,17 @@ class Views:
 
     async def render_changes(self, changes: Changes, view_keys: Iterable[str]) -> dict[str, bytes]:
         """One SSE message per view for a committed change; views it doesn't touch get nothing."""
+        cursor = str(self.cursor(changes.seq))
+        return {key: encode(html, id=cursor) for key, html in (await self.render_html(changes, view_keys)).items()}
+
+    async def render_html(self, changes: Changes, view_keys: Iterable[str]) -> dict[str, str]:
+        """The out-of-band fragments each view needs for a change, each rendered once however many views share it."""
         views = [View.from_key(key) for key in view_keys]
         if not views:
             return {}
         loaded = await self._load(changes, views)
-        cursor = str(Cursor(self.store.epoch, changes.seq))
-        messages: dict[str, bytes] = {}
-        for view in views:
-            html = self._compose(view, changes, loaded)
-            if html:
-                messages[view.key] = encode(html, id=cursor)
-        return messages
+        html = {view.key: self._compose(view, changes, loaded) for view in views}
+        return {key: fragment for key, fragment in html.items() if fragment}
 
     async def _load(self, changes: Changes, views: list[View]) -> _Loaded:
         kinds = {v.kind for v in views}
@@ -206,24 +219,27 @@ class Views:
 
     # -- replay and refresh -----------------------------------------------------------------------------------------
 
-    async def catch_up(self, view: View, cursor: Cursor | None) -> tuple[int, bytes]:
-        """What a (re)connecting stream needs to converge: rows changed since its cursor, or a full refresh."""
+    async def catch_up(self, view: View, cursor: Cursor | None) -> CatchUp:
+        """What a (re)connecting browser needs to converge: rows changed since its cursor, or a full refresh.
+
+        SSE replay and long-poll both come through here, so the two transports give identical results.
+        """
         head = await self.store.current_seq()
         if cursor is not None and cursor.epoch == self.store.epoch and cursor.seq >= await self.store.horizon():
             if cursor.seq >= head:
-                return head, b""
+                return CatchUp(head, "", changed=False)
             changed = await self.store.changed_since(cursor.seq, self.settings.replay_max_rows)
             if changed is not None:
                 events = await self.store.events(after_seq=cursor.seq, limit=self.settings.recent_events)
                 changes = Changes(head, set(changed[0]), set(changed[1]), [e.id for e in events])
-                message = (await self.render_changes(changes, [view.key])).get(view.key, b"")
-                return head, message or encode("", id=str(Cursor(self.store.epoch, head)))
-        return head, await self.refresh(view, Cursor(self.store.epoch, head))
+                html = (await self.render_html(changes, [view.key])).get(view.key, "")
+                return CatchUp(head, html, changed=True)
+        return CatchUp(head, await self.refresh(view), changed=True, refresh=True)
 
-    async def refresh(self, view: View, cursor: Cursor) -> bytes:
+    async def refresh(self, view: View) -> str:
         """The page's regions re-rendered whole, as out-of-band swaps, for a cursor that can't be replayed."""
         ctx = await self.page(view)
-        if ctx is None:
-            return encode(json.dumps({"reason": "gone"}), event="gone")
-        html = self.renderer.render("refresh.html", oob=True, **ctx)
-        return encode(html, id=str(cursor))
+        return "" if ctx is None else self.renderer.render("refresh.html", oob=True, **ctx)
+
+    def cursor(self, seq: int) -> Cursor:
+        return Cursor(self.store.epoch, seq)

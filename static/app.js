@@ -1,15 +1,28 @@
-// nvrmon page glue: connection indicator, stream watchdog, toasts, relative times. No inline script anywhere, so a
-// strict Content-Security-Policy can forbid it. htmx and its SSE extension do the swapping; this file only watches.
+// nvrmon page glue: connection indicator, transport watchdog and fallback, toasts, relative times. No inline script
+// anywhere, so a strict Content-Security-Policy can forbid it. htmx and its SSE extension do the swapping; this file
+// watches the one live element (#live) and replaces it when its transport is stuck or can't get through.
 (function () {
   "use strict";
 
   var HEARTBEAT_MS = 15000;
-  var SILENCE_MS = HEARTBEAT_MS * 2.5; // no message, not even a heartbeat, for this long: the stream is dead
+  var SILENCE_MS = HEARTBEAT_MS * 2.5; // SSE: nothing at all, not even a heartbeat, for this long means a dead stream
+  var POLL_SILENCE_MS = 40000; // poll: the hub answers every poll within 25 s
+  var READY_MS = 8000; // SSE: the hub's "ready" event must arrive this soon, or events don't get through (a proxy)
+  var SSE_RETRY_MS = 5 * 60 * 1000; // after falling back to long-poll, try SSE again this often
   var TOAST_LIMIT = 4;
   var TOAST_MS = 6000;
   var EVENT_LIMIT = 50;
 
-  var state = { lastMessage: Date.now(), lastId: null, attempt: 0, since: null };
+  var state = {
+    lastMessage: Date.now(), // last sign of life from the transport
+    lastId: null, // the cursor of the last applied change (SSE id or poll cursor)
+    attempt: 0, // consecutive failures
+    started: Date.now(), // when the current #live element was created
+    ready: false, // SSE: the hub's ready event arrived on the current stream
+    sseRetryAt: 0, // poll mode after a fallback: when to try SSE again
+    pending: null, // a scheduled re-creation of #live
+    live: null // the #live element last seen
+  };
 
   function $(id) { return document.getElementById(id); }
 
@@ -22,65 +35,123 @@
     if (banner) banner.hidden = !(mode === "reconnecting" || mode === "offline") || state.attempt < 2;
   }
 
-  // -- stream lifecycle (events from htmx 4's hx-sse extension, dispatched on the #live element) ---------------
-  document.addEventListener("htmx:sse:after:connection", function () {
-    state.attempt = 0;
+  function markLive() {
     state.lastMessage = Date.now();
-    setConnection("live", "Live");
-  });
+    if (state.attempt || ($("connection") || {}).dataset.state !== "live") {
+      state.attempt = 0;
+      var el = $("live");
+      setConnection("live", el && el.dataset.transport === "poll" ? "Live (polling)" : "Live");
+    }
+  }
+
+  function failing() {
+    state.attempt += 1;
+    if (state.attempt >= 4) setConnection("offline", "Offline, retrying");
+    else setConnection("reconnecting", "Reconnecting (" + state.attempt + ")");
+  }
+
+  // -- SSE lifecycle (htmx 4's hx-sse extension dispatches these on #live; they bubble to document) --------------
   document.addEventListener("htmx:sse:before:connection", function (e) {
     var attempt = e.detail && e.detail.connection ? e.detail.connection.attempt : 0;
-    if (attempt > 0) {
-      state.attempt = attempt;
-      setConnection(attempt >= 4 ? "offline" : "reconnecting", attempt >= 4 ? "Offline, retrying" : "Reconnecting (" + attempt + ")");
-    }
+    if (attempt > 0) failing();
   });
-  document.addEventListener("htmx:sse:error", function () {
-    state.attempt += 1;
-    setConnection(state.attempt >= 4 ? "offline" : "reconnecting", state.attempt >= 4 ? "Offline, retrying" : "Reconnecting (" + state.attempt + ")");
-  });
+  document.addEventListener("htmx:sse:error", failing);
   document.addEventListener("htmx:sse:before:message", function (e) {
-    state.lastMessage = Date.now();
+    state.ready = true;
     var msg = e.detail && e.detail.message;
     if (msg && msg.id) state.lastId = msg.id;
-    var conn = $("connection");
-    if (conn && conn.dataset.state !== "live") { state.attempt = 0; setConnection("live", "Live"); }
+    markLive();
   });
   document.addEventListener("htmx:after:swap", trimEvents);
 
-  // htmx 4 retries a stream that broke, but not a first request that failed (server down when the page loaded),
-  // and a wedged fetch never ends by itself. Both are covered by re-creating the connect element.
+  // htmx 4 retries an SSE stream that broke, but not a first request that failed (hub down when the page loaded),
+  // and a wedged fetch never ends by itself; a poll that failed isn't retried either. All are covered by re-creating
+  // #live after a backoff with jitter.
   document.addEventListener("htmx:error", function (e) {
-    if (e.target && e.target.id === "live") reconnectSoon();
+    if (e.target && e.target.id === "live") recreateSoon();
   });
-  var pending = null;
-  function reconnectSoon() {
-    if (pending) return;
-    state.attempt += 1;
-    setConnection(state.attempt >= 4 ? "offline" : "reconnecting", state.attempt >= 4 ? "Offline, retrying" : "Reconnecting (" + state.attempt + ")");
+
+  function recreateSoon() {
+    if (state.pending) return;
+    failing();
     var delay = Math.min(30000, 500 * Math.pow(2, state.attempt - 1)) * (0.7 + Math.random() * 0.6);
-    pending = setTimeout(function () { pending = null; recreate(); }, delay);
+    state.pending = setTimeout(function () { state.pending = null; recreate(); }, delay);
   }
-  function recreate() {
+
+  function cursorUrl(url) {
+    return state.lastId ? url.replace(/([?&])since=[^&]*/, "$1since=" + encodeURIComponent(state.lastId)) : url;
+  }
+
+  // Replace #live with a fresh element of the given transport, stopping the old one properly first (a removed SSE
+  // element would otherwise keep its fetch open, holding one of the browser's few connections per host).
+  function recreate(transport) {
     var old = $("live");
     if (!old) return;
-    var fresh = old.cloneNode(false);
-    var url = old.dataset.eventsUrl;
-    if (state.lastId) url = url.replace(/([?&])since=[^&]*/, "$1since=" + encodeURIComponent(state.lastId));
-    fresh.setAttribute("hx-sse:connect", url);
-    state.lastMessage = Date.now();
+    transport = transport || old.dataset.transport;
+    var fresh = document.createElement("div");
+    fresh.id = "live";
+    ["eventsUrl", "pollUrl", "fallback"].forEach(function (k) { if (old.dataset[k]) fresh.dataset[k] = old.dataset[k]; });
+    fresh.dataset.transport = transport;
+    if (transport === "poll") {
+      fresh.setAttribute("hx-get", cursorUrl(old.dataset.pollUrl) + "&wait=0"); // answer at once: proves the path
+      fresh.setAttribute("hx-trigger", "load");
+      fresh.setAttribute("hx-swap", "outerHTML");
+    } else {
+      fresh.setAttribute("hx-sse:connect", cursorUrl(old.dataset.eventsUrl));
+      fresh.setAttribute("hx-swap", "none");
+    }
+    old.removeAttribute("hx-sse:connect");
+    old.removeAttribute("hx-get");
+    htmx.process(old, true); // runs htmx's cleanup, which aborts the old stream
     old.replaceWith(fresh);
+    state.started = Date.now();
+    state.ready = false;
+    state.lastMessage = Date.now();
     htmx.process(fresh);
   }
+
+  // A poll response replaces #live with a new poller: that is the poll transport's sign of life.
+  new MutationObserver(function () {
+    var el = $("live");
+    if (!el || el === state.live) return;
+    state.live = el;
+    if (el.dataset.transport !== "poll") return;
+    if (el.dataset.cursor) state.lastId = el.dataset.cursor;
+    if (el.dataset.toasts) {
+      try { JSON.parse(el.dataset.toasts).forEach(showToast); } catch (err) { /* malformed: ignore */ }
+    }
+    if (el !== initialLive) markLive();
+    if (state.sseRetryAt && Date.now() > state.sseRetryAt) {
+      state.sseRetryAt = 0;
+      recreate("sse"); // the network may have changed: try the stream again
+    }
+  }).observe(document.body, { childList: true });
+  var initialLive = $("live");
+  state.live = initialLive;
+
   setInterval(function () {
-    if (!$("live") || document.hidden) return;
-    if (Date.now() - state.lastMessage > SILENCE_MS) reconnectSoon();
-  }, 5000);
+    var el = $("live");
+    if (!el || document.hidden || state.pending) return;
+    var now = Date.now();
+    if (el.dataset.transport === "sse") {
+      if (!state.ready && !state.attempt && now - state.started > READY_MS && el.dataset.fallback !== "no") {
+        // No error, yet nothing got through: a buffering proxy or a network that holds streams. (A hub that is down
+        // fails fast instead, and is retried on the same transport.)
+        state.sseRetryAt = now + SSE_RETRY_MS;
+        recreate("poll");
+        setConnection("reconnecting", "Switching to polling");
+      } else if (now - state.lastMessage > SILENCE_MS) {
+        recreateSoon();
+      }
+    } else if (now - state.lastMessage > POLL_SILENCE_MS) {
+      recreateSoon();
+    }
+  }, 1000);
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) state.lastMessage = Date.now(); // the extension reconnects a paused stream itself
   });
 
-  // -- named events ------------------------------------------------------------------------------------------
+  // -- named events --------------------------------------------------------------------------------------------
   document.addEventListener("toast", function (e) {
     var items;
     try { items = JSON.parse(e.detail.data); } catch (err) { return; }
@@ -115,7 +186,7 @@
     setTimeout(function () { el.remove(); }, TOAST_MS);
   }
 
-  // -- housekeeping ----------------------------------------------------------------------------------------
+  // -- housekeeping --------------------------------------------------------------------------------------------
   function trimEvents() {
     var list = $("event-list");
     while (list && list.children.length > EVENT_LIMIT) list.lastElementChild.remove();

@@ -40,7 +40,7 @@ class SseStream:
                     msg = SseMessage("\n".join(data), msg_id, event)
                     if msg_id:
                         self.last_id = msg_id
-                    if skip_heartbeats and event == "heartbeat":
+                    if skip_heartbeats and event in ("heartbeat", "ready"):
                         data, msg_id, event = [], None, None
                         continue
                     return msg

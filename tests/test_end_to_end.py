@@ -151,3 +151,83 @@ async def test_demo_fleet_populates_hub_and_changes_by_itself(start_hub: object)
         await asyncio.sleep(0.2)
     assert summary["nvrs_online"] == 4 and summary["cameras_total"] == 32
     assert summary["seq"] > 6  # statuses keep changing after the four registrations
+
+
+async def test_stream_opens_with_ready_event_and_randomised_retry(live_hub: LiveHub) -> None:
+    async with open_stream(live_hub.url, f"view=nvrs&since={cursor_of(live_hub)}") as stream:
+        first = await stream.next(skip_heartbeats=False)
+        assert first.event == "ready" and json.loads(first.data) == {"view": "nvrs"}
+    raw = httpx.Client(base_url=live_hub.url)
+    with raw.stream("GET", "/events?view=nvrs") as response:
+        head = next(response.iter_lines())
+        assert head.startswith("event: ready") or head.startswith("retry:")
+
+
+async def test_long_poll_holds_until_a_change_then_returns_fragments_and_next_cursor(live_hub: LiveHub) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-poll", cameras=1)
+    since = cursor_of(live_hub)
+    async with httpx.AsyncClient(base_url=live_hub.url, timeout=30) as client:
+        pending = asyncio.create_task(client.get(f"/poll?view=nvrs&since={since}"))
+        await asyncio.sleep(0.5)
+        assert not pending.done()  # nothing changed yet: the request is held
+        await agent.send({"type": "camera_status", "camera_id": "cam1", "status": "offline"})
+        response = await asyncio.wait_for(pending, 5)
+    html = response.text
+    assert response.status_code == 200 and f'id="nvr-{nvr_id}"' in html
+    assert f'data-cursor="{cursor_of(live_hub)}"' in html and 'hx-trigger="load"' in html
+    await agent.close()
+
+
+async def test_long_poll_and_sse_replay_send_identical_fragments(live_hub: LiveHub) -> None:
+    agent, _ = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-same", cameras=3)
+    since = cursor_of(live_hub)
+    for cam in ("cam1", "cam3"):
+        await agent.send({"type": "camera_status", "camera_id": cam, "status": "offline"})
+    await asyncio.sleep(0.4)
+    polled = httpx.get(f"{live_hub.url}/poll?view=cameras&since={since}&wait=0").text
+    async with open_stream(live_hub.url, f"view=cameras&since={since}") as stream:
+        replayed = (await stream.next()).data
+    fragments = polled.split('<div id="live"', 1)[0]
+    assert fragments.replace("\n", "") == replayed.replace("\n", "")
+    await agent.close()
+
+
+async def test_long_poll_without_change_returns_after_timeout_with_same_cursor(start_hub: object) -> None:
+    hub = start_hub(POLL_TIMEOUT="1")  # type: ignore[operator]
+    since = cursor_of(hub)
+    started = asyncio.get_running_loop().time()
+    response = httpx.get(f"{hub.url}/poll?view=dashboard&since={since}", timeout=10)
+    assert 0.9 < asyncio.get_running_loop().time() - started < 5
+    assert f'data-cursor="{since}"' in response.text
+
+
+async def test_sigterm_tells_open_streams_to_come_back_later(live_hub: LiveHub) -> None:
+    async with open_stream(live_hub.url, f"view=nvrs&since={cursor_of(live_hub)}") as stream:
+        await stream.next(skip_heartbeats=False)  # ready
+        assert live_hub.process is not None
+        live_hub.process.terminate()
+        bye = await stream.until(lambda m: m.event == "bye", timeout=5)
+        assert bye.event == "bye"
+    live_hub.process.wait(10)
+
+
+async def test_numbered_frames_are_acked_and_replays_are_dropped(live_hub: LiveHub) -> None:
+    agent = await Agent.connect(live_hub.ws_url, live_hub.token)
+    welcome = await agent.request({**hello("nvr-seq", 2), "session": "run-1"})
+    assert welcome["last_seq"] == 0
+    await agent.send({"type": "camera_status", "camera_id": "cam1", "status": "offline", "seq": 1})
+    assert await agent.recv() == {"type": "ack", "seq": 1}
+    await agent.close()
+    # The agent reconnects, is told seq 1 is committed, and replays 1 (a duplicate) and 2.
+    agent = await Agent.connect(live_hub.ws_url, live_hub.token)
+    welcome = await agent.request({**hello("nvr-seq", 2, offline=(1,)), "session": "run-1"})
+    assert welcome["last_seq"] == 1
+    await agent.send({"type": "alert", "severity": "warning", "message": "replayed", "seq": 1})
+    await agent.send({"type": "alert", "severity": "warning", "message": "new", "seq": 2})
+    ack = await agent.recv()
+    if ack["seq"] == 1:  # acks are cumulative: one per commit, so the two may share one
+        ack = await agent.recv()
+    assert ack == {"type": "ack", "seq": 2}
+    messages = [e["message"] for e in httpx.get(f"{live_hub.url}/api/events?limit=10").json()["events"]]
+    assert "new" in messages and "replayed" not in messages
+    await agent.close()

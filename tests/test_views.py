@@ -80,38 +80,38 @@ async def test_catch_up_replays_only_rows_after_the_cursor(views: Views) -> None
     await add_nvr(views, "nvr-a", "online")
     cursor = Cursor(views.store.epoch, await views.store.current_seq())
     later = await add_nvr(views, "nvr-b", "online")
-    head, data = await views.catch_up(View("nvrs"), cursor)
-    html = data.decode()
-    assert head == later.seq
-    assert 'data-key="nvr-b"' in html and 'data-key="nvr-a"' not in html
+    caught = await views.catch_up(View("nvrs"), cursor)
+    assert caught.head == later.seq and caught.changed and not caught.refresh
+    assert 'data-key="nvr-b"' in caught.html and 'data-key="nvr-a"' not in caught.html
 
 
 async def test_catch_up_at_head_sends_nothing(views: Views) -> None:
     changes = await add_nvr(views, "nvr-a", "online")
-    assert await views.catch_up(View("nvrs"), Cursor(views.store.epoch, changes.seq)) == (changes.seq, b"")
+    caught = await views.catch_up(View("nvrs"), Cursor(views.store.epoch, changes.seq))
+    assert (caught.head, caught.html, caught.changed) == (changes.seq, "", False)
 
 
 @pytest.mark.parametrize("cursor", [None, Cursor("other-db", 1)])
 async def test_catch_up_with_unknown_cursor_sends_full_refresh(views: Views, cursor: Cursor | None) -> None:
     await add_nvr(views, "nvr-a", "online")
-    _, data = await views.catch_up(View("nvrs"), cursor)
-    html = data.decode()
-    assert '<tbody id="nvr-rows" hx-swap-oob="true">' in html and 'data-key="nvr-a"' in html
+    caught = await views.catch_up(View("nvrs"), cursor)
+    assert caught.refresh
+    assert '<tbody id="nvr-rows" hx-swap-oob="true">' in caught.html and 'data-key="nvr-a"' in caught.html
 
 
 async def test_catch_up_past_replay_limit_sends_full_refresh(views: Views) -> None:
     for n in range(3):
         await add_nvr(views, f"nvr-{n}", "online", "online", "online")
     small = Views(views.store, views.renderer, Settings(replay_max_rows=5))
-    _, data = await small.catch_up(View("cameras"), Cursor(views.store.epoch, 0))
-    assert '<tbody id="camera-rows" hx-swap-oob="true">' in data.decode()
+    caught = await small.catch_up(View("cameras"), Cursor(views.store.epoch, 0))
+    assert caught.refresh and '<tbody id="camera-rows" hx-swap-oob="true">' in caught.html
 
 
 async def test_page_and_push_render_the_same_row(views: Views) -> None:
     changes = await add_nvr(views, "nvr-a", "online")
     page = await views.page(View("nvrs"))
     assert page is not None
-    first_paint = views.renderer.render("nvrs.html", title="t", active="nvrs", oob=False, **page)
+    first_paint = views.renderer.render("nvrs.html", title="t", active="nvrs", oob=False, transport="auto", **page)
     pushed = (await views.render_changes(changes, ["nvrs"]))["nvrs"].decode()
     nvr = page["nvrs"][0]
     row = views.renderer.render("fragments/nvr_row.html", nvr=nvr, now=page["now"], oob=False)
