@@ -7,6 +7,8 @@ import contextlib
 import json
 import logging
 import random
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +34,9 @@ class SimCamera:
 
 @dataclass
 class SimNvr:
-    """One simulated agent. It reconnects with exponential backoff and jitter, and re-sends its state in hello."""
+    """One simulated agent, and the reference for a reliable one: it reconnects with exponential backoff and jitter,
+    numbers its frames within a session, keeps them until the hub acknowledges them, and after a reconnect replays
+    exactly those the hub reports it never committed (welcome.last_seq). The hello carries its whole state anyway."""
 
     url: str
     token: str
@@ -47,7 +51,12 @@ class SimNvr:
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     offline_for: float = 0.0
     _drop: asyncio.Event = field(default_factory=asyncio.Event)
-    _outbox: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(1000))
+    session: str = field(default_factory=lambda: f"{time.time_ns():x}-{random.getrandbits(32):08x}")
+    seq: int = 0
+    acked: int = 0
+    # Frames not yet acknowledged, oldest first; bounded: past this the oldest go (the next hello repairs the state).
+    unacked: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=10_000))
+    _outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(10_000))
 
     def hello(self) -> dict[str, Any]:
         return {
@@ -63,6 +72,7 @@ class SimNvr:
                 "ip_address": self.ip_address,
             },
             "cameras": [c.wire() for c in self.cameras],
+            "session": self.session,
         }
 
     def set_camera(self, camera: SimCamera, status: str) -> None:
@@ -78,10 +88,18 @@ class SimNvr:
         await self._drop.wait()
 
     def send(self, frame: dict[str, Any]) -> None:
-        # While disconnected, the next hello carries the whole state, so individual frames can be dropped.
+        """Number the frame and keep it until acknowledged; send now if connected, else after the next welcome."""
+        self.seq += 1
+        text = json.dumps({**frame, "seq": self.seq})
+        self.unacked.append((self.seq, text))
         if self.connected.is_set():
             with contextlib.suppress(asyncio.QueueFull):
-                self._outbox.put_nowait(frame)
+                self._outbox.put_nowait(text)
+
+    def _acknowledged(self, seq: int) -> None:
+        self.acked = max(self.acked, seq)
+        while self.unacked and self.unacked[0][0] <= seq:
+            self.unacked.popleft()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         attempt = 0
@@ -103,7 +121,10 @@ class SimNvr:
                         raise ConnectionError(f"hub refused hello: {welcome}")
                     self.nvr_id = welcome["nvr_id"]
                     self.heartbeat = float(welcome.get("heartbeat_interval", self.heartbeat))
+                    self._acknowledged(int(welcome.get("last_seq", 0)))
                     attempt = 0
+                    for _, text in self.unacked:  # replay what the hub never committed, in order
+                        self._outbox.put_nowait(text)
                     self.connected.set()
                     await self._session(ws)
             except asyncio.CancelledError:
@@ -128,12 +149,14 @@ class SimNvr:
         async def drain_incoming() -> None:
             async for raw in ws:
                 frame = json.loads(raw)
-                if frame.get("type") == "error":
+                if frame.get("type") == "ack":
+                    self._acknowledged(int(frame["seq"]))
+                elif frame.get("type") == "error":
                     log.warning("%s: hub says %s: %s", self.hostname, frame.get("code"), frame.get("message"))
 
         async def forward() -> None:
             while True:
-                await ws.send(json.dumps(await self._outbox.get()))
+                await ws.send(await self._outbox.get())
 
         tasks = [asyncio.create_task(t()) for t in (beat, drain_incoming, forward)]
         tasks.append(asyncio.create_task(self._wait_drop()))
