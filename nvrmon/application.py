@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import asdict
 from typing import Any
 
 import anyio
@@ -21,11 +19,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nvrmon import agents, api, pages, streams
-from nvrmon.broadcaster import Broadcaster, encode
-from nvrmon.hub import Hub, Toast
+from nvrmon.broadcaster import Broadcaster
+from nvrmon.hub import Hub
+from nvrmon.publisher import Publisher
 from nvrmon.renderer import Renderer
 from nvrmon.settings import Settings
-from nvrmon.store import Changes, Store
+from nvrmon.store import Store
 from nvrmon.views import Views
 
 log = logging.getLogger("nvrmon")
@@ -77,19 +76,8 @@ def create_app(settings: Settings) -> Starlette:
         broadcaster = Broadcaster(settings.subscriber_queue)
         views = Views(store, renderer, settings)
 
-        async def publish(changes: Changes, toasts: list[Toast]) -> None:
-            keys = broadcaster.views()
-            if not keys:
-                return
-            messages = await views.render_changes(changes, keys)
-            extra = b""
-            if toasts:
-                payload = [asdict(t) for t in toasts]
-                broadcaster.remember_toasts(changes.seq, payload)
-                extra = encode(json.dumps(payload), event="toast")
-            broadcaster.publish(changes.seq, messages, extra)
-
-        hub = Hub(store, settings, publish)
+        publisher = Publisher(views, broadcaster, settings)
+        hub = Hub(store, settings, publisher.submit)
         await hub.start()
         token = await agent_token(store, settings)
         tasks: set[asyncio.Task[None]] = set()
@@ -102,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
         shutdown = anyio.Event()
         start(streams.watch_shutdown(shutdown, broadcaster), "stream-shutdown")
         start(hub.run(), "hub-writer")
+        start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
         if settings.demo > 0:
             from nvrmon.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client

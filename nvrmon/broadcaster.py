@@ -85,13 +85,20 @@ class Broadcaster:
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._views.values())
 
-    def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> None:
-        """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits."""
+    def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> int:
+        """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits.
+
+        seq 0 marks bytes that carry no rows (statistics): delivered as they are, without moving any cursor.
+        Returns the longest queue met, which tells the publisher whether subscribers keep up.
+        """
+        backlog = 0
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
             if data:
                 for sub in subs:
+                    backlog = max(backlog, len(sub._queue))
                     sub.offer(seq, data)
+        return backlog
 
     def remember_toasts(self, seq: int, toasts: list[dict[str, Any]]) -> None:
         self._toasts.append((seq, toasts))

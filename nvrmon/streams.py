@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import time
@@ -92,6 +91,8 @@ async def _stream(
                 if seq > sub.cursor:
                     chunks.append(data)
                     sub.cursor = seq
+                elif seq == 0:  # statistics: no rows, no cursor
+                    chunks.append(data)
             if chunks:
                 yield b"".join(chunks)
     finally:
@@ -113,9 +114,16 @@ async def poll(request: Request) -> Response:
     try:
         caught = await views.catch_up(view, cursor)
         hold = request.query_params.get("wait") != "0"
-        if hold and not caught.changed and not broadcaster.closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(sub.wait(), settings.poll_timeout)
+        deadline = asyncio.get_running_loop().time() + settings.poll_timeout
+        while hold and not caught.changed and not broadcaster.closing:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(sub.wait(), remaining)
+            except TimeoutError:
+                break
+            sub.drain()  # a wake-up may carry only statistics: keep holding until rows change
             caught = await views.catch_up(view, views.cursor(caught.head))
     finally:
         broadcaster.unsubscribe(sub)

@@ -129,21 +129,35 @@ class Views:
 
     # -- live changes -----------------------------------------------------------------------------------------------
 
-    async def render_changes(self, changes: Changes, view_keys: Iterable[str]) -> dict[str, bytes]:
+    async def render_changes(
+        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True
+    ) -> dict[str, bytes]:
         """One SSE message per view for a committed change; views it doesn't touch get nothing."""
         cursor = str(self.cursor(changes.seq))
-        return {key: encode(html, id=cursor) for key, html in (await self.render_html(changes, view_keys)).items()}
+        html = await self.render_html(changes, view_keys, stats=stats)
+        return {key: encode(fragment, id=cursor) for key, fragment in html.items()}
 
-    async def render_html(self, changes: Changes, view_keys: Iterable[str]) -> dict[str, str]:
-        """The out-of-band fragments each view needs for a change, each rendered once however many views share it."""
+    async def render_stats(self, view_keys: Iterable[str]) -> dict[str, bytes]:
+        """Only the statistics fragments (KPIs, stats bars) of each view, from the current state; no cursor: they
+        carry no rows, so they must not move a browser's position."""
+        html = await self.render_html(Changes(), view_keys, rows=False)
+        return {key: encode(fragment) for key, fragment in html.items()}
+
+    async def render_html(
+        self, changes: Changes, view_keys: Iterable[str], *, rows: bool = True, stats: bool = True
+    ) -> dict[str, str]:
+        """The out-of-band fragments each view needs for a change, each rendered once however many views share it.
+
+        rows/stats select the two halves, so the publisher can send row changes at once and debounce statistics.
+        """
         views = [View.from_key(key) for key in view_keys]
         if not views:
             return {}
-        loaded = await self._load(changes, views)
+        loaded = await self._load(changes, views, stats=stats, rows_changed=rows)
         html = {view.key: self._compose(view, changes, loaded) for view in views}
         return {key: fragment for key, fragment in html.items() if fragment}
 
-    async def _load(self, changes: Changes, views: list[View]) -> _Loaded:
+    async def _load(self, changes: Changes, views: list[View], *, stats: bool, rows_changed: bool) -> _Loaded:
         kinds = {v.kind for v in views}
         nvrs = await self.store.nvrs(changes.nvr_ids) if changes.nvr_ids and kinds & {"nvrs", "nvr", "camera"} else []
         cameras = (
@@ -156,7 +170,8 @@ class Views:
             if changes.event_ids
             else []
         )
-        needs_summary = (changes.nvr_ids or changes.camera_ids) and kinds & {"dashboard", "nvrs", "cameras"}
+        touched = changes.nvr_ids or changes.camera_ids or not rows_changed
+        needs_summary = stats and touched and kinds & {"dashboard", "nvrs", "cameras"}
         summary = await self.store.summary() if needs_summary else None
         return _Loaded(nvrs, cameras, events, summary, {})
 
