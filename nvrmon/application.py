@@ -9,7 +9,6 @@ import secrets
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -87,8 +86,8 @@ def create_app(settings: Settings) -> Starlette:
             tasks.add(task)
             task.add_done_callback(_report_crash)
 
-        shutdown = anyio.Event()
-        start(streams.watch_shutdown(shutdown, broadcaster), "stream-shutdown")
+        start(streams.watch_shutdown(broadcaster), "stream-shutdown")
+        start(broadcaster.housekeeping(settings.sse_heartbeat, settings.sse_send_timeout), "stream-housekeeping")
         start(hub.run(), "hub-writer")
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
@@ -108,7 +107,6 @@ def create_app(settings: Settings) -> Starlette:
                 "renderer": renderer,
                 "broadcaster": broadcaster,
                 "agent_token": token,
-                "shutdown": shutdown,
             }
         finally:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
