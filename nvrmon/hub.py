@@ -105,8 +105,9 @@ class _Batch:
     agent_seqs: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
-# Called with each committed transaction's changes; must not block (the publisher merges and flushes on its own task).
-Publish = Callable[[Changes, list[Toast]], None]
+# Called with each committed transaction's changes, and whether more work is already queued (a burst in progress);
+# must not block: the publisher merges and flushes on its own task.
+Publish = Callable[[Changes, list[Toast], bool], None]
 
 
 class Hub:
@@ -220,7 +221,7 @@ class Hub:
             session.post(close)
         if tx.changes:
             self.last_event = now
-            self._publish(tx.changes, summarise(out.toasts))
+            self._publish(tx.changes, summarise(out.toasts), not self._queue.empty())
 
     async def _apply(self, tx: Transaction, item: Item, out: _Batch) -> int:
         session, work = item.session, item.work

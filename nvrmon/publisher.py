@@ -41,11 +41,17 @@ class Publisher:
         self._stats_dirty_since = 0.0
         self._stats_last_change = 0.0
         self._stats_last_flush = 0.0
+        self._first_pending = 0.0
+        self._more = False
         self.flushes = 0
 
-    def submit(self, changes: Changes, toasts: list[Toast]) -> None:
-        """Called by the hub right after a commit; never blocks the writer."""
+    def submit(self, changes: Changes, toasts: list[Toast], more: bool = False) -> None:
+        """Called by the hub right after a commit; never blocks the writer. `more`: the writer already has the next
+        batch queued (a burst is arriving), so this flush may wait for it, up to coalesce_window."""
         pending = self._pending
+        if not pending.seq:
+            self._first_pending = time.monotonic()
+        self._more = more
         pending.seq = max(pending.seq, changes.seq)
         pending.nvr_ids |= changes.nvr_ids
         pending.camera_ids |= changes.camera_ids
@@ -59,7 +65,7 @@ class Publisher:
 
     async def run(self) -> None:
         while True:
-            timeout = self._stats_due_in()
+            timeout = self._next_deadline()
             if timeout is None:
                 await self._wake.wait()
             elif timeout > 0:
@@ -67,7 +73,7 @@ class Publisher:
                     await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
-                if self._pending.seq:
+                if self._pending.seq and not self._holding():
                     wait = self._last_flush + self.window - time.monotonic()
                     if wait > 0:
                         await asyncio.sleep(wait)  # more changes may join this flush meanwhile
@@ -79,6 +85,19 @@ class Publisher:
                 # A rendering bug must not stop live updates for everyone; browsers converge on their next replay.
                 log.exception("publishing failed")
 
+    def _holding(self) -> bool:
+        """A burst is still being committed: wait for its next commit, but never past coalesce_window."""
+        return self._more and time.monotonic() < self._first_pending + self._settings.coalesce_window
+
+    def _next_deadline(self) -> float | None:
+        deadlines = []
+        if self._pending.seq and self._more:
+            deadlines.append(self._first_pending + self._settings.coalesce_window - time.monotonic())
+        stats = self._stats_due_in()
+        if stats is not None:
+            deadlines.append(stats)
+        return min(deadlines) if deadlines else None
+
     def _stats_due_in(self) -> float | None:
         if not self._stats_dirty_since:
             return None
@@ -89,7 +108,7 @@ class Publisher:
 
     async def _flush_rows(self) -> None:
         changes, toasts = self._pending, summarise(self._toasts)
-        self._pending, self._toasts = Changes(), []
+        self._pending, self._toasts, self._more = Changes(), [], False
         self._last_flush = time.monotonic()
         keys = self._broadcaster.views()
         if not keys:

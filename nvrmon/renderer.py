@@ -55,5 +55,10 @@ class Renderer:
                 urls[path.name] = f"/static/{path.name}?v={digest}"
         return urls
 
+    def warm_up(self) -> None:
+        """Compile every template now rather than on the first page or push that needs it."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)

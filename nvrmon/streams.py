@@ -52,6 +52,7 @@ class EventStream:
         (b"cache-control", b"no-store"),
         # nginx: don't buffer the stream. No "Connection: keep-alive": it is forbidden in HTTP/2 (RFC 9113 8.2.2).
         (b"x-accel-buffering", b"no"),
+        (b"x-content-type-options", b"nosniff"),
     ]
 
     def __init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ class Views:
         self.store = store
         self.renderer = renderer
         self.settings = settings
+        self._catch_ups: dict[tuple[str, int], asyncio.Task[CatchUp]] = {}
+        self._catch_up_head = -1
 
     # -- first paint ------------------------------------------------------------------------------------------------
 
@@ -237,10 +240,27 @@ class Views:
     async def catch_up(self, view: View, cursor: Cursor | None) -> CatchUp:
         """What a (re)connecting browser needs to converge: rows changed since its cursor, or a full refresh.
 
-        SSE replay and long-poll both come through here, so the two transports give identical results.
+        SSE replay and long-poll both come through here, so the two transports give identical results. Browsers
+        arrive in crowds with the same cursor (a page load wave, a hub restart, slow subscribers dropped together),
+        so each (view, cursor) is rendered once per store head and shared, even while the first render is running.
         """
         head = await self.store.current_seq()
-        if cursor is not None and cursor.epoch == self.store.epoch and cursor.seq >= await self.store.horizon():
+        if head != self._catch_up_head:
+            self._catch_ups.clear()
+            self._catch_up_head = head
+        valid = cursor is not None and cursor.epoch == self.store.epoch and cursor.seq >= await self.store.horizon()
+        key = (view.key, cursor.seq if cursor is not None and valid else -1)
+        shared = self._catch_ups.get(key)
+        if shared is None:
+            if len(self._catch_ups) >= 256:
+                self._catch_ups.clear()
+            # A task of its own: a browser that leaves mid-render doesn't cancel it for the others waiting.
+            shared = self._catch_ups[key] = asyncio.ensure_future(self._catch_up(view, cursor if valid else None, head))
+            shared.add_done_callback(lambda task: task.exception() and self._catch_ups.pop(key, None))
+        return await asyncio.shield(shared)
+
+    async def _catch_up(self, view: View, cursor: Cursor | None, head: int) -> CatchUp:
+        if cursor is not None:
             if cursor.seq >= head:
                 return CatchUp(head, "", changed=False)
             changed = await self.store.changed_since(cursor.seq, self.settings.replay_max_rows)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 
 class Published(list[tuple[Changes, list[Toast]]]):
-    def __call__(self, changes: Changes, toasts: list[Toast]) -> None:
+    def __call__(self, changes: Changes, toasts: list[Toast], more: bool = False) -> None:
         self.append((changes, toasts))
 
 

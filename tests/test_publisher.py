@@ -106,3 +106,26 @@ async def test_window_widens_when_subscribers_lag_and_narrows_when_they_keep_up(
         await keeping_up.wait()
         keeping_up.drain()
     assert publisher.window == 0.05
+
+
+async def test_a_burst_still_being_committed_is_held_for_one_message(rig) -> None:  # type: ignore[no-untyped-def]
+    store, broadcaster, publisher = rig
+    sub = broadcaster.subscribe("cameras")
+    first = await register(store)
+    nvr_id = next(iter(first.nvr_ids))
+    publisher.submit(first, [], True)  # the writer already has more queued
+    await asyncio.sleep(0.1)
+    assert sub.drain() == []  # held: the burst isn't committed yet
+    publisher.submit(await flip(store, nvr_id, {"c1": "offline"}), [], False)
+    await sub.wait()
+    rows = [item for item in sub.drain() if item[0]]
+    assert len(rows) == 1 and b'data-status="offline"' in rows[0][1]
+
+
+async def test_a_burst_is_never_held_past_the_window(rig) -> None:  # type: ignore[no-untyped-def]
+    store, broadcaster, publisher = rig
+    sub = broadcaster.subscribe("nvrs")
+    started = time.monotonic()
+    publisher.submit(await register(store), [], True)  # "more" never comes
+    await sub.wait()
+    assert 0.3 <= time.monotonic() - started < 1.0  # coalesce_window is 0.4 s in this rig
