@@ -90,6 +90,7 @@ def create_app(settings: Settings) -> Starlette:
             broadcaster.publish(changes.seq, messages, extra)
 
         hub = Hub(store, settings, publish)
+        views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         await hub.start()
         token = await agent_token(store, settings)
         tasks: set[asyncio.Task[None]] = set()

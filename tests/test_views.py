@@ -63,7 +63,9 @@ async def test_changes_render_once_per_view_with_keyed_rows(views: Views) -> Non
     assert nvrs.startswith(f"id: {views.store.epoch}-{changes.seq}\n")
     assert 'hx-target="#nvr-rows"' in nvrs and 'data-key="nvr-a"' in nvrs and 'id="nvr-stats"' in nvrs
     assert 'data-status="offline"' in messages["cameras"].decode()
-    assert 'id="kpis" class="kpis" aria-label="Fleet figures" hx-swap-oob="true"' in messages["dashboard"].decode()
+    assert (
+        'id="kpis" class="kpis" aria-label="Fleet figures" hx-swap-oob="outerMorph"' in messages["dashboard"].decode()
+    )
 
 
 async def test_removed_camera_becomes_an_oob_delete(views: Views) -> None:
@@ -113,7 +115,7 @@ async def test_page_and_push_render_the_same_row(views: Views) -> None:
     assert page is not None
     first_paint = views.renderer.render("nvrs.html", title="t", active="nvrs", oob=False, transport="auto", **page)
     pushed = (await views.render_changes(changes, ["nvrs"]))["nvrs"].decode()
-    nvr = page["nvrs"][0]
+    nvr = page["rows"][0]
     row = views.renderer.render("fragments/nvr_row.html", nvr=nvr, now=page["now"], oob=False)
     assert row.split("<td>")[1] in first_paint and row.split("<td>")[1] in pushed.replace("data: ", "")
 
