@@ -33,8 +33,11 @@ async def build(store: Store, nvrs: int, cameras: int) -> None:
     async with store.transaction(now) as tx:
         for n in range(nvrs):
             region = REGIONS[n % len(REGIONS)]
-            info = NvrInfo(f"nvr-{region.lower()}-{n:04d}", f"{region} recorder {n}", region, f"{region} site {n // 40}",
-                           "NV-8000", "4.2.1", f"10.{n // 250}.{n % 250}.2")  # fmt: skip
+            site = f"{region} site {n // 40}"
+            ip = f"10.{n // 250}.{n % 250}.2"
+            info = NvrInfo(
+                f"nvr-{region.lower()}-{n:04d}", f"{region} recorder {n}", region, site, "NV-8000", "4.2.1", ip
+            )
             nvr_id = (await tx.register_nvr(info)).nvr_id
             cams = [CameraInfo(f"cam{c}", f"Camera {c:02d}", f"10.{n // 250}.{n % 250}.{10 + c}",
                                "offline" if rng.random() < 0.03 else "online") for c in range(cameras)]  # fmt: skip
