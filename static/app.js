@@ -558,7 +558,12 @@
     }
     document.querySelectorAll("dialog").forEach(function (d) {
       d.addEventListener("close", function () {
-        if (opener && document.contains(opener)) opener.focus(); // focus returns to what opened it
+        // Focus returns to what opened the dialog; a live update may have replaced that row meanwhile, so find its twin.
+        var target = opener;
+        if (target && !document.contains(target) && target.getAttribute && target.getAttribute("href")) {
+          target = document.querySelector('a[href="' + CSS.escape(target.getAttribute("href")) + '"]');
+        }
+        if (target && document.contains(target)) target.focus();
         opener = null;
       });
     });
