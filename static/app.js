@@ -408,10 +408,12 @@
     var items = pending;
     pending = [];
     burstStarted = 0;
-    if (items.length < FOLD_AT) { items.forEach(showToast); return; }
     var sum = { down: 0, up: 0, other: 0 };
     items.forEach(function (t) { var w = weigh(t); sum.down += w.down; sum.up += w.up; sum.other += w.other; });
     var total = sum.down + sum.up + sum.other;
+    // One toast, or a couple of small ones, show as they are; anything more (counting the changes inside the hub's
+    // own summaries) becomes one summary.
+    if (items.length === 1 || total < FOLD_AT) { items.forEach(showToast); return; }
     var parts = [];
     if (sum.down) parts.push(sum.down + " went offline");
     if (sum.up) parts.push(sum.up + " came online");

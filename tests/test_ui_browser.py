@@ -219,8 +219,13 @@ async def test_screenshots_light_dark_and_phone(live_hub: LiveHub, browser: Brow
     await agents[0].send({"type": "alert", "severity": "critical", "message": "Recording stopped: disk failure"})
     await agents[-1].close()
     nvr_id = httpx.get(f"{live_hub.url}/api/nvrs").json()["nvrs"][0]["id"]
-    shots = {"dashboard": "/", "nvrs": "/nvrs", "cameras-tiles": "/cameras?layout=grid", "cameras-table": "/cameras?layout=table",
-             "nvr-detail": f"/nvrs/{nvr_id}"}  # fmt: skip
+    shots = {
+        "dashboard": "/",
+        "nvrs": "/nvrs",
+        "cameras-tiles": "/cameras?layout=grid",
+        "cameras-table": "/cameras?layout=table",
+        "nvr-detail": f"/nvrs/{nvr_id}",
+    }
     for scheme, width in (("light", 1440), ("dark", 1440), ("light", 390)):
         page = await open_page(
             browser, live_hub.url + "/", color_scheme=scheme, viewport={"width": width, "height": 900}
