@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
         publisher = Publisher(views, broadcaster, settings)
         hub = Hub(store, settings, publisher.submit)
+        views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         await hub.start()
         token = await agent_token(store, settings)
         tasks: set[asyncio.Task[None]] = set()
