@@ -114,6 +114,13 @@ class ListQuery:
         return bool(self.status or self.region or self.q or self.nvr)
 
     @property
+    def status_blind(self) -> bool:
+        """Neither filtered nor sorted by anything a status change alters (status, counts, times), so a status
+        change moves no row into, out of or within a page."""
+        volatile = {"status", "cameras", "last_seen", "since"}
+        return not self.status and self.sort.removeprefix("-") not in volatile
+
+    @property
     def stable_order(self) -> bool:
         """Sorted by a key a live change never alters (hostname; NVR then camera name), so a known row keeps its place
         and a new one can be inserted by its data-key."""
