@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -343,15 +344,21 @@ class Views:
     # -- live changes -----------------------------------------------------------------------------------------------
 
     async def render_changes(
-        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True
+        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True, toasts: Sequence[dict[str, Any]] = ()
     ) -> dict[str, bytes]:
-        """One SSE message per view for a committed change; views it doesn't touch get nothing."""
+        """One SSE message per view for a committed change; views it doesn't touch get nothing but the toasts.
+
+        Toasts ride in the same message (an out-of-band inbox element app.js reads), so a burst reaches each
+        browser as one message, not one for the rows and another for the notifications."""
         keys = list(view_keys)
         # Windows of views nobody watches any more are forgotten: a view that comes back starts from a refresh.
         for key in self._windows.keys() - set(keys):
             del self._windows[key]
         cursor = str(self.cursor(changes.seq))
         html = await self.render_html(changes, keys, live=True, stats=stats)
+        if toasts:
+            inbox = self.renderer.render("fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts))
+            html = {key: html.get(key, "") + inbox for key in keys}
         return {key: encode(fragment, id=cursor) for key, fragment in html.items()}
 
     async def render_stats(self, view_keys: Iterable[str]) -> dict[str, bytes]:

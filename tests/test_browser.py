@@ -285,7 +285,9 @@ def test_all_pages_show_one_change(live_hub: LiveHub, fleet: Fleet, browsing: Br
     expect(nvrs.locator(f"#nvr-{nvr_id} td.num")).to_contain_text("2/3", timeout=3_000)
     expect(cameras.locator(f"#camera-{camera_id}")).to_have_attribute("data-status", "offline", timeout=3_000)
     expect(cameras.locator('#camera-stats [data-stat="offline"]')).to_have_text("1")
-    expect(nvr.locator(f"#nvr-{nvr_id}-cameras #camera-{camera_id}")).to_have_attribute("data-status", "offline", timeout=3_000)
+    expect(nvr.locator(f"#nvr-{nvr_id}-cameras #camera-{camera_id}")).to_have_attribute(
+        "data-status", "offline", timeout=3_000
+    )
     expect(nvr.locator(f"#nvr-{nvr_id}-facts")).to_contain_text("2 of 3")
     expect(camera.locator(f"#camera-{camera_id}-facts")).to_have_attribute("data-status", "offline", timeout=3_000)
     expect(camera.locator(f"#camera-{camera_id}-facts .badge[data-status]")).to_have_attribute("data-status", "offline")
