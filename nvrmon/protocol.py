@@ -34,6 +34,11 @@ ErrorCode = Literal[
     "too_many_cameras",
     "unknown_camera",
     "replaced",
+    "hostname_not_allowed",
+    "enrollment_refused",
+    "token_revoked",
+    "rate_limited",
+    "server_busy",
 ]
 
 
@@ -175,11 +180,13 @@ def error_frame(code: ErrorCode, message: str) -> str:
     return json.dumps({"type": "error", "code": code, "message": message})
 
 
-def welcome_frame(nvr_id: int, heartbeat_interval: float, last_seq: int = 0) -> str:
-    return json.dumps(
-        {"type": "welcome", "protocol": PROTOCOL_VERSION, "nvr_id": nvr_id, "heartbeat_interval": heartbeat_interval,
-         "last_seq": last_seq}
-    )  # fmt: skip
+def welcome_frame(nvr_id: int, heartbeat_interval: float, last_seq: int = 0, agent_token: str = "") -> str:
+    """`agent_token` only after enrollment: the NVR's own token, sent this once, for every later connection."""
+    frame: dict[str, Any] = {"type": "welcome", "protocol": PROTOCOL_VERSION, "nvr_id": nvr_id,
+                             "heartbeat_interval": heartbeat_interval, "last_seq": last_seq}  # fmt: skip
+    if agent_token:
+        frame["agent_token"] = agent_token
+    return json.dumps(frame)
 
 
 def ack_frame(seq: int) -> str:

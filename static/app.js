@@ -50,6 +50,32 @@
     else setConnection("reconnecting", "Reconnecting (" + state.attempt + ")");
   }
 
+  // -- session: CSRF token on state-changing requests; back to the login page when the session has ended -------
+  document.addEventListener("htmx:config:request", function (e) {
+    var request = e.detail && e.detail.ctx && e.detail.ctx.request;
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (request && meta && !/^(GET|HEAD|OPTIONS)$/i.test(request.method || "GET")) {
+      request.headers["X-CSRF-Token"] = meta.getAttribute("content");
+    }
+  });
+
+  function sessionEnded(status) {
+    if (document.body.hasAttribute("data-embed")) {
+      // An embed has no login: its token expired or was revoked (404), or this portal isn't allowed (403).
+      var notice = $("embed-unavailable");
+      if (notice && (status === 403 || status === 404)) notice.hidden = false;
+      return;
+    }
+    if (status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  }
+  document.addEventListener("htmx:response:error", function (e) {
+    var ctx = e.detail && e.detail.ctx;
+    if (ctx && ctx.response) sessionEnded(ctx.response.status);
+  });
+  document.addEventListener("htmx:sse:error", function (e) {
+    if (e.detail) sessionEnded(e.detail.status);
+  });
+
   // -- SSE lifecycle (htmx 4's hx-sse extension dispatches these on #live; they bubble to document) --------------
   document.addEventListener("htmx:sse:before:connection", function (e) {
     var attempt = e.detail && e.detail.connection ? e.detail.connection.attempt : 0;

@@ -1,19 +1,58 @@
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from nvrmon import accounts
+from nvrmon.credentials import Conflict, Credentials
+
+T = TypeVar("T")
+
 TOKEN = "test-agent-token"
+# Every live hub gets this admin account before it starts; tests log in with it (LiveHub.headers, login()).
+ADMIN = "admin"
+PASSWORD = "correct horse battery staple"
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when called inside a running event loop (async tests)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def create_user(db_path: Path, name: str, role: str, password: str) -> None:
+    """Add an account straight to a hub's database (as `nvrmon user add` does), unless it exists already."""
+
+    async def add() -> None:
+        credentials = await Credentials.open(db_path)
+        try:
+            await accounts.add_user(credentials, name, role, password)
+        except Conflict:
+            pass
+        finally:
+            await credentials.close()
+
+    run_async(add())
+
+
+def login_form_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match is not None, "no CSRF token in the login form"
+    return match.group(1)
 
 
 @pytest.fixture
@@ -37,6 +76,10 @@ class LiveHub:
     token: str = TOKEN
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    username: str = ADMIN
+    password: str = PASSWORD
+    # The logged-in admin's session cookie, for httpx requests: `hub.get("/api/…")`, `open_stream(hub, …)`.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -47,6 +90,7 @@ class LiveHub:
         return f"ws://127.0.0.1:{self.port}/ws/agent"
 
     def start(self) -> LiveHub:
+        create_user(self.db_path, self.username, "admin", self.password)
         env = {**os.environ, "NVRMON_AGENT_TOKEN": self.token, **self.env}
         self.log_path = self.db_path.with_suffix(f".{self.port}.log")
         with self.log_path.open("ab") as log:
@@ -61,6 +105,8 @@ class LiveHub:
                 raise RuntimeError(f"hub exited early:\n{self.log_path.read_text()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    if not self.headers:
+                        self.headers = {"Cookie": self.login(self.username, self.password)}
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -77,6 +123,18 @@ class LiveHub:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+    def login(self, username: str, password: str) -> str:
+        """Log in through the login form, as a browser would; returns the session cookie as `name=value`."""
+        with httpx.Client(base_url=self.url) as client:
+            token = login_form_token(client.get("/login").text)
+            response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+            assert response.status_code == 303, (response.status_code, response.text[:300])
+            return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET as the logged-in admin."""
+        return httpx.get(f"{self.url}{path}", headers=self.headers, **kwargs)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
@@ -100,3 +158,13 @@ def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
 @pytest.fixture
 def live_hub(start_hub: Callable[..., LiveHub]) -> LiveHub:
     return start_hub()
+
+
+async def login(context: Any, hub: LiveHub) -> None:
+    """Log a Playwright BrowserContext in as the hub's admin (browser tests): `await login(context, live_hub)`.
+
+    Adds the session cookie that LiveHub got from the login form, so pages open logged in; to test the form itself,
+    open `/login` and fill it with `hub.username` / `hub.password` instead.
+    """
+    name, _, value = hub.headers["Cookie"].partition("=")
+    await context.add_cookies([{"name": name, "value": value, "url": hub.url}])

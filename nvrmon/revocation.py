@@ -1,0 +1,133 @@
+"""Stage 6, revocation: ends live connections (agent sockets, SSE streams) whose right was revoked or expired.
+
+Revocations happen in the hub (logout, the admin page) or in another process (`nvrmon user remove`, `nvrmon token
+revoke`). Every one bumps a counter in the database's meta table; the hub reads that counter every second, so a CLI
+revocation reaches live connections within about a second, and an in-process one wakes the check at once. A full check
+also runs every 15 s for what expires by itself (session timeouts, embed expiry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Literal
+
+import anyio
+
+from nvrmon.credentials import Credentials
+from nvrmon.settings import Settings
+
+log = logging.getLogger("nvrmon.revocation")
+
+HeldKind = Literal["session", "embed", "agent"]
+POLL_INTERVAL = 1.0
+FULL_CHECK_INTERVAL = 15.0
+# Sessions with an open stream are in use (a wall display): their last_seen is refreshed this often.
+TOUCH_INTERVAL = 60.0
+
+
+class Revocations:
+    def __init__(self, credentials: Credentials, settings: Settings) -> None:
+        self.credentials = credentials
+        self.settings = settings
+        self._held: dict[tuple[HeldKind, str], set[Callable[[], None]]] = {}
+        self._wake = asyncio.Event()
+
+    def hold(self, kind: HeldKind, key: str | int, on_revoke: Callable[[], None]) -> Callable[[], None]:
+        """Call `on_revoke` once when the right `key` ends; returns the release function (idempotent)."""
+        slot = (kind, str(key))
+        self._held.setdefault(slot, set()).add(on_revoke)
+
+        def release() -> None:
+            callbacks = self._held.get(slot)
+            if callbacks is not None:
+                callbacks.discard(on_revoke)
+                if not callbacks:
+                    del self._held[slot]
+
+        return release
+
+    def held(self, kind: HeldKind) -> list[str]:
+        return [key for held_kind, key in self._held if held_kind == kind]
+
+    def notify(self) -> None:
+        """Something was revoked in this process: check now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        generation = await self.credentials.generation()
+        last_full = last_touch = time.monotonic()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            woken = self._wake.is_set()
+            self._wake.clear()
+            try:
+                current = await self.credentials.generation()
+                if woken or current != generation or time.monotonic() - last_full > FULL_CHECK_INTERVAL:
+                    generation, last_full = current, time.monotonic()
+                    await self.check(time.time())
+                if time.monotonic() - last_touch > TOUCH_INTERVAL:
+                    last_touch = time.monotonic()
+                    await self.credentials.touch_sessions(self.held("session"), time.time())
+            except Exception:
+                # A busy or locked database must not end revocation for good: try again at the next poll.
+                log.exception("revocation check failed")
+
+    async def check(self, now: float) -> None:
+        """End everything held whose right is gone."""
+        settings = self.settings
+        sessions = self.held("session")
+        if sessions:
+            live = await self.credentials.live_sessions(
+                sessions, now - settings.session_idle_timeout, now - settings.session_max_age
+            )
+            self._end("session", [key for key in sessions if key not in live])
+        embeds = self.held("embed")
+        if embeds:
+            usable = {str(i) for i in await self.credentials.usable_embeds([int(k) for k in embeds], now)}
+            self._end("embed", [key for key in embeds if key not in usable])
+        agents = self.held("agent")
+        if agents:
+            usable = {str(i) for i in await self.credentials.usable_agent_tokens([int(k) for k in agents], now)}
+            self._end("agent", [key for key in agents if key not in usable])
+
+    def _end(self, kind: HeldKind, keys: list[str]) -> None:
+        for key in keys:
+            for on_revoke in self._held.pop((kind, key), set()):
+                on_revoke()
+        if keys:
+            log.info("ended %d live %s connection group(s) whose right was revoked or expired", len(keys), kind)
+
+
+async def until(events: AsyncIterator[bytes], ended: asyncio.Event) -> AsyncIterator[bytes]:
+    """The stream `events`, cut off as soon as `ended` is set (the stream's session or embed token was revoked)."""
+    ending = asyncio.ensure_future(ended.wait())
+    following: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(events))
+            await asyncio.wait({following, ending}, return_when=asyncio.FIRST_COMPLETED)
+            if not following.done():
+                return
+            try:
+                item = following.result()
+            except StopAsyncIteration:
+                return
+            following = None
+            yield item
+    finally:
+        ending.cancel()
+        # Shielded: under sse-starlette's anyio task group a cancelled scope cancels every await again, and the inner
+        # generator must really finish (its `finally` unsubscribes from the broadcaster) before it can be closed.
+        with anyio.CancelScope(shield=True):
+            if following is not None and not following.done():
+                following.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await following
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
