@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import signal
@@ -34,19 +35,33 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+@functools.cache
+def password_hash(password: str) -> str:
+    """argon2 hashes take ~0.1 s; tests reuse one per password (each still has its own random salt once)."""
+    return accounts.hash_password(password)
+
+
 def create_user(db_path: Path, name: str, role: str, password: str) -> None:
     """Add an account straight to a hub's database (as `nvrmon user add` does), unless it exists already."""
 
     async def add() -> None:
         credentials = await Credentials.open(db_path)
         try:
-            await accounts.add_user(credentials, name, role, password)
+            await credentials.add_user(name, accounts.check_role(role), password_hash(password), time.time())
         except Conflict:
             pass
         finally:
             await credentials.close()
 
     run_async(add())
+
+
+def run_cli(db_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`nvrmon ARGS --db db_path` in its own process (as an operator would run it next to a live hub)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nvrmon.cli", *args, "--db", str(db_path)],
+        input=stdin, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
 
 
 def login_form_token(html: str) -> str:
