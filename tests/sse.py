@@ -76,13 +76,15 @@ class Hub(Protocol):
 
 
 @asynccontextmanager
-async def open_stream(hub: Hub | str, query: str, last_event_id: str | None = None) -> AsyncIterator[SseStream]:
+async def open_stream(
+    hub: Hub | str, query: str, last_event_id: str | None = None, path: str = "/events"
+) -> AsyncIterator[SseStream]:
     base_url, headers = (hub, {}) if isinstance(hub, str) else (hub.url, dict(hub.headers))
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=None)) as client,
-        client.stream("GET", f"/events?{query}", headers=headers) as response,
+        client.stream("GET", f"{path}?{query}", headers=headers) as response,
     ):
         assert response.status_code == 200, response.status_code
         yield SseStream(response)
