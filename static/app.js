@@ -37,7 +37,8 @@
 
   function markLive() {
     state.lastMessage = Date.now();
-    if (state.attempt || ($("connection") || {}).dataset.state !== "live") {
+    var indicator = $("connection"); // absent on embeds
+    if (state.attempt || (indicator && indicator.dataset.state !== "live")) {
       state.attempt = 0;
       var el = $("live");
       setConnection("live", el && el.dataset.transport === "poll" ? "Live (polling)" : "Live");
