@@ -166,7 +166,7 @@ def parse_message(data: object, *, max_cameras: int) -> Message:
         return Cameras(cameras=_cameras(data, max_cameras), seq=_seq(data))
     if kind == "alert":
         severity = data.get("severity")
-        if severity not in SEVERITIES:
+        if not isinstance(severity, str) or severity not in SEVERITIES:  # a list or object would not even hash
             raise ProtocolError("invalid_message", f"severity must be one of {sorted(SEVERITIES)}")
         message = _text(data, "message", MAX_MESSAGE, required=True)
         camera_id = _camera_id(data, "camera_id") if data.get("camera_id") is not None else None
@@ -259,7 +259,7 @@ def _ip(data: dict[str, Any], name: str) -> str:
 
 def _status(data: dict[str, Any], key: str) -> Status:
     value = data.get(key)
-    if value not in STATUSES:
+    if not isinstance(value, str) or value not in STATUSES:
         raise ProtocolError("invalid_message", f"field '{key}' must be 'online' or 'offline'")
     return cast(Status, value)
 

@@ -27,6 +27,7 @@ POLL_INTERVAL = 1.0
 FULL_CHECK_INTERVAL = 15.0
 # Sessions with an open stream are in use (a wall display): their last_seen is refreshed this often.
 TOUCH_INTERVAL = 60.0
+PRUNE_INTERVAL = 3600.0  # timed-out sessions are deleted (they are refused anyway; this keeps the table small)
 
 
 class Revocations:
@@ -60,6 +61,7 @@ class Revocations:
     async def run(self) -> None:
         generation = await self.credentials.generation()
         last_full = last_touch = time.monotonic()
+        last_prune = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
@@ -73,6 +75,12 @@ class Revocations:
                 if time.monotonic() - last_touch > TOUCH_INTERVAL:
                     last_touch = time.monotonic()
                     await self.credentials.touch_sessions(self.held("session"), time.time())
+                if time.monotonic() - last_prune > PRUNE_INTERVAL:
+                    last_prune, now = time.monotonic(), time.time()
+                    settings = self.settings
+                    await self.credentials.prune_sessions(
+                        now - settings.session_idle_timeout, now - settings.session_max_age
+                    )
             except Exception:
                 # A busy or locked database must not end revocation for good: try again at the next poll.
                 log.exception("revocation check failed")

@@ -62,7 +62,7 @@ def exchange(ws: ClientConnection, batch: list[str | bytes]) -> list[dict[str, A
     replies = []
     try:
         while True:
-            replies.append(json.loads(ws.recv(timeout=0.05)))
+            replies.append(json.loads(ws.recv(timeout=0.03)))
     except (TimeoutError, ConnectionClosed):
         pass
     return replies

@@ -1084,3 +1084,11 @@ def test_cameras_message_without_list_is_refused_not_an_empty_replace() -> None:
 
 def test_stats_key_with_control_characters_is_refused() -> None:
     assert refused(heartbeat({"bad\x00key": 1})).code == "invalid_message"
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, ["online"], [], {}])
+def test_unhashable_enum_values_are_invalid_not_a_crash(value: object) -> None:
+    # Found by tests/test_fuzz.py: `value in frozenset` raises TypeError for lists and objects.
+    assert refused({"type": "alert", "severity": value, "message": "m"}).code == "invalid_message"
+    assert refused({"type": "camera_status", "camera_id": "c", "status": value}).code == "invalid_message"
+    assert refused(hello(cameras=[{"id": "c", "status": value}])).code == "invalid_message"

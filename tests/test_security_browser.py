@@ -221,3 +221,25 @@ async def test_portal_including_fragments_with_htmx_cors_mode_stays_live(
     assert watch.problems == []
     await page.close()
     await agent.close()
+
+
+async def test_login_form_then_htmx_requests_carry_the_csrf_token(browser: Browser, live_hub: LiveHub) -> None:
+    page = await browser.new_page()
+    watch = Watch(page)
+    await page.goto(f"{live_hub.url}/nvrs")  # a stranger is sent to the login form, and back afterwards
+    await page.fill("#username", live_hub.username)
+    await page.fill("#password", live_hub.password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{live_hub.url}/nvrs")
+    await page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
+    # A state-changing htmx request succeeds only with the X-CSRF-Token header that app.js adds.
+    status = await page.evaluate(
+        """() => new Promise(resolve => {
+            document.addEventListener("htmx:after:request", e => resolve(e.detail.ctx.response.status), {once: true});
+            htmx.ajax("POST", "/logout", {target: "#main", swap: "none"});
+        })"""
+    )
+    assert status == 200  # the 303 to /login, followed by fetch
+    assert (await page.request.get(f"{live_hub.url}/api/summary")).status == 401  # the session is over
+    assert watch.problems == []
+    await page.close()
