@@ -175,11 +175,13 @@ def live_hub(start_hub: Callable[..., LiveHub]) -> LiveHub:
     return start_hub()
 
 
-async def login(context: Any, hub: LiveHub) -> None:
-    """Log a Playwright BrowserContext in as the hub's admin (browser tests): `await login(context, live_hub)`.
+def login(page_or_context: Any, hub: LiveHub) -> Any:
+    """Log a Playwright page or browser context in as the hub's admin, for browser tests.
 
-    Adds the session cookie that LiveHub got from the login form, so pages open logged in; to test the form itself,
-    open `/login` and fill it with `hub.username` / `hub.password` instead.
+    Adds the session cookie LiveHub got from the login form, so pages open logged in. Works with both Playwright
+    APIs: `await login(context, live_hub)` (async) or `login(page, live_hub)` (sync). To test the form itself, open
+    `/login` and fill in `hub.username` / `hub.password` instead.
     """
+    context = getattr(page_or_context, "context", page_or_context)
     name, _, value = hub.headers["Cookie"].partition("=")
-    await context.add_cookies([{"name": name, "value": value, "url": hub.url}])
+    return context.add_cookies([{"name": name, "value": value, "url": hub.url}])
