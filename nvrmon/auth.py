@@ -22,7 +22,7 @@ from starlette.types import ASGIApp
 from nvrmon import accounts
 from nvrmon.credentials import Credentials, Role
 from nvrmon.renderer import Renderer
-from nvrmon.revocation import Revocations, until
+from nvrmon.revocation import Bound, Revocations
 from nvrmon.security import Gate, LoginLimiter
 from nvrmon.settings import Settings
 
@@ -31,7 +31,8 @@ log = logging.getLogger("nvrmon.auth")
 Access = Literal["public", "viewer", "operator", "admin"]
 # page: HTML for people (redirect to the login page); api: JSON for programs; stream: /events and /poll (status only).
 Kind = Literal["page", "api", "stream"]
-Endpoint = Callable[[Request], Awaitable[Response]]
+# Returns a Response, or any ASGI app (the /events stream is one).
+Endpoint = Callable[[Request], Awaitable[Any]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "nvrmon_session"
@@ -211,7 +212,7 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
     so that logging out or removing the user ends it.
     """
 
-    async def checked(request: Request) -> Response:
+    async def checked(request: Request) -> Any:
         auth: Auth = request.state.auth
         identity = await auth.identify(request)
         request.state.identity = identity
@@ -226,8 +227,8 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
                 log.warning("refused %s %s: %s", request.method, request.url.path, problem)
                 return refuse(request, kind, 403, problem)
         response = await endpoint(request)
-        if identity is not None and kind == "stream" and hasattr(response, "body_iterator"):
-            _end_with_session(auth, identity, response)
+        if identity is not None and kind == "stream" and request.url.path == "/events":
+            return _end_with_session(auth, identity, response)  # logging out or removing the user ends the stream
         return response
 
     checked.__name__ = getattr(endpoint, "__name__", "endpoint")
@@ -236,19 +237,10 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
     return checked
 
 
-def _end_with_session(auth: Auth, identity: Identity, response: Any) -> None:
+def _end_with_session(auth: Auth, identity: Identity, response: ASGIApp) -> ASGIApp:
     ended = asyncio.Event()
     release = auth.revocations.hold("session", identity.session_hash, ended.set)
-    body = until(response.body_iterator, ended)
-
-    async def released() -> Any:
-        try:
-            async for chunk in body:
-                yield chunk
-        finally:
-            release()
-
-    response.body_iterator = released()
+    return Bound(response, ended, release)
 
 
 def access_of(app: ASGIApp | Endpoint) -> Access | None:

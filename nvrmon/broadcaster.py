@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import time
 from collections import deque
 from typing import Any
+
+log = logging.getLogger("nvrmon.broadcaster")
 
 
 def encode(data: str, *, id: str | None = None, event: str | None = None, retry: int | None = None) -> bytes:
@@ -23,12 +28,14 @@ def encode(data: str, *, id: str | None = None, event: str | None = None, retry:
 class Subscriber:
     """One open stream. `cursor` is the last sequence it has been sent; `lagged` means its queue overflowed."""
 
-    __slots__ = ("view", "cursor", "lagged", "_queue", "_limit", "_wakeup")
+    __slots__ = ("view", "cursor", "lagged", "task", "sending_since", "_queue", "_limit", "_wakeup")
 
     def __init__(self, view: str, limit: int) -> None:
         self.view = view
         self.cursor = 0
         self.lagged = False
+        self.task: asyncio.Task[None] | None = None  # the stream's writer, cancelled if a send hangs
+        self.sending_since = 0.0  # loop time a send started; 0 when not sending
         self._queue: deque[tuple[int, bytes]] = deque()
         self._limit = limit
         self._wakeup = asyncio.Event()
@@ -85,13 +92,20 @@ class Broadcaster:
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._views.values())
 
-    def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> None:
-        """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits."""
+    def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> int:
+        """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits.
+
+        seq 0 marks bytes that carry no rows (statistics): delivered as they are, without moving any cursor.
+        Returns the longest queue met, which tells the publisher whether subscribers keep up.
+        """
+        backlog = 0
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
             if data:
                 for sub in subs:
+                    backlog = max(backlog, len(sub._queue))
                     sub.offer(seq, data)
+        return backlog
 
     def remember_toasts(self, seq: int, toasts: list[dict[str, Any]]) -> None:
         self._toasts.append((seq, toasts))
@@ -99,6 +113,27 @@ class Broadcaster:
     def toasts_since(self, seq: int, limit: int = 8) -> list[dict[str, Any]]:
         found = [toast for at, toasts in self._toasts if at > seq for toast in toasts]
         return found[-limit:]
+
+    async def housekeeping(self, heartbeat: float, send_timeout: float) -> None:
+        """For every stream at once: a named heartbeat every `heartbeat` seconds, rendered once (the page's watchdog
+        listens for it), and a stream whose send has hung longer than `send_timeout` is cut off (its browser
+        reconnects and resumes from its cursor)."""
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + heartbeat
+        while True:
+            await asyncio.sleep(min(1.0, heartbeat))
+            now = loop.time()
+            for subs in self._views.values():
+                for sub in subs:
+                    if sub.sending_since and now - sub.sending_since > send_timeout and sub.task is not None:
+                        log.info("dropping a subscriber of %s: a send hung for %.0f s", sub.view, send_timeout)
+                        sub.task.cancel()
+            if now >= next_beat:
+                next_beat = now + heartbeat
+                beat = encode(json.dumps({"t": round(time.time(), 3)}), event="heartbeat")
+                for subs in self._views.values():
+                    for sub in subs:
+                        sub.offer(0, beat)
 
     def close_all(self) -> None:
         """Shutdown: wake every stream so it can say goodbye (a randomised retry) and end."""

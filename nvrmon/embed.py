@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,16 +30,17 @@ from nvrmon.broadcaster import Broadcaster, encode
 from nvrmon.credentials import Credentials, EmbedToken, EmbedView
 from nvrmon.models import Camera, Cursor, Nvr
 from nvrmon.renderer import Renderer
-from nvrmon.revocation import until
+from nvrmon.revocation import Bound
 from nvrmon.security import content_security_policy
 from nvrmon.settings import Settings
 from nvrmon.store import Store
 from nvrmon.tokens import hash_token
-from nvrmon.views import View, Views
+from nvrmon.views import Views
 
 VIEWS: tuple[EmbedView, ...] = ("kpis", "nvrs", "nvr")
 MAX_TTL = 365 * 86400.0
 MAX_ORIGINS = 16
+WAKE_INTERVAL = 0.5  # seconds: how late an embed may show a change at most (plus rendering)
 TOKEN_SHAPE = re.compile(r"emb_[A-Za-z0-9_-]{40,48}")
 # Request headers htmx 4 sends that a CORS preflight may ask for; anything else is not allowed.
 CORS_HEADERS = frozenset(
@@ -84,13 +85,6 @@ class Scope:
             return f"nvr {self.nvr_id}"
         return f"nvrs in region {self.region}" if self.region is not None else self.view
 
-    @property
-    def view_key(self) -> str:
-        """The page view whose changes wake this embed's streams (its bytes are never forwarded)."""
-        if self.view == "nvr":
-            return View("nvr", self.nvr_id or 0).key
-        return "dashboard" if self.view == "kpis" else "nvrs"
-
     def shows(self, nvr: Nvr) -> bool:
         return self.region is None or nvr.region == self.region
 
@@ -133,12 +127,19 @@ async def create(
 
 
 class EmbedViews:
-    """First paint, replay and refresh of a scope, like nvrmon.views for pages but limited to the scope's regions."""
+    """First paint, replay and refresh of a scope, like nvrmon.views for pages but limited to the scope's regions.
+
+    Embed streams don't subscribe to the page views' broadcasts (whose bytes may hold toasts and events, and whose
+    windows may not cover the scope): one watcher reads the store's sequence twice a second while any embed stream is
+    open and wakes them all when it moved; each then renders what its scope shows.
+    """
 
     def __init__(self, store: Store, renderer: Renderer, settings: Settings) -> None:
         self.store = store
         self.renderer = renderer
         self.settings = settings
+        self.streams = 0
+        self._moved = asyncio.Event()
         # Embeds of one token share what a change renders to; a little memory saves a query per viewer and change.
         self._cache: OrderedDict[tuple[Scope, int], tuple[int, str]] = OrderedDict()
 
@@ -157,6 +158,21 @@ class EmbedViews:
             ctx["nvr"] = nvr
             ctx["cameras"] = await self.store.cameras(nvr_id=nvr.id)
         return ctx
+
+    async def watch(self, broadcaster: Broadcaster) -> None:
+        seen = await self.store.current_seq()
+        while True:
+            await asyncio.sleep(WAKE_INTERVAL)
+            if not self.streams:
+                continue
+            current = await self.store.current_seq()
+            if current != seen or broadcaster.closing:
+                seen = current
+                self._moved.set()
+                self._moved = asyncio.Event()  # the next change wakes the streams again
+
+    async def moved(self) -> None:
+        await self._moved.wait()
 
     async def refresh(self, scope: Scope) -> str:
         ctx = await self.context(scope)
@@ -191,7 +207,7 @@ class EmbedViews:
             if scope.region is None:
                 parts.append(render("fragments/nvr_stats.html", summary=await self.store.summary(), oob=True))
             nvrs = await self.store.nvrs(nvr_ids) if nvr_ids else []
-            parts.append(self._rows("#nvr-rows", "nvr", [n for n in nvrs if scope.shows(n)], now))
+            parts.append(self._rows("nvr-rows", "nvr", [n for n in nvrs if scope.shows(n)], now))
             parts.extend(f'<tr id="{n.dom_id}" hx-swap-oob="delete"></tr>' for n in nvrs if not scope.shows(n))
             return "".join(parts)
         parts = []
@@ -201,7 +217,7 @@ class EmbedViews:
                 parts.append(render("fragments/nvr_facts.html", nvr=nvr, oob=True, now=now))
         cameras = await self.store.cameras(camera_ids, include_removed=True) if camera_ids else []
         mine = [c for c in cameras if c.nvr_id == scope.nvr_id]
-        parts.append(self._rows("#nvr-cameras", "camera", [c for c in mine if not c.removed], now))
+        parts.append(self._rows(f"nvr-{scope.nvr_id}-cameras", "camera", [c for c in mine if not c.removed], now))
         parts.extend(f'<tr id="{c.dom_id}" hx-swap-oob="delete"></tr>' for c in mine if c.removed)
         return "".join(parts)
 
@@ -210,7 +226,7 @@ class EmbedViews:
         if not rows:
             return ""
         live = "".join(self.renderer.render(f"fragments/{kind}_row.html", now=now, **{kind: r}) for r in rows)
-        return f'<template hx type="upsert" hx-target="{target}" key="data-key" sort>{live}</template>'
+        return f'<template hx type="upsert" hx-target="#{target}" key="data-key" sort>{live}</template>'
 
 
 # -- HTTP -----------------------------------------------------------------------------------------------------------
@@ -308,7 +324,7 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-async def events(request: Request) -> Response:
+async def events(request: Request) -> Response | Bound:
     token = await _token(request)
     if token is None:
         return PlainTextResponse("embed not available", status_code=404, headers={"Cache-Control": "no-store"})
@@ -321,41 +337,34 @@ async def events(request: Request) -> Response:
     if scope.view == "nvr" and await request.state.store.nvr(scope.nvr_id or 0) is None:
         return PlainTextResponse("no such device", status_code=404, headers=headers)
     cursor = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(request.query_params.get("since"))
-    ended = asyncio.Event()
-    release = auth.revocations.hold("embed", token.id, ended.set)
-    expiry = asyncio.get_running_loop().call_later(max(0.0, token.expires - time.time()), ended.set)
-    stream = _stream(request.state.embeds, request.state.broadcaster, request.state.views, settings, scope, cursor)
-    return EventSourceResponse(
-        _finally(until(stream, ended), release, expiry.cancel),
+    stream = EventSourceResponse(
+        _stream(request.state.embeds, request.state.views, request.state.broadcaster, settings, scope, cursor),
         ping=settings.sse_heartbeat,
         ping_message_factory=lambda: ServerSentEvent(event="heartbeat", data=json.dumps({"t": round(time.time(), 3)})),
         send_timeout=settings.sse_send_timeout,
         headers=headers,
-        shutdown_event=request.state.shutdown,
-        shutdown_grace_period=1.0,
     )
+    # Revoked (in this process or by the CLI) or expired: the open stream ends at once.
+    ended = asyncio.Event()
+    release = auth.revocations.hold("embed", token.id, ended.set)
+    expiry = asyncio.get_running_loop().call_later(max(0.0, token.expires - time.time()), ended.set)
 
+    def over() -> None:
+        release()
+        expiry.cancel()
 
-async def _finally(events: AsyncIterator[bytes], *done: Callable[[], object]) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in events:
-            yield chunk
-    finally:
-        for callback in done:
-            callback()
+    return Bound(stream, ended, over)
 
 
 async def _stream(
     embeds: EmbedViews,
-    broadcaster: Broadcaster,
     views: Views,
+    broadcaster: Broadcaster,
     settings: Settings,
     scope: Scope,
     cursor: Cursor | None,
 ) -> AsyncIterator[bytes]:
-    # Subscribed to the underlying page view only to be woken: its bytes (which may hold toasts and events) are
-    # dropped, and what the scope may show is read and rendered here.
-    sub = broadcaster.subscribe(scope.view_key)
+    embeds.streams += 1
     try:
         retry = int(settings.sse_retry_ms * random.uniform(1.0, 2.0))
         yield encode(json.dumps({"view": "embed"}), event="ready", retry=retry)
@@ -363,23 +372,21 @@ async def _stream(
         if html:
             yield encode(html, id=str(views.cursor(head)))
         while True:
-            await sub.wait()
+            await embeds.moved()
             if broadcaster.closing:
                 yield encode("{}", event="bye", retry=random.randint(1000, 5000))
                 return
-            sub.drain()
-            sub.lagged = False
             head, html = await embeds.catch_up(scope, views.cursor(head))
             if html:
                 yield encode(html, id=str(views.cursor(head)))
     finally:
-        broadcaster.unsubscribe(sub)
+        embeds.streams -= 1
 
 
 def _embed_access(endpoint: Endpoint) -> Endpoint:
     """Embed routes authenticate with the token in their path, never with a session cookie."""
 
-    async def with_no_identity(request: Request) -> Response:
+    async def with_no_identity(request: Request) -> Any:
         request.state.identity = None
         return await endpoint(request)
 

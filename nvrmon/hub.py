@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,11 +105,13 @@ class _Batch:
     agent_seqs: dict[int, tuple[str, int]] = field(default_factory=dict)
 
 
-Publisher = Callable[[Changes, list[Toast]], Awaitable[None]]
+# Called with each committed transaction's changes, and whether more work is already queued (a burst in progress);
+# must not block: the publisher merges and flushes on its own task.
+Publish = Callable[[Changes, list[Toast], bool], None]
 
 
 class Hub:
-    def __init__(self, store: Store, settings: Settings, publish: Publisher) -> None:
+    def __init__(self, store: Store, settings: Settings, publish: Publish) -> None:
         self.store = store
         self.settings = settings
         self._publish = publish
@@ -219,7 +221,7 @@ class Hub:
             session.post(close)
         if tx.changes:
             self.last_event = now
-            await self._publish(tx.changes, _summarise(out.toasts))
+            self._publish(tx.changes, summarise(out.toasts), not self._queue.empty())
 
     async def _apply(self, tx: Transaction, item: Item, out: _Batch) -> int:
         session, work = item.session, item.work
@@ -411,7 +413,7 @@ class Hub:
                 await self.submit(self._system, Prune(now - settings.event_retention_days * 86400))
 
 
-def _summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
+def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
     """A burst (an NVR with 64 cameras going down) becomes one toast, not 65."""
     if len(toasts) <= limit:
         return toasts

@@ -28,6 +28,35 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else ""
 
 
+def duration(seconds: float) -> str:
+    """A span of time in its two largest units: "3 d 4 h", "2 h 5 min", "42 s"."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return f"{secs} s"
+
+
+def filesize(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def num(value: int) -> str:
+    """Thousands separated, for figures read across a room."""
+    return f"{value:,}"
+
+
 def percent(part: int, whole: int) -> int:
     return round(100 * part / whole) if whole else 0
 
@@ -42,7 +71,7 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.env.filters.update(ago=ago, iso=iso)
+        self.env.filters.update(ago=ago, iso=iso, duration=duration, filesize=filesize, num=num)
         self.env.globals.update(percent=percent, static=self._static_urls(static_dir))
 
     @staticmethod
@@ -54,6 +83,11 @@ class Renderer:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
                 urls[path.name] = f"/static/{path.name}?v={digest}"
         return urls
+
+    def warm_up(self) -> None:
+        """Compile every template now rather than on the first page or push that needs it."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)

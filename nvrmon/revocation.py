@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Literal
 
-import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nvrmon.credentials import Credentials
 from nvrmon.settings import Settings
@@ -111,31 +111,41 @@ class Revocations:
             log.info("ended %d live %s connection group(s) whose right was revoked or expired", len(keys), kind)
 
 
-async def until(events: AsyncIterator[bytes], ended: asyncio.Event) -> AsyncIterator[bytes]:
-    """The stream `events`, cut off as soon as `ended` is set (the stream's session or embed token was revoked)."""
-    ending = asyncio.ensure_future(ended.wait())
-    following: asyncio.Future[bytes] | None = None
-    try:
-        while True:
-            following = asyncio.ensure_future(anext(events))
-            await asyncio.wait({following, ending}, return_when=asyncio.FIRST_COMPLETED)
-            if not following.done():
+class Bound:
+    """An ASGI response (an SSE stream) that ends as soon as `ended` is set: its session or embed token was revoked
+    or expired. `release` runs when the response is over, however it ended."""
+
+    def __init__(self, app: ASGIApp, ended: asyncio.Event, release: Callable[[], object]) -> None:
+        self.app = app
+        self.ended = ended
+        self.release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        response = asyncio.ensure_future(self.app(scope, receive, sending))
+        ending = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({response, ending}, return_when=asyncio.FIRST_COMPLETED)
+            if response.done():
+                response.result()
                 return
-            try:
-                item = following.result()
-            except StopAsyncIteration:
-                return
-            following = None
-            yield item
-    finally:
-        ending.cancel()
-        # Shielded: under sse-starlette's anyio task group a cancelled scope cancels every await again, and the inner
-        # generator must really finish (its `finally` unsubscribes from the broadcaster) before it can be closed.
-        with anyio.CancelScope(shield=True):
-            if following is not None and not following.done():
-                following.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    await following
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            response.cancel()  # the stream's own cleanup (unsubscribing) runs here
+            with contextlib.suppress(asyncio.CancelledError):
+                await response
+            if started:
+                with contextlib.suppress(Exception):  # the client may have gone meanwhile
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            else:
+                await send({"type": "http.response.start", "status": 410, "headers": [(b"content-length", b"0")]})
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            ending.cancel()
+            if not response.done():
+                response.cancel()
+            self.release()

@@ -59,3 +59,6 @@ CREATE INDEX IF NOT EXISTS events_seq ON events (seq);
 CREATE INDEX IF NOT EXISTS events_nvr ON events (nvr_id, id);
 CREATE INDEX IF NOT EXISTS events_camera ON events (camera_id, id);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+-- The camera list's default order (NVR, then camera name) walks this index instead of sorting 30,000 rows.
+CREATE INDEX IF NOT EXISTS cameras_nvr_name ON cameras (nvr_id, removed, name);
+CREATE INDEX IF NOT EXISTS nvrs_region ON nvrs (region, status);

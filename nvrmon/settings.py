@@ -46,6 +46,12 @@ class Settings:
     poll_timeout: float = 25.0
     # A cursor whose replay would touch more rows than this gets a full refresh of the page's regions instead.
     replay_max_rows: int = 500
+    # Coalescing: the window adapts between these (seconds); statistics wait for this much quiet, never longer
+    # than stats_max_wait, and go out at most once per stats_max_wait.
+    coalesce_min: float = 0.01
+    coalesce_window: float = 0.1
+    stats_debounce: float = 0.5
+    stats_max_wait: float = 1.0
     recent_events: int = 50
     event_retention_days: float = 30.0
     # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.

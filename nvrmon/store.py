@@ -7,23 +7,47 @@ import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from nvrmon.filters import ListQuery
 from nvrmon.models import Camera, Event, Nvr, NvrStatus, Severity, Status, Summary
 from nvrmon.protocol import CameraInfo, NvrInfo
 
-_NVR_COLUMNS = """
+_NVR_BASE = """
     n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, n.status, n.status_reason,
-    n.last_seen, n.status_changed, n.updated_seq, n.unstable,
+    n.last_seen, n.status_changed, n.updated_seq, n.unstable
+"""
+# A few NVRs: correlated counts, each an index-only lookup on cameras_nvr_status.
+_NVR_COLUMNS = f"""{_NVR_BASE},
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'),
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0),
     n.stats
 """
+# The whole fleet: one grouped pass over the covering index instead of two subqueries per NVR.
+_FLEET_FROM = """
+    FROM nvrs n LEFT JOIN (
+        SELECT nvr_id, sum(status = 'online') AS online, count(*) AS total
+        FROM cameras WHERE removed = 0 GROUP BY nvr_id
+    ) k ON k.nvr_id = n.id
+"""
+_FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0)"
+# How a camera shows (models.Camera.display), in SQL, for filtering, counting and sorting.
+_DISPLAY = (
+    "CASE WHEN n.status = 'offline' THEN 'nvr_offline' WHEN n.status = 'unknown' THEN 'unknown' ELSE c.status END"
+)
+_CAMERA_ORDER = {
+    "nvr": "n.hostname, c.name, c.id",
+    "name": "c.name, n.hostname, c.id",
+    "status": f"CASE {_DISPLAY} WHEN 'offline' THEN 0 WHEN 'nvr_offline' THEN 1 WHEN 'unknown' THEN 2 ELSE 3 END, "
+    "n.hostname, c.name, c.id",
+    "region": "n.region, n.site, n.hostname, c.name, c.id",
+    "since": "c.status_changed, c.id",
+}
 _CAMERA_COLUMNS = """
     c.id, c.nvr_id, n.hostname, n.status, n.region, n.site, c.ext_id, c.name, c.ip_address, c.status,
     c.status_changed, c.removed, c.updated_seq
@@ -399,9 +423,52 @@ class Store:
                        cams_unknown, float(row[10]))  # fmt: skip
 
     async def nvrs(self, ids: Iterable[int] | None = None) -> list[Nvr]:
+        if ids is None:
+            cursor = await self._reader.execute(
+                f"SELECT {_NVR_BASE}, {_FLEET_COUNTS}, n.stats {_FLEET_FROM} ORDER BY n.hostname"
+            )
+            return [_nvr(row) for row in await cursor.fetchall()]
         where, params = _ids_clause("n.id", ids)
         cursor = await self._reader.execute(f"SELECT {_NVR_COLUMNS} FROM nvrs n {where} ORDER BY n.hostname", params)
         return [_nvr(row) for row in await cursor.fetchall()]
+
+    async def fleet(self) -> list[Nvr]:
+        """Every NVR with its camera counts (without agent stats): the input of lists, counts and charts."""
+        cursor = await self._reader.execute(f"SELECT {_NVR_BASE}, {_FLEET_COUNTS}, '{{}}' {_FLEET_FROM}")
+        return [_nvr(row) for row in await cursor.fetchall()]
+
+    async def camera_page(self, query: ListQuery) -> tuple[list[Camera], int]:
+        """One page of the camera list for a query, and how many cameras match it in all."""
+        where, params = _camera_filter(query)
+        order = _CAMERA_ORDER[query.sort_column]
+        if query.descending:
+            order = ", ".join(f"{term} DESC" for term in order.split(", "))
+        cursor = await self._reader.execute(
+            f"SELECT {_CAMERA_COLUMNS} FROM cameras c JOIN nvrs n ON n.id = c.nvr_id WHERE {where} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, query.per_page, query.offset],
+        )
+        rows = [_camera(row) for row in await cursor.fetchall()]
+        cursor = await self._reader.execute(
+            f"SELECT count(*) FROM cameras c JOIN nvrs n ON n.id = c.nvr_id WHERE {where}", params
+        )
+        row = await cursor.fetchone()
+        return rows, int(row[0]) if row else 0
+
+    async def camera_counts(self, query: ListQuery) -> tuple[dict[str, int], dict[str, int]]:
+        """Cameras by shown status (ignoring the status filter) and by region (ignoring the region filter)."""
+        where, params = _camera_filter(replace(query, status=""))
+        cursor = await self._reader.execute(
+            f"SELECT {_DISPLAY}, count(*) FROM cameras c JOIN nvrs n ON n.id = c.nvr_id WHERE {where} GROUP BY 1",
+            params,
+        )
+        status = {str(r[0]): int(r[1]) for r in await cursor.fetchall()}
+        where, params = _camera_filter(replace(query, region=""))
+        cursor = await self._reader.execute(
+            f"SELECT n.region, count(*) FROM cameras c JOIN nvrs n ON n.id = c.nvr_id WHERE {where} GROUP BY 1",
+            params,
+        )
+        return status, {str(r[0]): int(r[1]) for r in await cursor.fetchall()}
 
     async def nvr(self, nvr_id: int) -> Nvr | None:
         found = await self.nvrs([nvr_id])
@@ -488,6 +555,26 @@ class Store:
         )
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+def _camera_filter(query: ListQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = ["c.removed = 0"]
+    params: list[Any] = []
+    if query.status:
+        clauses.append(f"{_DISPLAY} = ?")
+        params.append(query.status)
+    if query.region:
+        clauses.append("n.region = ?")
+        params.append(query.region)
+    if query.nvr:
+        clauses.append("c.nvr_id = ?")
+        params.append(query.nvr)
+    if query.q:
+        like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        fields = ("c.name", "c.ext_id", "c.ip_address", "n.hostname", "n.site")
+        clauses.append("(" + " OR ".join(f"{f} LIKE ? ESCAPE '\\'" for f in fields) + ")")
+        params.extend([like] * len(fields))
+    return " AND ".join(clauses), params
 
 
 def _ids_clause(column: str, ids: Iterable[int] | None) -> tuple[str, list[Any]]:

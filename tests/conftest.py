@@ -122,6 +122,7 @@ class LiveHub:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     if not self.headers:
                         self.headers = {"Cookie": self.login(self.username, self.password)}
+                    RUNNING[self.url] = self
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -173,6 +174,14 @@ def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
 @pytest.fixture
 def live_hub(start_hub: Callable[..., LiveHub]) -> LiveHub:
     return start_hub()
+
+
+RUNNING: dict[str, LiveHub] = {}  # base URL -> the live hub started there (for hub_at)
+
+
+def hub_at(url: str) -> LiveHub:
+    """The running LiveHub that serves `url` (for helpers that only get a page URL)."""
+    return next(hub for base, hub in RUNNING.items() if url.startswith(base + "/") or url == base)
 
 
 def login(page_or_context: Any, hub: LiveHub) -> Any:

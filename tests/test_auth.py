@@ -59,6 +59,7 @@ def csrf_of(client: TestClient) -> str:
 
 def test_every_route_declares_who_may_use_it(make_client: Factory) -> None:
     app: Any = make_client().app
+    app = getattr(app, "app", app)  # inside the /events fast path (which applies the same rule itself)
     for route in app.routes:
         if isinstance(route, Mount):
             assert route.path == "/static", route.path  # only static files are mounted without a rule

@@ -129,14 +129,6 @@ def test_cors_preflight_allows_htmx_headers_from_listed_origins_only(client: Tes
     assert stranger.status_code == 403
 
 
-@pytest.mark.parametrize(
-    ("view", "nvr_id", "region", "key"),
-    [("kpis", None, None, "dashboard"), ("nvrs", None, "North", "nvrs"), ("nvr", 7, None, "nvr:7")],
-)
-def test_scope_wakes_on_its_page_view(view: str, nvr_id: int | None, region: str | None, key: str) -> None:
-    assert embed.Scope.of(view, nvr_id=nvr_id, region=region).view_key == key
-
-
 # -- live streams -------------------------------------------------------------------------------------------------
 
 
@@ -213,5 +205,5 @@ async def test_replay_after_reconnect_sends_only_what_changed_in_scope(live_hub:
         replay = await stream.next()
     rows = re.findall(r'<tr id="camera-(\d+)"', replay.data)
     # One camera row (and the NVR's facts, whose "cameras online" changed), not a full refresh of the table.
-    assert len(rows) == 1 and 'data-status="offline"' in replay.data and 'id="nvr-cameras"' not in replay.data
+    assert len(rows) == 1 and 'data-status="offline"' in replay.data and f'id="nvr-{nvr_id}-cameras"' not in replay.data
     await agent.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon.hub import AgentSession, Expired, Gone, Hub, Item, Toast, _summarise
+from nvrmon.hub import AgentSession, Expired, Gone, Hub, Item, Toast, summarise
 from nvrmon.protocol import Alert, CameraInfo, Cameras, CameraStatus, Heartbeat, Hello, NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store import Changes, Store
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.anyio
 
 
 class Published(list[tuple[Changes, list[Toast]]]):
-    async def __call__(self, changes: Changes, toasts: list[Toast]) -> None:
+    def __call__(self, changes: Changes, toasts: list[Toast], more: bool = False) -> None:
         self.append((changes, toasts))
 
 
@@ -171,8 +171,8 @@ async def test_cameras_message_replaces_list_and_alert_is_recorded(hub: Hub) -> 
     assert (alert.kind, alert.severity, alert.camera_id) == ("alert", "critical", session.cameras["cam1"].id)
 
 
-def test_summarise_keeps_few_toasts_and_folds_bursts() -> None:
+def testsummarise_keeps_few_toasts_and_folds_bursts() -> None:
     few = [Toast("error", "a"), Toast("success", "b")]
-    assert _summarise(few) == few
+    assert summarise(few) == few
     burst = [Toast("error", str(i)) for i in range(64)] + [Toast("success", "x")]
-    assert _summarise(burst) == [Toast("error", "65 changes", "64 went offline, 1 came online")]
+    assert summarise(burst) == [Toast("error", "65 changes", "64 went offline, 1 came online")]

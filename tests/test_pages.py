@@ -115,3 +115,48 @@ def test_responses_carry_security_headers(client: TestClient) -> None:
     response = client.get("/")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
+
+
+def test_nvr_list_filters_sort_and_page_live_in_the_url(client: TestClient) -> None:
+    offline = register(client, "nvr-down")
+    html = client.get("/nvrs", params={"status": "offline", "sort": "-hostname", "junk": "1"}).text
+    assert f'id="nvr-{offline}"' in html
+    # The stream subscribes to exactly this view: normalised filters in its `id`, unknown parameters dropped.
+    assert "view=nvrs&amp;id=status%3Doffline%26sort%3D-hostname&amp;since=" in html
+    assert 'aria-sort="descending"' in html and 'data-facet="status:offline" aria-current="true"' in html
+    assert f'id="nvr-{offline}"' not in client.get("/nvrs", params={"status": "online"}).text
+    assert 'data-stat="matching">0<' in client.get("/nvrs", params={"q": "no-such-host"}).text
+
+
+def test_page_past_the_end_redirects_to_the_last_page(client: TestClient) -> None:
+    register(client, "nvr-one")
+    response = client.get("/nvrs", params={"page": "9"}, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/nvrs"
+
+
+def test_camera_layout_toggle_is_remembered_per_browser(client: TestClient) -> None:
+    register(client, "nvr-tiles")
+    assert 'id="camera-rows"' in client.get("/cameras").text
+    tiles = client.get("/cameras", params={"layout": "grid"})
+    assert 'id="camera-tiles"' in tiles.text and 'class="tile' in tiles.text
+    assert 'id="camera-tiles"' in client.get("/cameras").text  # the cookie remembers the choice
+    assert 'id="camera-rows"' in client.get("/cameras", params={"layout": "table"}).text
+
+
+def test_detail_fragment_is_the_page_content_without_the_page(client: TestClient) -> None:
+    nvr_id = register(client, "nvr-modal")
+    fragment = client.get(f"/nvrs/{nvr_id}", params={"fragment": "detail"}).text
+    assert fragment.startswith(f'<div id="nvr-{nvr_id}-detail"') and "<html" not in fragment
+    assert f'id="nvr-{nvr_id}-cameras"' in fragment and f'id="nvr-{nvr_id}-events"' in fragment
+    page = client.get(f"/nvrs/{nvr_id}").text
+    assert f'id="nvr-{nvr_id}-detail"' in page and "<html" in page
+
+
+def test_pages_have_no_inline_scripts_handlers_or_styles(client: TestClient) -> None:
+    nvr_id = register(client, "nvr-csp")
+    camera_id = client.get(f"/api/nvrs/{nvr_id}").json()["cameras"][0]["id"]
+    for path in ["/", "/nvrs", "/cameras", "/cameras?layout=grid", f"/nvrs/{nvr_id}", f"/cameras/{camera_id}"]:
+        html = client.get(path).text
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
+        assert not re.search(r"\son[a-z]+=", html), path
+        assert not re.search(r"\sstyle=", html), path

@@ -4,39 +4,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from nvrmon.credentials import Credentials
-from nvrmon.revocation import Revocations, until
+from nvrmon.revocation import Bound, Revocations
 from nvrmon.settings import Settings
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_until_passes_items_then_stops_and_closes_the_source_when_ended() -> None:
-    closed = asyncio.Event()
-    release = asyncio.Event()
+async def test_bound_response_ends_the_stream_and_its_cleanup_runs_when_ended() -> None:
+    cleaned, released = asyncio.Event(), asyncio.Event()
+    sent: list[Message] = []
 
-    async def source() -> AsyncIterator[bytes]:
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            yield b"first"
-            await release.wait()  # blocks like a quiet stream
-            yield b"never"
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})
+            await asyncio.Event().wait()  # a quiet stream
         finally:
-            closed.set()
+            cleaned.set()  # where a stream unsubscribes
+
+    async def receive() -> Message:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
 
     ended = asyncio.Event()
-    stream = until(source(), ended)
-    assert await anext(stream) == b"first"
-    pending = asyncio.ensure_future(anext(stream))
+    task = asyncio.create_task(Bound(stream, ended, released.set)({"type": "http"}, receive, send))
     await asyncio.sleep(0.05)
     ended.set()
-    with pytest.raises(StopAsyncIteration):
-        await asyncio.wait_for(pending, 1)
-    assert closed.is_set()  # the source's finally ran (a stream unsubscribes there)
+    await asyncio.wait_for(task, 1)
+    assert cleaned.is_set() and released.is_set()
+    assert [m.get("body") for m in sent[1:]] == [b"first", b""] and sent[-1]["more_body"] is False
 
 
 async def test_revocations_end_exactly_the_connections_whose_right_is_gone(tmp_path: Path) -> None:

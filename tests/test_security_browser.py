@@ -65,6 +65,16 @@ async def pwned(page: Page) -> Any:
     return await page.evaluate("() => window.__pwned")
 
 
+async def injected(page: Page) -> int:
+    """Elements that only a payload that became markup would create (the page's own charts are SVG too)."""
+    return int(
+        await page.evaluate(
+            """() => document.querySelectorAll('img[src="x"], [onerror], [onload], [onmouseover], i, b').length
+                   + [...document.scripts].filter(s => s.text.includes("__pwned")).length"""
+        )
+    )
+
+
 async def hostile_nvr(hub: LiveHub) -> tuple[Agent, int]:
     agent = await Agent.connect(hub.ws_url, hub.token)
     welcome = await agent.request(
@@ -98,7 +108,7 @@ async def test_hostile_names_show_as_typed_and_never_run_on_any_page(browser: Br
         body = await page.inner_text("main")
         for text in texts:
             assert text in body, (path, text)
-        assert await page.locator("main img, main svg, main script:not([src]), main b").count() == 0, path
+        assert await injected(page) == 0, path
         assert await pwned(page) is None, path
     # Live pushes (rows, event list) and a toast carry the hostile text too.
     await page.goto(live_hub.url + "/")
@@ -108,7 +118,7 @@ async def test_hostile_names_show_as_typed_and_never_run_on_any_page(browser: Br
     await toast.wait_for(timeout=10_000)
     assert await toast.inner_text() == ALERT + " again"
     assert await page.locator("#event-list").get_by_text(ALERT + " again").count() == 1
-    assert await page.locator("#toasts b, #event-list b, #toasts script, #event-list script").count() == 0
+    assert await injected(page) == 0
     assert await pwned(page) is None and watch.problems == []
     await context.close()
     await agent.close()
@@ -123,9 +133,9 @@ async def test_hostile_names_in_embeds_never_run(browser: Browser, live_hub: Liv
         await page.goto(f"{live_hub.url}/embed/{token}")
         await page.wait_for_selector("text=" + DEVICE, timeout=10_000)
         assert HOSTNAME in await page.inner_text("main")
-        assert await page.locator("main img, main svg, main script").count() == 0
+        assert await injected(page) == 0
     await agent.send({"type": "cameras", "cameras": [{"id": "new", "name": CAMERAS[1] + " new", "status": "online"}]})
-    await page.locator("#nvr-cameras").get_by_text(CAMERAS[1] + " new").wait_for(timeout=10_000)
+    await page.locator(f"#nvr-{nvr_id}-cameras").get_by_text(CAMERAS[1] + " new").wait_for(timeout=10_000)
     assert await pwned(page) is None and watch.problems == []
     await page.close()
     await agent.close()

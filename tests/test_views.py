@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 
+from nvrmon import filters
 from nvrmon.models import Cursor
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.renderer import Renderer, ago
 from nvrmon.settings import Settings
 from nvrmon.store import Changes, Store
-from nvrmon.views import View, ViewError, Views
+from nvrmon.views import CHART_IDS, View, ViewError, Views
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +64,9 @@ async def test_changes_render_once_per_view_with_keyed_rows(views: Views) -> Non
     assert nvrs.startswith(f"id: {views.store.epoch}-{changes.seq}\n")
     assert 'hx-target="#nvr-rows"' in nvrs and 'data-key="nvr-a"' in nvrs and 'id="nvr-stats"' in nvrs
     assert 'data-status="offline"' in messages["cameras"].decode()
-    assert 'id="kpis" class="kpis" aria-label="Fleet figures" hx-swap-oob="true"' in messages["dashboard"].decode()
+    assert (
+        'id="kpis" class="kpis" aria-label="Fleet figures" hx-swap-oob="outerMorph"' in messages["dashboard"].decode()
+    )
 
 
 async def test_removed_camera_becomes_an_oob_delete(views: Views) -> None:
@@ -113,7 +116,7 @@ async def test_page_and_push_render_the_same_row(views: Views) -> None:
     assert page is not None
     first_paint = views.renderer.render("nvrs.html", title="t", active="nvrs", oob=False, transport="auto", **page)
     pushed = (await views.render_changes(changes, ["nvrs"]))["nvrs"].decode()
-    nvr = page["nvrs"][0]
+    nvr = page["rows"][0]
     row = views.renderer.render("fragments/nvr_row.html", nvr=nvr, now=page["now"], oob=False)
     assert row.split("<td>")[1] in first_paint and row.split("<td>")[1] in pushed.replace("data: ", "")
 
@@ -125,3 +128,74 @@ async def test_fragments_escape_hostile_names(views: Views) -> None:
     html = (await views.render_changes(tx.changes, ["nvrs"]))["nvrs"].decode()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert changes.seq < tx.changes.seq
+
+
+async def set_status(views: Views, nvr_id: int, status: str) -> Changes:
+    async with views.store.transaction(time.time()) as tx:
+        await tx.set_nvr_status(nvr_id, status, "test")  # type: ignore[arg-type]
+    return tx.changes
+
+
+def test_view_key_includes_normalised_filters_and_open_detail() -> None:
+    view = View.parse("nvrs", "sort=hostname&status=offline&bogus=1&detail=7")
+    assert view.key == "nvrs?status=offline&detail=7" and View.from_key(view.key) == view
+    assert View.parse("nvrs", "").key == View("nvrs").key == "nvrs"
+    assert "id=status%3Doffline%26detail%3D7" in view.events_url(Cursor("e", 1))
+
+
+async def test_filtered_view_gains_and_loses_rows_live(views: Views) -> None:
+    await add_nvr(views, "nvr-a", "online")
+    await add_nvr(views, "nvr-b", "online")
+    nvr_a = next(n for n in await views.store.nvrs() if n.hostname == "nvr-a")
+    key = "nvrs?status=offline"
+    down = await views.render_changes(await set_status(views, nvr_a.id, "offline"), [key, "nvrs"])
+    entered = down[key].decode()
+    assert f'id="nvr-{nvr_a.id}"' in entered and 'data-stat="matching">1<' in entered
+    # The unfiltered list keeps the row where it is: an in-place upsert, not a refresh of the window.
+    assert '<tbody id="nvr-rows"' not in down["nvrs"].decode() and f'id="nvr-{nvr_a.id}"' in down["nvrs"].decode()
+    up = (await views.render_changes(await set_status(views, nvr_a.id, "online"), [key]))[key].decode()
+    assert f'<tr id="nvr-{nvr_a.id}" hx-swap-oob="delete"></tr>' in up and 'data-stat="matching">0<' in up
+
+
+async def test_page_boundary_shift_refreshes_the_window_once(views: Views) -> None:
+    for n in range(3):
+        await add_nvr(views, f"nvr-{n}", "online")
+    small = Views(views.store, views.renderer, Settings())
+    ids = sorted(n.id for n in await views.store.nvrs())
+    key = "nvrs?status=online"
+    await small.render_changes(Changes(1, {ids[0]}), [key])  # remembers the window it sent
+    html = (await small.render_changes(await set_status(views, ids[0], "offline"), [key]))[key].decode()
+    assert f'<tr id="nvr-{ids[0]}" hx-swap-oob="delete"></tr>' in html  # unpaged: a delete is exact
+    filters.PAGE_SIZE["nvrs"], saved = 1, filters.PAGE_SIZE["nvrs"]
+    try:
+        await small.render_changes(Changes(1, {ids[1]}), [key])
+        html = (await small.render_changes(await set_status(views, ids[1], "offline"), [key]))[key].decode()
+    finally:
+        filters.PAGE_SIZE["nvrs"] = saved
+    # One row per page: the next row slides in from page 2, so the window is re-rendered whole.
+    assert '<tbody id="nvr-rows" hx-swap-oob="true">' in html and f'id="nvr-{ids[2]}"' in html
+
+
+async def test_open_detail_is_live_within_a_list_view(views: Views) -> None:
+    await add_nvr(views, "nvr-a", "online", "online")
+    nvr_a = (await views.store.nvrs())[0]
+    key = f"nvrs?detail={nvr_a.id}"
+    html = await views.render_changes(await set_status(views, nvr_a.id, "offline"), [key, "nvrs"])
+    assert (
+        f'id="nvr-{nvr_a.id}-facts"' in html[key].decode()
+        and f'hx-target="#nvr-{nvr_a.id}-cameras"' in html[key].decode()
+    )
+    assert f'id="nvr-{nvr_a.id}-facts"' not in html["nvrs"].decode()  # without the dialog open, no detail bytes
+
+
+async def test_stats_html_is_the_one_producer_of_statistics(views: Views) -> None:
+    await add_nvr(views, "nvr-a", "online", "offline")
+    data = views._data()
+    assert set(await views.stats_html(View("dashboard"), data)) == {
+        "kpis", "nvr-status-chart", "camera-status-chart", "region-chart", "region-health", "system-health"
+    }  # fmt: skip
+    assert set(await views.stats_html(View("nvrs"), data)) == {"nvr-stats", "nvr-facets", "nvr-pager"}
+    charts_only = await views.stats_html(View("dashboard"), data, parts=CHART_IDS)
+    assert set(charts_only) == {"nvr-status-chart", "camera-status-chart", "region-chart"}
+    page = await views.page(View("cameras"))
+    assert page is not None and 'data-stat="nvr_offline">0<' in page["stats"]["camera-stats"]
