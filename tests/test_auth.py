@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
@@ -17,7 +18,8 @@ from nvrmon import accounts, auth
 from nvrmon.application import create_app
 from nvrmon.credentials import Credentials
 from nvrmon.settings import Settings
-from tests.conftest import PASSWORD, TOKEN, create_user, login_form_token, run_async
+from tests.conftest import PASSWORD, TOKEN, LiveHub, create_user, login_form_token, run_async, run_cli
+from tests.sse import open_stream
 
 PAGES = ["/", "/nvrs", "/cameras", "/nvrs/1", "/cameras/1", "/admin"]
 APIS = ["/api/summary", "/api/nvrs", "/api/nvrs/1", "/api/cameras", "/api/cameras/1", "/api/events"]
@@ -328,3 +330,19 @@ def test_logged_in_user_visiting_login_goes_on_to_the_page(make_client: Factory)
     log_in(client, "vera")
     response = client.get("/login?next=/cameras")
     assert response.status_code == 303 and response.headers["location"] == "/cameras"
+
+
+@pytest.mark.anyio
+async def test_removing_a_user_ends_their_open_event_stream_at_once(live_hub: LiveHub) -> None:
+    create_user(live_hub.db_path, "wally", "viewer", PASSWORD)
+    wall = SimpleNamespace(url=live_hub.url, headers={"Cookie": live_hub.login("wally", PASSWORD)})
+    async with open_stream(wall, "view=dashboard") as stream:
+        assert (await stream.next(skip_heartbeats=False)).event == "ready"
+        removed = time.monotonic()
+        assert run_cli(live_hub.db_path, "user", "remove", "wally").returncode == 0  # from another process
+        with pytest.raises(EOFError):
+            while True:
+                await stream.next(timeout=5, skip_heartbeats=False)
+        assert time.monotonic() - removed < 3
+    refused = httpx.get(f"{live_hub.url}/events?view=dashboard", headers=wall.headers)
+    assert refused.status_code == 401
