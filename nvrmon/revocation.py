@@ -63,8 +63,11 @@ class Revocations:
         last_full = last_touch = time.monotonic()
         last_prune = 0.0
         while True:
+            # asyncio.timeout rather than wait_for: on 3.11, wait_for can swallow a cancellation that arrives as the
+            # wait completes, and this loop would then outlive the hub's shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                async with asyncio.timeout(POLL_INTERVAL):
+                    await self._wake.wait()
             woken = self._wake.is_set()
             self._wake.clear()
             try:
