@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -125,12 +126,43 @@ def raise_fd_limit(wanted: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+# The hub needs a login for pages, /api and /events: run.py logs a bench account in and every process sends its
+# session cookie (inherited through the environment). Empty against hubs without accounts (the reference server).
+COOKIE_ENV = "NVRMON_BENCH_COOKIE"
+
+
+def auth_headers() -> dict[str, str]:
+    cookie = os.environ.get(COOKIE_ENV, "")
+    return {"Cookie": cookie} if cookie else {}
+
+
+def login(port: int, username: str, password: str) -> str:
+    """Log in through the hub's login form; returns the session cookie as `name=value`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/login", headers={"Connection": "keep-alive"})
+        response = conn.getresponse()
+        page = response.read().decode()
+        csrf_cookie = (response.getheader("set-cookie") or "").split(";", 1)[0]
+        token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        form = urllib.parse.urlencode({"username": username, "password": password, "csrf_token": token})
+        conn.request("POST", "/login", body=form, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Cookie": csrf_cookie})  # fmt: skip
+        response = conn.getresponse()
+        response.read()
+        if response.status != 303:
+            raise RuntimeError(f"bench login failed: HTTP {response.status}")
+        return (response.getheader("set-cookie") or "").split(";", 1)[0]
+    finally:
+        conn.close()
+
+
 def http_get(port: int, path: str, timeout: float = 30.0) -> tuple[int, bytes, float, float]:
     """GET over a fresh loopback connection: (status, body, seconds to headers, seconds to last byte)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         start = time.perf_counter()
-        conn.request("GET", path, headers={"Accept": "text/html", "Connection": "close"})
+        conn.request("GET", path, headers={"Accept": "text/html", "Connection": "close", **auth_headers()})
         response = conn.getresponse()
         headers_at = time.perf_counter()
         body = response.read()

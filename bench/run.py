@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from benchutil import (
+    COOKIE_ENV,
     CpuPlan,
     free_port,
     http_get,
+    login,
     machine,
     percentile,
     pin_self,
@@ -48,6 +50,7 @@ from sse_client import WorkerSpec, worker_main
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 TOKEN = "bench-agent-token"
+BENCH_USER, BENCH_PASSWORD = "bench", "bench-viewer-password"
 IMPLS = ("nvrmon", "reference")
 CTX = mp.get_context("fork")  # children start from this process's state (no re-import, no event loop running)
 
@@ -159,11 +162,18 @@ def start_server(
             env["NVRMON_BENCH_GC_FILE"] = str(gc_file)
         cmd = [sys.executable, *launcher, "serve", "--port", str(port), "--db", str(db), "--log-level", "warning"]
         ws_url, cwd = f"ws://127.0.0.1:{port}/ws/agent", src
+        # Pages, /api and /events need a login: a viewer account, created the way an operator would.
+        account = subprocess.run(
+            [sys.executable, "-m", "nvrmon.cli", "user", "add", BENCH_USER, "--role", "viewer", "--db", str(db)],
+            input=BENCH_PASSWORD + "\n", env=env, cwd=src, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        with_login = account.returncode == 0  # a hub source from before accounts has no `user` command
     else:
         ws_port = free_port()
         cmd = [sys.executable, str(BENCH / "reference.py"), "--port", str(port), "--ws-port", str(ws_port),
                "--token", TOKEN]  # fmt: skip
         ws_url, cwd = f"ws://127.0.0.1:{ws_port}/ws/agent", BENCH
+        with_login = False
     with log_path.open("ab") as log:
         proc = spawn_pinned(cmd, plan.server, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     procs.popen.append(proc)
@@ -174,6 +184,8 @@ def start_server(
             raise RuntimeError(f"{impl} exited during start-up:\n{server.log_tail()}")
         with contextlib.suppress(OSError):
             if http_get(port, "/healthz", timeout=2)[0] == 200:
+                # Every later request of this run, and the forked agent and subscriber processes, send the cookie.
+                os.environ[COOKIE_ENV] = login(port, BENCH_USER, BENCH_PASSWORD) if with_login else ""
                 return server
         if time.monotonic() > deadline:
             raise RuntimeError(f"{impl} did not answer /healthz in 30 s:\n{server.log_tail()}")

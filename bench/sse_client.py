@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, cast
 
+from benchutil import auth_headers
 from load import read_log
 
 ROW = re.compile(rb'id="camera-(\d+)"[^>]*data-status="(\w+)"')
@@ -206,8 +207,10 @@ class Subscriber(asyncio.Protocol):
 
 
 def request_bytes(path: str) -> bytes:
+    cookie = "".join(f"{name}: {value}\r\n" for name, value in auth_headers().items())
     return (
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+        f"{cookie}\r\n"
     ).encode()
 
 

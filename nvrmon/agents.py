@@ -1,15 +1,14 @@
-"""Stage 1, ingress: the agent WebSocket (`/ws/agent`): authenticate, parse frames, hand work to the hub."""
+"""Stage 1, ingress: the agent WebSocket (`/ws/agent`): authenticate (tokens), parse frames, hand work to the hub."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from nvrmon import protocol
+from nvrmon import protocol, tokens
 from nvrmon.hub import AgentSession, Gone, Hub
 from nvrmon.protocol import Hello, ProtocolError
 from nvrmon.settings import Settings
@@ -21,30 +20,23 @@ SERVICE_RESTART = 1012
 SHUTDOWN_DEFER = 3.0
 
 
-def authorized(websocket: WebSocket, token: str) -> bool:
-    header = websocket.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-
-
 async def agent_endpoint(websocket: WebSocket) -> None:
     hub: Hub = websocket.state.hub
     settings: Settings = websocket.state.settings
-    token: str = websocket.state.agent_token
-    if not authorized(websocket, token):
-        # Closing before accept refuses the upgrade (HTTP 403): nothing about the fleet changes.
-        await websocket.close(code=1008, reason="missing or wrong agent token")
-        return
-    await websocket.accept()
+    access = await tokens.admit(websocket)
+    if access is None:
+        return  # refused before accept (HTTP 403), or told the hub is full (1013)
     client = websocket.client
     session = hub.new_session(f"{client.host}:{client.port}" if client else "unknown")
+    access.watch(session)
     sender = asyncio.create_task(_send_loop(websocket, session))
     close_code: int | None = None
     try:
-        close_code = await _receive_loop(websocket, session, hub, settings, sender)
+        close_code = await _receive_loop(websocket, session, hub, settings, sender, access)
     except WebSocketDisconnect as exc:
         close_code = exc.code
     finally:
+        access.release()
         if session.nvr_id is not None:
             if close_code == SERVICE_RESTART:
                 # Usually the hub itself shutting down (uvicorn closes agent sockets with 1012 first): then this never
@@ -60,7 +52,12 @@ async def agent_endpoint(websocket: WebSocket) -> None:
 
 
 async def _receive_loop(
-    websocket: WebSocket, session: AgentSession, hub: Hub, settings: Settings, sender: asyncio.Task[None]
+    websocket: WebSocket,
+    session: AgentSession,
+    hub: Hub,
+    settings: Settings,
+    sender: asyncio.Task[None],
+    access: tokens.AgentAccess,
 ) -> int | None:
     """Read frames until the peer goes away (returns its close code) or the connection must end (returns None)."""
     hello_deadline = asyncio.get_running_loop().time() + HELLO_TIMEOUT
@@ -75,6 +72,11 @@ async def _receive_loop(
             return None
         if message["type"] == "websocket.disconnect":
             return int(message.get("code", 1000))
+        budget = access.frame(session)  # before parsing: a flood must not cost the hub its parsing time
+        if budget != "ok":
+            if budget == "close":
+                return None
+            continue
         frame = message.get("text")
         if frame is None:
             session.post(protocol.error_frame("invalid_message", "binary frames are not part of the protocol"))
@@ -97,8 +99,14 @@ async def _receive_loop(
                 session.post(protocol.error_frame("invalid_message", "a connection speaks for one hostname only"))
                 session.post((1008, "hostname changed"))
                 return None
+            refusal = await access.claim(parsed.nvr.hostname)
+            if refusal is not None:
+                session.post(refusal.frame())
+                session.post((1008, "hostname not allowed"))
+                return None
             nvr_id = await hub.hello(session, parsed)
-            session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval, session.last_seq))
+            issued = access.take_issued_token()
+            session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval, session.last_seq, issued))
         elif session.nvr_id is None:
             session.post(protocol.error_frame("hello_required", "the first frame must be a hello"))
             session.post((1008, "hello required"))

@@ -16,23 +16,20 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nvrmon import agents, api, pages, streams
+from nvrmon import admin, agents, api, auth, embed, pages, streams
+from nvrmon.auth import Auth, guard
 from nvrmon.broadcaster import Broadcaster
 from nvrmon.hub import Hub
 from nvrmon.publisher import Publisher
 from nvrmon.renderer import Renderer
+from nvrmon.security import SecurityHeaders
 from nvrmon.settings import Settings
 from nvrmon.store import Store
 from nvrmon.views import Views
 
 log = logging.getLogger("nvrmon")
-
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
 
 
 class StreamFastPath:
@@ -46,32 +43,14 @@ class StreamFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.events = guard("viewer", streams.events, "stream")  # the same access rule as the /events route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/events":
-            response = await streams.events(Request(scope, receive))
+            response = await self.events(Request(scope, receive))
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-class SecurityHeaders:
-    """Adds headers every response should carry; pure ASGI so it never buffers the event stream."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 async def agent_token(store: Store, settings: Settings) -> str:
@@ -101,6 +80,8 @@ def create_app(settings: Settings) -> ASGIApp:
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         await hub.start()
         token = await agent_token(store, settings)
+        security = await Auth.open(settings)
+        embeds = embed.EmbedViews(store, renderer, settings)
         tasks: set[asyncio.Task[None]] = set()
 
         def start(coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -113,6 +94,8 @@ def create_app(settings: Settings) -> ASGIApp:
         start(hub.run(), "hub-writer")
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
+        start(security.revocations.run(), "revocation-watch")
+        start(embeds.watch(broadcaster), "embed-watch")
         if settings.demo > 0:
             from nvrmon.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -134,6 +117,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 "renderer": renderer,
                 "broadcaster": broadcaster,
                 "agent_token": token,
+                "auth": security,
+                "embeds": embeds,
             }
         finally:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
@@ -142,6 +127,7 @@ def create_app(settings: Settings) -> ASGIApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await security.close()
             await store.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -149,25 +135,33 @@ def create_app(settings: Settings) -> ASGIApp:
         if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
         html = renderer.render(
-            "error.html", title=str(exc.status_code), active="", status=exc.status_code, detail=exc.detail
-        )
+            "error.html", title=str(exc.status_code), active="", status=exc.status_code, detail=exc.detail,
+            **auth.page_context(request),
+        )  # fmt: skip
         return HTMLResponse(html, status_code=exc.status_code)
 
+    # Every route states who may use it (auth.guard); tests/test_auth.py fails for a route that doesn't.
     routes = [
-        Route("/", pages.dashboard),
-        Route("/nvrs", pages.nvr_list),
-        Route("/nvrs/{nvr_id:int}", pages.nvr_detail),
-        Route("/cameras", pages.camera_list),
-        Route("/cameras/{camera_id:int}", pages.camera_detail),
-        Route("/events", streams.events),
-        Route("/poll", streams.poll),
-        Route("/api/summary", api.summary),
-        Route("/api/nvrs", api.nvrs),
-        Route("/api/nvrs/{nvr_id:int}", api.nvr),
-        Route("/api/cameras", api.cameras),
-        Route("/api/cameras/{camera_id:int}", api.camera),
-        Route("/api/events", api.events),
-        Route("/healthz", api.healthz),
+        Route("/", guard("viewer", pages.dashboard)),
+        Route("/nvrs", guard("viewer", pages.nvr_list)),
+        Route("/nvrs/{nvr_id:int}", guard("viewer", pages.nvr_detail)),
+        Route("/cameras", guard("viewer", pages.camera_list)),
+        Route("/cameras/{camera_id:int}", guard("viewer", pages.camera_detail)),
+        # Normally served by StreamFastPath (with the same rule); this route documents it and serves HEAD.
+        Route("/events", guard("viewer", streams.events, "stream")),
+        Route("/poll", guard("viewer", streams.poll, "stream")),
+        Route("/api/summary", guard("viewer", api.summary, "api")),
+        Route("/api/nvrs", guard("viewer", api.nvrs, "api")),
+        Route("/api/nvrs/{nvr_id:int}", guard("viewer", api.nvr, "api")),
+        Route("/api/cameras", guard("viewer", api.cameras, "api")),
+        Route("/api/cameras/{camera_id:int}", guard("viewer", api.camera, "api")),
+        Route("/api/events", guard("viewer", api.events, "api")),
+        # Public for load balancers and container health checks; details only for a logged-in session.
+        Route("/healthz", guard("public", api.healthz, "api")),
+        *auth.routes(),
+        *admin.routes(),
+        *embed.routes(),
+        # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),
         Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
     ]

@@ -1,4 +1,4 @@
-"""Command line: `nvrmon serve` runs the hub (optionally with a demo fleet); `nvrmon simulate` drives any hub."""
+"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed` (admin)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from nvrmon import manage
 from nvrmon.settings import Settings
 
 
@@ -33,12 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--prefix", default="sim", help="hostname prefix")
     sim.add_argument("--duration", type=float, help="stop after this many seconds (default: run until interrupted)")
 
+    manage.add_parsers(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.command == "serve":
         return _serve(args)
+    if args.command in manage.COMMANDS:
+        return manage.run(args)
     return _simulate(args)
 
 
@@ -61,11 +66,40 @@ def _serve(args: argparse.Namespace) -> int:
         ws_max_size=settings.max_frame_bytes * 2,
         timeout_graceful_shutdown=5,
         ws="websockets-sansio",
-        proxy_headers=False,
+        # Forwarded headers only from the proxies named: anyone else could claim to be https or another address.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
     )
     print(f"nvrmon: http://{settings.host}:{settings.port}/  database {settings.db_path.resolve()}", file=sys.stderr)
+    if settings.demo > 0:
+        _announce_demo_login(settings)
     uvicorn.Server(config).run()
     return 0
+
+
+def _announce_demo_login(settings: Settings) -> None:
+    """The demo gets an admin login with a new random password each start, printed where the person running it looks."""
+    from nvrmon.accounts import ensure_demo_user
+    from nvrmon.credentials import Credentials
+
+    async def create() -> tuple[str, str]:
+        credentials = await Credentials.open(settings.db_path)
+        try:
+            return await ensure_demo_user(credentials)
+        finally:
+            await credentials.close()
+
+    name, password = asyncio.run(create())
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    bar = "=" * 72
+    print(
+        f"\n{bar}\n  DEMO MODE: simulated NVRs, and a demo admin account.\n"
+        f"  Log in at http://{host}:{settings.port}/login\n"
+        f"      user name: {name}\n      password:  {password}\n"
+        f"  (a new password at every start; never run --demo where others can reach it)\n{bar}\n",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from nvrmon.auth import page_context
 from nvrmon.filters import LAYOUTS
 from nvrmon.renderer import Renderer
 from nvrmon.settings import Settings
@@ -31,8 +32,9 @@ async def _page(request: Request, view: View, template: str, title: str) -> Resp
     if transport not in TRANSPORTS:
         transport = settings.transport
     html = renderer.render(
-        template, title=title, active=view.kind, oob=False, transport=transport, toasts="", **context
-    )
+        template, title=title, active=view.kind, oob=False, transport=transport, toasts="", **context,
+        **page_context(request),
+    )  # fmt: skip
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 

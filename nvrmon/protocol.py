@@ -34,6 +34,11 @@ ErrorCode = Literal[
     "too_many_cameras",
     "unknown_camera",
     "replaced",
+    "hostname_not_allowed",
+    "enrollment_refused",
+    "token_revoked",
+    "rate_limited",
+    "server_busy",
 ]
 
 
@@ -161,7 +166,7 @@ def parse_message(data: object, *, max_cameras: int) -> Message:
         return Cameras(cameras=_cameras(data, max_cameras), seq=_seq(data))
     if kind == "alert":
         severity = data.get("severity")
-        if severity not in SEVERITIES:
+        if not isinstance(severity, str) or severity not in SEVERITIES:  # a list or object would not even hash
             raise ProtocolError("invalid_message", f"severity must be one of {sorted(SEVERITIES)}")
         message = _text(data, "message", MAX_MESSAGE, required=True)
         camera_id = _camera_id(data, "camera_id") if data.get("camera_id") is not None else None
@@ -175,11 +180,13 @@ def error_frame(code: ErrorCode, message: str) -> str:
     return json.dumps({"type": "error", "code": code, "message": message})
 
 
-def welcome_frame(nvr_id: int, heartbeat_interval: float, last_seq: int = 0) -> str:
-    return json.dumps(
-        {"type": "welcome", "protocol": PROTOCOL_VERSION, "nvr_id": nvr_id, "heartbeat_interval": heartbeat_interval,
-         "last_seq": last_seq}
-    )  # fmt: skip
+def welcome_frame(nvr_id: int, heartbeat_interval: float, last_seq: int = 0, agent_token: str = "") -> str:
+    """`agent_token` only after enrollment: the NVR's own token, sent this once, for every later connection."""
+    frame: dict[str, Any] = {"type": "welcome", "protocol": PROTOCOL_VERSION, "nvr_id": nvr_id,
+                             "heartbeat_interval": heartbeat_interval, "last_seq": last_seq}  # fmt: skip
+    if agent_token:
+        frame["agent_token"] = agent_token
+    return json.dumps(frame)
 
 
 def ack_frame(seq: int) -> str:
@@ -252,7 +259,7 @@ def _ip(data: dict[str, Any], name: str) -> str:
 
 def _status(data: dict[str, Any], key: str) -> Status:
     value = data.get(key)
-    if value not in STATUSES:
+    if not isinstance(value, str) or value not in STATUSES:
         raise ProtocolError("invalid_message", f"field '{key}' must be 'online' or 'offline'")
     return cast(Status, value)
 

@@ -68,8 +68,11 @@ class Publisher:
             if timeout is None:
                 await self._wake.wait()
             elif timeout > 0:
+                # Not wait_for: on 3.11 it can swallow a cancellation that arrives as the wait ends, and this task
+                # then outlived shutdown (seen as a hung TestClient teardown in tests/test_embed.py).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
             self._wake.clear()
             try:
                 if self._pending.seq and not self._holding():

@@ -57,6 +57,29 @@ class Settings:
     event_retention_days: float = 30.0
     # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.
     demo: int = 0
+    # -- security (docs/security.md) --
+    # Signs session cookies and derives CSRF tokens. Empty: generated once and kept in the database's meta table.
+    secret_key: str = ""
+    # "auto": cookies are Secure when the request came over HTTPS (see trusted_proxies); "always": for a hub that is
+    # only reachable through a TLS-terminating proxy which doesn't send X-Forwarded-Proto.
+    secure_cookies: str = "auto"
+    # Comma-separated proxy addresses whose X-Forwarded-For/-Proto headers are believed (uvicorn forwarded_allow_ips):
+    # then the client address (login throttling) and the scheme (Secure cookies) are the browser's, not the proxy's.
+    trusted_proxies: str = ""
+    # A session ends after this long without a request (an open live page counts as activity) or this long after login.
+    session_idle_timeout: float = 3600.0
+    session_max_age: float = 43_200.0
+    # Failed logins: a username is locked for login_lockout seconds after login_max_failures failures within that
+    # time; one client address after login_ip_max_failures.
+    login_max_failures: int = 5
+    login_ip_max_failures: int = 50
+    login_lockout: float = 900.0
+    # Agents: sustained frames per second per connection, burst allowance, and concurrent connections per hub.
+    agent_rate: float = 100.0
+    agent_burst: int = 1000
+    max_agent_connections: int = 10_000
+    # 1: the shared agent_token is accepted for any hostname (fleet-wide); 0: only per-NVR and enrollment tokens.
+    fleet_token: int = 1
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
 

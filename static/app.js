@@ -37,7 +37,8 @@
 
   function markLive() {
     state.lastMessage = Date.now();
-    if (state.attempt || ($("connection") || {}).dataset.state !== "live") {
+    var indicator = $("connection"); // absent on embeds
+    if (state.attempt || (indicator && indicator.dataset.state !== "live")) {
       state.attempt = 0;
       var el = $("live");
       setConnection("live", el && el.dataset.transport === "poll" ? "Live (polling)" : "Live");
@@ -49,6 +50,32 @@
     if (state.attempt >= 4) setConnection("offline", "Offline, retrying");
     else setConnection("reconnecting", "Reconnecting (" + state.attempt + ")");
   }
+
+  // -- session: CSRF token on state-changing requests; back to the login page when the session has ended -------
+  document.addEventListener("htmx:config:request", function (e) {
+    var request = e.detail && e.detail.ctx && e.detail.ctx.request;
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    if (request && meta && !/^(GET|HEAD|OPTIONS)$/i.test(request.method || "GET")) {
+      request.headers["X-CSRF-Token"] = meta.getAttribute("content");
+    }
+  });
+
+  function sessionEnded(status) {
+    if (document.body.hasAttribute("data-embed")) {
+      // An embed has no login: its token expired or was revoked (404), or this portal isn't allowed (403).
+      var notice = $("embed-unavailable");
+      if (notice && (status === 403 || status === 404)) notice.hidden = false;
+      return;
+    }
+    if (status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  }
+  document.addEventListener("htmx:response:error", function (e) {
+    var ctx = e.detail && e.detail.ctx;
+    if (ctx && ctx.response) sessionEnded(ctx.response.status);
+  });
+  document.addEventListener("htmx:sse:error", function (e) {
+    if (e.detail) sessionEnded(e.detail.status);
+  });
 
   // -- SSE lifecycle (htmx 4's hx-sse extension dispatches these on #live; they bubble to document) --------------
   document.addEventListener("htmx:sse:before:connection", function (e) {
@@ -63,6 +90,22 @@
     markLive();
   });
   document.addEventListener("htmx:after:swap", trimEvents);
+
+  // Live updates replace whole rows; a keyboard user focused on a link in one must not be thrown back to the top of
+  // the page. Remember the focused link before a swap and focus its twin in the new row afterwards.
+  var focusedHref = null;
+  document.addEventListener("htmx:before:swap", function () {
+    var active = document.activeElement;
+    focusedHref = active && active !== document.body && active.getAttribute ? active.getAttribute("href") : null;
+  });
+  document.addEventListener("htmx:after:swap", function () {
+    var active = document.activeElement;
+    if (focusedHref && (!active || active === document.body)) {
+      var twin = document.querySelector('a[href="' + CSS.escape(focusedHref) + '"]');
+      if (twin) twin.focus({ preventScroll: true });
+    }
+    focusedHref = null;
+  });
   document.addEventListener("heartbeat", function (e) {
     // The hub's clock, so relative times ("2 min ago") stay right on a machine whose clock is off.
     try { state.skew = JSON.parse(e.detail.data).t * 1000 - Date.now(); } catch (err) { /* ignore */ }

@@ -1,19 +1,73 @@
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
+from nvrmon import accounts
+from nvrmon.credentials import Conflict, Credentials
+
+T = TypeVar("T")
+
 TOKEN = "test-agent-token"
+# Every live hub gets this admin account before it starts; tests log in with it (LiveHub.headers, login()).
+ADMIN = "admin"
+PASSWORD = "correct horse battery staple"
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when called inside a running event loop (async tests)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@functools.cache
+def password_hash(password: str) -> str:
+    """argon2 hashes take ~0.1 s; tests reuse one per password (each still has its own random salt once)."""
+    return accounts.hash_password(password)
+
+
+def create_user(db_path: Path, name: str, role: str, password: str) -> None:
+    """Add an account straight to a hub's database (as `nvrmon user add` does), unless it exists already."""
+
+    async def add() -> None:
+        credentials = await Credentials.open(db_path)
+        try:
+            await credentials.add_user(name, accounts.check_role(role), password_hash(password), time.time())
+        except Conflict:
+            pass
+        finally:
+            await credentials.close()
+
+    run_async(add())
+
+
+def run_cli(db_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`nvrmon ARGS --db db_path` in its own process (as an operator would run it next to a live hub)."""
+    return subprocess.run(
+        [sys.executable, "-m", "nvrmon.cli", *args, "--db", str(db_path)],
+        input=stdin, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+def login_form_token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match is not None, "no CSRF token in the login form"
+    return match.group(1)
 
 
 @pytest.fixture
@@ -37,6 +91,10 @@ class LiveHub:
     token: str = TOKEN
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    username: str = ADMIN
+    password: str = PASSWORD
+    # The logged-in admin's session cookie, for httpx requests: `hub.get("/api/…")`, `open_stream(hub, …)`.
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -47,6 +105,7 @@ class LiveHub:
         return f"ws://127.0.0.1:{self.port}/ws/agent"
 
     def start(self) -> LiveHub:
+        create_user(self.db_path, self.username, "admin", self.password)
         env = {**os.environ, "NVRMON_AGENT_TOKEN": self.token, **self.env}
         self.log_path = self.db_path.with_suffix(f".{self.port}.log")
         with self.log_path.open("ab") as log:
@@ -61,6 +120,9 @@ class LiveHub:
                 raise RuntimeError(f"hub exited early:\n{self.log_path.read_text()}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    if not self.headers:
+                        self.headers = {"Cookie": self.login(self.username, self.password)}
+                    RUNNING[self.url] = self
                     return self
             except httpx.HTTPError:
                 time.sleep(0.05)
@@ -77,6 +139,18 @@ class LiveHub:
                 self.process.kill()
                 self.process.wait(5)
         self.process = None
+
+    def login(self, username: str, password: str) -> str:
+        """Log in through the login form, as a browser would; returns the session cookie as `name=value`."""
+        with httpx.Client(base_url=self.url) as client:
+            token = login_form_token(client.get("/login").text)
+            response = client.post("/login", data={"username": username, "password": password, "csrf_token": token})
+            assert response.status_code == 303, (response.status_code, response.text[:300])
+            return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        """GET as the logged-in admin."""
+        return httpx.get(f"{self.url}{path}", headers=self.headers, **kwargs)
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
@@ -100,3 +174,23 @@ def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
 @pytest.fixture
 def live_hub(start_hub: Callable[..., LiveHub]) -> LiveHub:
     return start_hub()
+
+
+RUNNING: dict[str, LiveHub] = {}  # base URL -> the live hub started there (for hub_at)
+
+
+def hub_at(url: str) -> LiveHub:
+    """The running LiveHub that serves `url` (for helpers that only get a page URL)."""
+    return next(hub for base, hub in RUNNING.items() if url.startswith(base + "/") or url == base)
+
+
+def login(page_or_context: Any, hub: LiveHub) -> Any:
+    """Log a Playwright page or browser context in as the hub's admin, for browser tests.
+
+    Adds the session cookie LiveHub got from the login form, so pages open logged in. Works with both Playwright
+    APIs: `await login(context, live_hub)` (async) or `login(page, live_hub)` (sync). To test the form itself, open
+    `/login` and fill in `hub.username` / `hub.password` instead.
+    """
+    context = getattr(page_or_context, "context", page_or_context)
+    name, _, value = hub.headers["Cookie"].partition("=")
+    return context.add_cookies([{"name": name, "value": value, "url": hub.url}])

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 
@@ -65,12 +66,25 @@ class SseStream:
                 return msg
 
 
+class Hub(Protocol):
+    """A live hub and the headers (session cookie) its requests need; tests.conftest.LiveHub is one."""
+
+    @property
+    def url(self) -> str: ...
+
+    headers: dict[str, str]
+
+
 @asynccontextmanager
-async def open_stream(base_url: str, query: str, last_event_id: str | None = None) -> AsyncIterator[SseStream]:
-    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+async def open_stream(
+    hub: Hub | str, query: str, last_event_id: str | None = None, path: str = "/events"
+) -> AsyncIterator[SseStream]:
+    base_url, headers = (hub, {}) if isinstance(hub, str) else (hub.url, dict(hub.headers))
+    if last_event_id:
+        headers["Last-Event-ID"] = last_event_id
     async with (
         httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10, read=None)) as client,
-        client.stream("GET", f"/events?{query}", headers=headers) as response,
+        client.stream("GET", f"{path}?{query}", headers=headers) as response,
     ):
         assert response.status_code == 200, response.status_code
         yield SseStream(response)

@@ -16,13 +16,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from tests.agent import Agent
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, login
 
 pytestmark = pytest.mark.browser
 
@@ -121,6 +120,7 @@ class Browsing:
     def context(self, **kw: Any) -> BrowserContext:
         context = self.browser.new_context(**{"viewport": DESKTOP, **kw})
         context.set_default_timeout(10_000)
+        login(context, self.hub)  # as the hub's admin
         self.contexts.append(context)
         return context
 
@@ -168,7 +168,7 @@ def not_reloaded(page: Page) -> None:
 
 
 def api(hub: LiveHub, path: str) -> Any:
-    response = httpx.get(f"{hub.url}/api/{path}", timeout=5)
+    response = hub.get(f"/api/{path}", timeout=5)
     response.raise_for_status()
     return response.json()
 

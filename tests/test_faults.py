@@ -9,7 +9,6 @@ import socket
 import time
 from collections.abc import Callable
 
-import httpx
 import pytest
 import websockets
 
@@ -22,11 +21,11 @@ pytestmark = pytest.mark.anyio
 
 
 def nvr(hub: LiveHub, nvr_id: int) -> dict[str, object]:
-    return dict(httpx.get(f"{hub.url}/api/nvrs/{nvr_id}").json())
+    return dict(hub.get(f"/api/nvrs/{nvr_id}").json())
 
 
 def events(hub: LiveHub, limit: int = 500) -> list[dict[str, object]]:
-    return list(httpx.get(f"{hub.url}/api/events?limit={limit}").json()["events"])
+    return list(hub.get(f"/api/events?limit={limit}").json()["events"])
 
 
 async def wait_for(check: Callable[[], bool], timeout: float, step: float = 0.05) -> float:
@@ -105,7 +104,8 @@ async def test_flapping_nvr_is_marked_unstable_with_one_notification(start_hub: 
     await agent.close()
 
 
-async def test_kill_9_loses_no_acknowledged_frame(live_hub: LiveHub) -> None:
+async def test_kill_9_loses_no_acknowledged_frame(start_hub: Callable[..., LiveHub]) -> None:
+    live_hub = start_hub(AGENT_RATE="1e6", AGENT_BURST="1000000")  # a deliberate flood: no per-agent rate limit here
     agent = await Agent.connect(live_hub.ws_url, live_hub.token)
     await agent.request({**hello("nvr-durable", 1), "session": "run-a"})
     acked = 0
@@ -145,7 +145,7 @@ async def test_restart_with_200_agents_converges_without_alert_storm(start_hub: 
     fleet = Fleet(hub.ws_url, hub.token, nvrs=200, cameras=2, rate=0, seed=3)
     runner = asyncio.create_task(fleet.run())
     try:
-        summary = lambda: httpx.get(f"{hub.url}/api/summary").json()  # noqa: E731
+        summary = lambda: hub.get("/api/summary").json()  # noqa: E731
         await wait_for(lambda: summary()["nvrs_online"] == 200, timeout=30, step=0.2)
         last_event = int(events(hub, 1)[0]["id"])
         assert hub.process is not None
@@ -174,7 +174,7 @@ async def test_nvrs_missing_after_restart_grace_go_offline_with_one_event(start_
     for agent, _ in agents:
         await agent.close()
     hub.start()
-    await wait_for(lambda: httpx.get(f"{hub.url}/api/summary").json()["nvrs_offline"] == 3, timeout=5)
+    await wait_for(lambda: hub.get("/api/summary").json()["nvrs_offline"] == 3, timeout=5)
     texts = [str(e["message"]) for e in events(hub)]
     assert texts[0].startswith("3 NVRs did not reconnect") and not any("is offline" in t for t in texts)
 
@@ -182,15 +182,15 @@ async def test_nvrs_missing_after_restart_grace_go_offline_with_one_event(start_
 async def test_slow_browser_is_dropped_without_memory_growth_and_others_keep_up(
     start_hub: Callable[..., LiveHub],
 ) -> None:
-    hub = start_hub(SUBSCRIBER_QUEUE="16", SSE_SEND_TIMEOUT="2")
+    hub = start_hub(SUBSCRIBER_QUEUE="16", SSE_SEND_TIMEOUT="2", AGENT_RATE="1e6", AGENT_BURST="1000000")
     agent, _ = await Agent.register(hub.ws_url, hub.token, "nvr-busy", cameras=200)
     # A browser that connects and then never reads: its socket buffers fill and the hub must let it go.
     slow = socket.create_connection(("127.0.0.1", hub.port))
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.sendall(b"GET /events?view=cameras HTTP/1.1\r\nHost: x\r\n\r\n")
+    slow.sendall(f"GET /events?view=cameras HTTP/1.1\r\nHost: x\r\nCookie: {hub.headers['Cookie']}\r\n\r\n".encode())
     assert hub.process is not None
     try:
-        async with open_stream(hub.url, "view=cameras&since=x-0") as fast:
+        async with open_stream(hub, "view=cameras&since=x-0") as fast:
             await fast.next()  # the full refresh
             baseline = rss_kb(hub.process.pid)
             latencies = []
@@ -202,7 +202,7 @@ async def test_slow_browser_is_dropped_without_memory_growth_and_others_keep_up(
                 await fast.until(lambda m, s=status: m.data.count(f'data-status="{s}"') > 0, timeout=10)
                 latencies.append(time.monotonic() - sent)
             grown = rss_kb(hub.process.pid) - baseline
-        health = httpx.get(f"{hub.url}/healthz").json()
+        health = hub.get("/healthz").json()
         assert grown < 40_000, f"hub grew {grown} kB"
         assert health["subscribers"] <= 1  # the slow one was dropped
         latencies.sort()
@@ -217,7 +217,7 @@ async def test_slow_browser_is_dropped_without_memory_growth_and_others_keep_up(
 async def test_browser_away_during_500_changes_catches_up_exactly(live_hub: LiveHub) -> None:
     agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-away", cameras=50)
     cameras = {c["ext_id"]: c["id"] for c in nvr(live_hub, nvr_id)["cameras"]}  # type: ignore[attr-defined]
-    async with open_stream(live_hub.url, "view=cameras&since=x-0") as stream:
+    async with open_stream(live_hub, "view=cameras&since=x-0") as stream:
         await stream.next()
         cursor = stream.last_id
     final: dict[str, str] = {}
@@ -227,7 +227,7 @@ async def test_browser_away_during_500_changes_catches_up_exactly(live_hub: Live
         await agent.send({"type": "camera_status", "camera_id": ext, "status": final[ext]})
     await agent.send({"type": "heartbeat"})
     await asyncio.sleep(0.5)
-    async with open_stream(live_hub.url, "view=cameras&since=x-0", last_event_id=cursor) as stream:
+    async with open_stream(live_hub, "view=cameras&since=x-0", last_event_id=cursor) as stream:
         replay = await stream.next()
     rows = [
         (m.split('"')[0], m.split('data-status="')[1].split('"')[0]) for m in replay.data.split('<tr id="camera-')[1:]

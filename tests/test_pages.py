@@ -10,13 +10,18 @@ from starlette.testclient import TestClient
 
 from nvrmon.application import create_app
 from nvrmon.settings import Settings
-from tests.conftest import TOKEN
+from tests.conftest import ADMIN, PASSWORD, TOKEN, create_user, login_form_token
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
+    """A TestClient logged in as an admin (through the login form)."""
+    create_user(tmp_path / "pages.db", ADMIN, "admin", PASSWORD)
     app = create_app(Settings(db_path=tmp_path / "pages.db", agent_token=TOKEN))
     with TestClient(app) as client:
+        token = login_form_token(client.get("/login").text)
+        login = client.post("/login", data={"username": ADMIN, "password": PASSWORD, "csrf_token": token})
+        assert login.status_code == 200 and login.url.path == "/"
         yield client
 
 

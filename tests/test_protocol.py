@@ -982,7 +982,8 @@ def test_docs_hub_examples_are_what_the_hub_sends() -> None:
     schema = load_schema()
     for example in doc_examples():
         if example["type"] == "welcome":
-            frame = protocol.welcome_frame(example["nvr_id"], example["heartbeat_interval"], example["last_seq"])
+            token = example.get("agent_token", "")
+            frame = protocol.welcome_frame(example["nvr_id"], example["heartbeat_interval"], example["last_seq"], token)
             assert example == json.loads(frame)
         elif example["type"] == "ack":
             assert example == json.loads(protocol.ack_frame(example["seq"]))
@@ -999,7 +1000,7 @@ def test_docs_list_every_error_code_and_close_code() -> None:
     table = text.split("## Error codes", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE))
     assert listed == set(get_args(ErrorCode))
-    for close in ("1002", "1008", "1009", "1012", "4000", "4001", "403"):
+    for close in ("1002", "1008", "1009", "1012", "1013", "4000", "4001", "403"):
         assert f"| {close}" in table or f"HTTP {close}" in table, close
 
 
@@ -1012,6 +1013,9 @@ def test_docs_limits_table_matches_code() -> None:
         "stale_after": settings.stale_after,
         "heartbeat_timeout": settings.heartbeat_timeout,
         "startup_grace": settings.startup_grace,
+        "agent_rate": settings.agent_rate,
+        "agent_burst": settings.agent_burst,
+        "max_agent_connections": settings.max_agent_connections,
         "HELLO_TIMEOUT": agents.HELLO_TIMEOUT,
         "MAX_HOSTNAME": MAX_HOSTNAME,
         "MAX_TEXT": MAX_TEXT,
@@ -1080,3 +1084,11 @@ def test_cameras_message_without_list_is_refused_not_an_empty_replace() -> None:
 
 def test_stats_key_with_control_characters_is_refused() -> None:
     assert refused(heartbeat({"bad\x00key": 1})).code == "invalid_message"
+
+
+@pytest.mark.parametrize("value", [{"a": 1}, ["online"], [], {}])
+def test_unhashable_enum_values_are_invalid_not_a_crash(value: object) -> None:
+    # Found by tests/test_fuzz.py: `value in frozenset` raises TypeError for lists and objects.
+    assert refused({"type": "alert", "severity": value, "message": "m"}).code == "invalid_message"
+    assert refused({"type": "camera_status", "camera_id": "c", "status": value}).code == "invalid_message"
+    assert refused(hello(cameras=[{"id": "c", "status": value}])).code == "invalid_message"

@@ -9,12 +9,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.agent import Agent
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, hub_at, login
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
@@ -41,6 +40,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 async def open_page(browser: Browser, url: str, **context: object) -> Page:
     ctx = await browser.new_context(**context)  # type: ignore[arg-type]
+    await login(ctx, hub_at(url))  # as the hub's admin
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -52,7 +52,7 @@ async def open_page(browser: Browser, url: str, **context: object) -> Page:
 
 
 def camera_ids(hub: LiveHub, nvr_id: int) -> dict[str, int]:
-    return {c["ext_id"]: c["id"] for c in httpx.get(f"{hub.url}/api/nvrs/{nvr_id}").json()["cameras"]}
+    return {c["ext_id"]: c["id"] for c in hub.get(f"/api/nvrs/{nvr_id}").json()["cameras"]}
 
 
 async def test_dashboard_kpis_charts_and_health_change_live(live_hub: LiveHub, browser: Browser) -> None:
@@ -218,7 +218,7 @@ async def test_screenshots_light_dark_and_phone(live_hub: LiveHub, browser: Brow
         agents.append(agent)
     await agents[0].send({"type": "alert", "severity": "critical", "message": "Recording stopped: disk failure"})
     await agents[-1].close()
-    nvr_id = httpx.get(f"{live_hub.url}/api/nvrs").json()["nvrs"][0]["id"]
+    nvr_id = live_hub.get("/api/nvrs").json()["nvrs"][0]["id"]
     shots = {
         "dashboard": "/",
         "nvrs": "/nvrs",

@@ -1,0 +1,98 @@
+"""Stage 7, administration pages (admin role): accounts, agent tokens and embed tokens; create, list and revoke."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from nvrmon import embed, tokens
+from nvrmon.auth import Auth, Identity, guard, page_context, read_form
+from nvrmon.renderer import Renderer
+
+
+async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:
+    auth: Auth = request.state.auth
+    renderer: Renderer = request.state.renderer
+    now = time.time()
+    credentials = auth.credentials
+    agent_tokens = [(t, tokens.state(t, now)) for t in await credentials.agent_tokens()]
+    embeds = [
+        (e, embed.Scope(e.view, e.nvr_id, e.region), "revoked" if e.revoked else "expired" if now >= e.expires else "")
+        for e in await credentials.embeds()
+    ]
+    context: dict[str, Any] = {"created": None, "error": "", "form": {}}
+    context.update(extra)
+    html = renderer.render(
+        "admin.html", title="Administration", active="admin", users=await credentials.users(),
+        agent_tokens=agent_tokens, embeds=embeds, views=embed.VIEWS, now=now, base_url=str(request.base_url),
+        **context, **page_context(request),
+    )  # fmt: skip
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+async def overview(request: Request) -> Response:
+    return await _render(request)
+
+
+async def create_embed(request: Request) -> Response:
+    auth: Auth = request.state.auth
+    identity: Identity = request.state.identity
+    form = await read_form(request)
+    try:
+        nvr = form.get("nvr", "").strip()
+        scope = embed.Scope.of(
+            form.get("view", ""),
+            nvr_id=int(nvr) if nvr.isdigit() and len(nvr) < 16 else None,
+            region=form.get("region", "").strip() or None,
+        )
+        token, embed_id = await embed.create(
+            auth.credentials, scope, origins=form.get("origins", "").split(),
+            ttl=tokens.parse_duration(form.get("expires", "7d")), label=form.get("label", ""),
+            created_by=identity.name,
+        )  # fmt: skip
+    except (embed.EmbedError, tokens.TokenError) as exc:
+        return await _render(request, status=400, error=str(exc), form=form)
+    created = {"kind": "embed", "id": embed_id, "token": token, "path": f"/embed/{token}", "what": scope.describe()}
+    return await _render(request, created=created)
+
+
+async def revoke_embed(request: Request) -> Response:
+    auth: Auth = request.state.auth
+    await auth.credentials.revoke_embed(request.path_params["embed_id"], time.time())
+    auth.revocations.notify()
+    return await _render(request)
+
+
+async def create_agent_token(request: Request) -> Response:
+    auth: Auth = request.state.auth
+    form = await read_form(request)
+    try:
+        expires = form.get("expires", "").strip()
+        token, token_id = await tokens.create_nvr_token(
+            auth.credentials, form.get("hostname", "").strip(), tokens.parse_duration(expires) if expires else 0.0
+        )
+    except tokens.TokenError as exc:
+        return await _render(request, status=400, error=str(exc), form=form)
+    created = {"kind": "agent", "id": token_id, "token": token, "what": form.get("hostname", "").strip()}
+    return await _render(request, created=created)
+
+
+async def revoke_agent_token(request: Request) -> Response:
+    auth: Auth = request.state.auth
+    await auth.credentials.revoke_agent_tokens(str(request.path_params["token_id"]), time.time())
+    auth.revocations.notify()
+    return await _render(request)
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/admin", guard("admin", overview), methods=["GET"]),
+        Route("/admin/embeds", guard("admin", create_embed), methods=["POST"]),
+        Route("/admin/embeds/{embed_id:int}/revoke", guard("admin", revoke_embed), methods=["POST"]),
+        Route("/admin/tokens", guard("admin", create_agent_token), methods=["POST"]),
+        Route("/admin/tokens/{token_id:int}/revoke", guard("admin", revoke_agent_token), methods=["POST"]),
+    ]
