@@ -268,7 +268,7 @@ def _run_once(
 
     # Subscribers: connect with the current cursor (as a page rendered now would), so nothing is missed in between.
     health = json.loads(http_get(server.port, "/healthz")[1])
-    path = "/events?view=cameras" + (f"&since={health['epoch']}-{health['seq']}" if cfg.cursor else "")
+    path = "/events?view=cameras&id=per%3D1000" + (f"&since={health['epoch']}-{health['seq']}" if cfg.cursor else "")
     workers: list[Connection] = []
     worker_procs: list[BaseProcess] = []
     worker_sizes: list[int] = []

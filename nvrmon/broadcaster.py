@@ -7,7 +7,10 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Generator
 from typing import Any
+
+from starlette.types import Send
 
 log = logging.getLogger("nvrmon.broadcaster")
 
@@ -26,16 +29,29 @@ def encode(data: str, *, id: str | None = None, event: str | None = None, retry:
 
 
 class Subscriber:
-    """One open stream. `cursor` is the last sequence it has been sent; `lagged` means its queue overflowed."""
+    """One open stream (or one held long-poll). `cursor` is the last sequence it has been sent.
 
-    __slots__ = ("view", "cursor", "lagged", "task", "sending_since", "_queue", "_limit", "_wakeup")
+    Two ways to deliver. Queued: bytes wait in a bounded queue for the stream's own task; if the queue overflows the
+    backlog is dropped and `lagged` set, and the stream converges from the store instead. Direct: once a stream has
+    nothing queued it hands the broadcaster its server `send` (`direct`), and each delivery is written on the spot,
+    with no task switch. If the server applies backpressure (the client reads slowly), that send can't finish at
+    once: it is parked in `parked`, direct mode ends, and the stream's task finishes it and takes over again.
+    """
+
+    __slots__ = (
+        "view", "cursor", "lagged", "broken", "task", "sending_since", "direct", "parked", "_queue", "_limit",
+        "_wakeup",
+    )  # fmt: skip
 
     def __init__(self, view: str, limit: int) -> None:
         self.view = view
         self.cursor = 0
         self.lagged = False
+        self.broken = False  # a direct send failed: the connection is gone
         self.task: asyncio.Task[None] | None = None  # the stream's writer, cancelled if a send hangs
         self.sending_since = 0.0  # loop time a send started; 0 when not sending
+        self.direct: Send | None = None
+        self.parked: tuple[Generator[Any, None, None], Any] | None = None
         self._queue: deque[tuple[int, bytes]] = deque()
         self._limit = limit
         self._wakeup = asyncio.Event()
@@ -43,12 +59,37 @@ class Subscriber:
     def offer(self, seq: int, data: bytes) -> None:
         if self.lagged:
             return
+        if self.direct is not None:
+            if seq:
+                if seq <= self.cursor:
+                    return
+                self.cursor = seq
+            self._write_now(self.direct, data)
+            return
         if len(self._queue) >= self._limit:
             # Too slow to keep up: forget the backlog; the stream resumes from `cursor` out of the store instead.
             self._queue.clear()
             self.lagged = True
         else:
             self._queue.append((seq, data))
+        self._wakeup.set()
+
+    def _write_now(self, send: Send, data: bytes) -> None:
+        # The server's send is a coroutine that, without backpressure, writes to the socket and returns without
+        # ever suspending; stepping it here does exactly that. If it does suspend, it is waiting for the socket to
+        # drain: park it (with what it waits for) for the stream's task, which resumes it like any awaited call.
+        sending = send({"type": "http.response.body", "body": data, "more_body": True}).__await__()
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            return
+        except Exception:
+            log.debug("a direct send to a subscriber of %s failed", self.view, exc_info=True)
+            self.direct, self.broken = None, True
+            self._wakeup.set()
+            return
+        self.direct = None
+        self.parked = (sending, waiting)
         self._wakeup.set()
 
     async def wait(self) -> None:
@@ -62,6 +103,27 @@ class Subscriber:
 
     def poke(self) -> None:
         self._wakeup.set()
+
+
+async def resume(sending: Generator[Any, None, None], waiting: Any) -> None:
+    """Finish a send that suspended in `Subscriber._write_now`: await what it waits for, then step it on, exactly
+    as a task would, until it returns."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)  # a bare yield: just give the loop a turn
+            else:
+                await waiting
+        except BaseException as exc:  # the awaited future failed (or we are cancelled): the send sees it
+            try:
+                waiting = sending.throw(exc)
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            return
 
 
 class Broadcaster:
@@ -103,7 +165,8 @@ class Broadcaster:
             data = messages.get(view, b"") + broadcast
             if data:
                 for sub in subs:
-                    backlog = max(backlog, len(sub._queue))
+                    if sub._queue or sub.parked is not None:  # a client that isn't keeping up
+                        backlog = max(backlog, len(sub._queue) + 2 * (sub.parked is not None))
                     sub.offer(seq, data)
         return backlog
 

@@ -20,6 +20,8 @@ NVR_SORTS: tuple[str, ...] = ("hostname", "status", "device", "region", "cameras
 CAMERA_SORTS: tuple[str, ...] = ("nvr", "name", "status", "region", "since")
 LAYOUTS: tuple[str, ...] = ("table", "grid")  # the first is the default
 PAGE_SIZE: dict[ListKind, int] = {"nvrs": 50, "cameras": 60}
+# Larger pages on request (?per=): wall displays show a whole site or region at once.
+PAGE_SIZES = (100, 250, 500, 1000)
 MAX_TEXT = 64  # longer search or region text is cut: it bounds the number of distinct views, too
 MAX_PAGE = 10_000
 # Problems first when sorting by status.
@@ -43,6 +45,7 @@ class ListQuery:
     sort: str = ""  # "" is the kind's default order
     page: int = 1
     layout: str = "table"  # cameras: table rows or a grid of tiles
+    per: int = 0  # rows per page; 0 is the kind's default
 
     @classmethod
     def parse(cls, kind: ListKind, params: Mapping[str, str]) -> ListQuery:
@@ -55,6 +58,7 @@ class ListQuery:
         page = params.get("page", "1")
         nvr = params.get("nvr", "") if kind == "cameras" else ""
         layout = params.get("layout", "") if kind == "cameras" else ""
+        per = params.get("per", "")
         return cls(
             kind=kind,
             status=status if status in statuses else "",
@@ -64,12 +68,13 @@ class ListQuery:
             sort=sort,
             page=min(int(page), MAX_PAGE) if page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1,
             layout=layout if layout in LAYOUTS else LAYOUTS[0],
+            per=int(per) if per.isdigit() and int(per) in PAGE_SIZES else 0,
         )
 
     def params(self) -> dict[str, str]:
         """The non-default parameters in a fixed order: the canonical query string of this view."""
         out: dict[str, str] = {}
-        for name in ("status", "region", "q", "nvr", "sort", "layout", "page"):
+        for name in ("status", "region", "q", "nvr", "sort", "layout", "per", "page"):
             value = getattr(self, name)
             if value and value != ListQuery.__dataclass_fields__[name].default:
                 out[name] = str(value)
@@ -90,7 +95,7 @@ class ListQuery:
 
     @property
     def per_page(self) -> int:
-        return PAGE_SIZE[self.kind]
+        return self.per or PAGE_SIZE[self.kind]
 
     @property
     def offset(self) -> int:
@@ -107,6 +112,13 @@ class ListQuery:
     @property
     def filtered(self) -> bool:
         return bool(self.status or self.region or self.q or self.nvr)
+
+    @property
+    def status_blind(self) -> bool:
+        """Neither filtered nor sorted by anything a status change alters (status, counts, times), so a status
+        change moves no row into, out of or within a page."""
+        volatile = {"status", "cameras", "last_seen", "since"}
+        return not self.status and self.sort.removeprefix("-") not in volatile
 
     @property
     def stable_order(self) -> bool:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import asdict
 
-from nvrmon.broadcaster import Broadcaster, encode
+from nvrmon.broadcaster import Broadcaster
 from nvrmon.hub import Toast, summarise
 from nvrmon.settings import Settings
 from nvrmon.store import Changes
@@ -116,13 +115,11 @@ class Publisher:
         keys = self._broadcaster.views()
         if not keys:
             return
-        messages = await self._views.render_changes(changes, keys, stats=False)
-        extra = b""
-        if toasts:
-            payload = [asdict(t) for t in toasts]
+        payload = [asdict(t) for t in toasts]
+        if payload:
             self._broadcaster.remember_toasts(changes.seq, payload)
-            extra = encode(json.dumps(payload), event="toast")
-        backlog = self._broadcaster.publish(changes.seq, messages, extra)
+        messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload)
+        backlog = self._broadcaster.publish(changes.seq, messages)
         self.flushes += 1
         s = self._settings
         if backlog > 1:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from nvrmon.broadcaster import Broadcaster, Subscriber, encode
+from nvrmon.broadcaster import Broadcaster, Subscriber, encode, resume
 from nvrmon.models import Cursor
 from nvrmon.renderer import Renderer
 from nvrmon.settings import Settings
@@ -103,7 +103,16 @@ class EventStream:
         await send({"type": "http.response.body", "body": first, "more_body": True})
         loop = asyncio.get_running_loop()
         while True:
-            await sub.wait()
+            if sub.broken:
+                return  # the connection is gone (a direct send failed)
+            if sub.parked is not None:
+                # A direct send met backpressure: finish it here, then whatever queued behind it.
+                sending, waiting = sub.parked
+                sub.parked = None
+                sub.sending_since = loop.time()
+                await resume(sending, waiting)
+                sub.sending_since = 0.0
+                continue
             if broadcaster.closing:
                 # The hub is going down: come back in 1-5 s, spread out, and resume from the cursor.
                 bye = encode("{}", event="bye", retry=random.randint(1000, 5000))
@@ -129,6 +138,12 @@ class EventStream:
                 sub.sending_since = loop.time()
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 sub.sending_since = 0.0
+                continue
+            # Nothing left for this task: let the broadcaster write to the client directly until something (a
+            # send meeting backpressure, an overflow, shutdown) needs it again.
+            sub.direct = send
+            await sub.wait()
+            sub.direct = None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl, urlencode
@@ -343,15 +344,21 @@ class Views:
     # -- live changes -----------------------------------------------------------------------------------------------
 
     async def render_changes(
-        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True
+        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True, toasts: Sequence[dict[str, Any]] = ()
     ) -> dict[str, bytes]:
-        """One SSE message per view for a committed change; views it doesn't touch get nothing."""
+        """One SSE message per view for a committed change; views it doesn't touch get nothing but the toasts.
+
+        Toasts ride in the same message (an out-of-band inbox element app.js reads), so a burst reaches each
+        browser as one message, not one for the rows and another for the notifications."""
         keys = list(view_keys)
         # Windows of views nobody watches any more are forgotten: a view that comes back starts from a refresh.
         for key in self._windows.keys() - set(keys):
             del self._windows[key]
         cursor = str(self.cursor(changes.seq))
         html = await self.render_html(changes, keys, live=True, stats=stats)
+        if toasts:
+            inbox = self.renderer.render("fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts))
+            html = {key: html.get(key, "") + inbox for key in keys}
         return {key: encode(fragment, id=cursor) for key, fragment in html.items()}
 
     async def render_stats(self, view_keys: Iterable[str]) -> dict[str, bytes]:
@@ -400,16 +407,45 @@ class Views:
         parts: list[str] = []
         if view.kind == "nvrs" and changes.nvr_ids:
             query = view.list_query
-            rows, total = nvr_window(await data.fleet(), query)
-            parts.append(self._window(view, data, rows, total, changes.nvr_ids, live=live))
+            same = await self._same_window(view, data, changes.nvr_ids, data.nvrs) if live else None
+            if same is not None:
+                parts.append(self._upserts(data, "nvr", "row", "nvr-rows", same))
+            else:
+                rows, total = nvr_window(await data.fleet(), query)
+                parts.append(self._window(view, data, rows, total, changes.nvr_ids, live=live))
         elif view.kind == "cameras" and changes.camera_ids:
-            rows_c, total = await data.camera_page(view.list_query)
-            parts.append(self._window(view, data, rows_c, total, changes.camera_ids, live=live))
+            same_c = await self._same_window(view, data, changes.camera_ids, data.cameras) if live else None
+            if same_c is not None:
+                tiles = view.list_query.layout == "grid"
+                target = "camera-tiles" if tiles else "camera-rows"
+                parts.append(self._upserts(data, "camera", "tile" if tiles else "row", target, same_c))
+            else:
+                rows_c, total = await data.camera_page(view.list_query)
+                parts.append(self._window(view, data, rows_c, total, changes.camera_ids, live=live))
         if view.kind == "nvr" or (view.kind == "nvrs" and view.detail):
             parts.append(await self._nvr_parts(view.id or view.detail, data))
         elif view.kind == "camera" or (view.kind == "cameras" and view.detail):
             parts.append(await self._camera_parts(view.id or view.detail, data))
         return "".join(parts)
+
+    async def _same_window(
+        self, view: View, data: _Data, changed: set[int], load: Callable[[], Awaitable[Sequence[Nvr | Camera]]]
+    ) -> list[Nvr | Camera] | None:
+        """The common live case, answered without reading the page again: every changed row is already in the window
+        last sent to this view, none was removed, and the view neither filters nor sorts by anything a status change
+        moves. The window is then the same rows in the same places, and only the changed ones need re-rendering.
+        None means: load the page and plan the window properly."""
+        known = self._windows.get(view.key)
+        if known is None or not view.list_query.status_blind or not changed <= set(known):
+            return None
+        rows = [r for r in await load() if r.id in changed]
+        if len(rows) != len(changed) or any(getattr(r, "removed", False) for r in rows):
+            return None
+        return rows
+
+    def _upserts(self, data: _Data, kind: str, layout: str, target: str, rows: Sequence[Nvr | Camera]) -> str:
+        items = "".join(self._item(data, kind, layout, row) for row in rows)
+        return f'<template hx type="upsert" hx-target="#{target}" key="data-key" sort>{items}</template>'
 
     def _window(
         self, view: View, data: _Data, rows: list[Nvr] | list[Camera], total: int, changed: set[int], *, live: bool

@@ -141,8 +141,19 @@
     htmx.process(fresh);
   }
 
+  // The hub sends notifications inside the change they belong to, as a new #toast-inbox element.
+  var inboxSeq = 0;
+  function readInbox() {
+    var inbox = $("toast-inbox");
+    var seq = inbox ? Number(inbox.dataset.seq || 0) : 0;
+    if (!inbox || !inbox.dataset.toasts || seq <= inboxSeq) return;
+    inboxSeq = seq;
+    try { JSON.parse(inbox.dataset.toasts).forEach(notify); } catch (err) { /* malformed: ignore */ }
+  }
+
   // A poll response replaces #live with a new poller: that is the poll transport's sign of life.
   new MutationObserver(function () {
+    readInbox();
     var el = $("live");
     if (!el || el === state.live) return;
     state.live = el;

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from nvrmon.broadcaster import Broadcaster, encode
+from nvrmon.broadcaster import Broadcaster, encode, resume
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +63,54 @@ async def test_wait_wakes_on_offer() -> None:
     hub.publish(1, {"nvrs": b"x"})
     await sub.wait()
     assert sub.drain() == [(1, b"x")]
+
+
+async def test_direct_subscriber_writes_on_the_spot_in_order() -> None:
+    hub = Broadcaster(queue_limit=8)
+    sub = hub.subscribe("nvrs")
+    sent: list[bytes] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message["body"])  # type: ignore[arg-type]
+
+    sub.direct = send
+    hub.publish(1, {"nvrs": b"a"})
+    hub.publish(1, {"nvrs": b"dup"})  # not past the cursor: skipped
+    hub.publish(0, {"nvrs": b"stats"})  # no cursor: always delivered
+    hub.publish(2, {"nvrs": b"b"})
+    assert sent == [b"a", b"stats", b"b"] and sub.cursor == 2 and sub.drain() == []
+
+
+async def test_direct_send_under_backpressure_is_parked_then_finished_in_order() -> None:
+    hub = Broadcaster(queue_limit=8)
+    sub = hub.subscribe("nvrs")
+    sent: list[bytes] = []
+    drained = asyncio.get_running_loop().create_future()
+
+    async def send(message: dict[str, object]) -> None:
+        if message["body"] == b"slow":
+            await drained  # the socket's buffer is full until the client reads
+        sent.append(message["body"])  # type: ignore[arg-type]
+
+    sub.direct = send
+    hub.publish(1, {"nvrs": b"slow"})
+    hub.publish(2, {"nvrs": b"next"})  # must not overtake the parked send
+    assert sub.parked is not None and sub.direct is None and sent == []
+    assert sub.drain() == [(2, b"next")]
+    sending, waiting = sub.parked
+    finisher = asyncio.create_task(resume(sending, waiting))
+    drained.set_result(None)
+    await finisher
+    assert sent == [b"slow"]
+
+
+async def test_failed_direct_send_marks_the_subscriber_broken() -> None:
+    hub = Broadcaster(queue_limit=8)
+    sub = hub.subscribe("nvrs")
+
+    async def send(message: dict[str, object]) -> None:
+        raise OSError("connection reset")
+
+    sub.direct = send
+    hub.publish(1, {"nvrs": b"x"})
+    assert sub.broken and sub.direct is None

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 
 import httpx
@@ -131,11 +132,13 @@ async def test_status_survives_hub_restart(live_hub: LiveHub) -> None:
     assert [c["status"] for c in data["cameras"]] == ["online", "offline"]
 
 
-async def test_toast_event_is_named_and_json(live_hub: LiveHub) -> None:
-    async with open_stream(live_hub, f"view=dashboard&since={cursor_of(live_hub)}") as stream:
-        agent, _ = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-7", cameras=1)
-        msg = await stream.until(lambda m: m.event == "toast")
-        toasts = json.loads(msg.data)
+async def test_toasts_travel_inside_the_change_message(live_hub: LiveHub) -> None:
+    async with open_stream(live_hub, f"view=nvrs&since={cursor_of(live_hub)}") as stream:
+        agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-e2e-7", cameras=1)
+        msg = await stream.until(lambda m: 'id="toast-inbox"' in m.data)
+        assert f'id="nvr-{nvr_id}"' in msg.data  # the row and its notification arrive together
+        raw = msg.data.split('data-toasts="', 1)[1].split('"', 1)[0]
+        toasts = json.loads(html.unescape(raw))
         assert toasts[0]["level"] == "success" and "nvr-e2e-7" in toasts[0]["title"]
         await agent.close()
 

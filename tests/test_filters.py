@@ -100,3 +100,10 @@ def test_plan_window_without_a_known_window_is_keyed_only_when_stable() -> None:
     plan = plan_window(None, (1, 2), {2, 7}, stable=True)
     assert (plan.refresh, plan.upsert, plan.delete) == (False, (2,), (7,))
     assert plan_window(None, (1, 2), {2}, stable=False).refresh
+
+
+def test_list_query_page_size_takes_only_offered_values() -> None:
+    assert ListQuery.parse("cameras", {"per": "500"}).per_page == 500
+    assert ListQuery.parse("cameras", {"per": "500"}).encode() == "per=500"
+    assert ListQuery.parse("cameras", {"per": "7"}).per_page == 60
+    assert ListQuery.parse("nvrs", {"per": "x"}).per_page == 50

@@ -73,7 +73,9 @@ async def test_changes_within_the_window_merge_latest_wins(rig) -> None:  # type
     assert len(rows) == 1  # three commits inside one window: one message
     seq, data = rows[0]
     assert seq == await store.current_seq()
-    assert data.count(b'data-status="offline"') >= 1 and b'data-status="online"' not in data.split(b"event: toast")[0]
+    assert (
+        data.count(b'data-status="offline"') >= 1 and b'data-status="online"' not in data.split(b'id="toast-inbox"')[0]
+    )
 
 
 async def test_statistics_are_debounced_and_carry_no_cursor(rig) -> None:  # type: ignore[no-untyped-def]
