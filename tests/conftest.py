@@ -194,3 +194,7 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
     context = getattr(page_or_context, "context", page_or_context)
     name, _, value = hub.headers["Cookie"].partition("=")
     return context.add_cookies([{"name": name, "value": value, "url": hub.url}])
+
+
+# Browser fixtures (Chromium, agents on a background loop) for every test module that asks for them.
+from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401

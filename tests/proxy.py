@@ -17,7 +17,7 @@ class BufferingProxy:
         self.upstream_port = upstream_port
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
-        self.streams_held = 0  # event-stream responses that never reached the client
+        self.held_stream = False  # an event stream was opened through us (and never reached the client)
 
     async def start(self) -> BufferingProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -47,8 +47,8 @@ class BufferingProxy:
             response = bytearray()
             while chunk := await upstream_reader.read(65536):
                 response += chunk
-                if b"text/event-stream" in response[:1024] and b"\r\n\r\n" in response:
-                    self.streams_held = max(self.streams_held, 1)
+                if b"text/event-stream" in response[:1024]:
+                    self.held_stream = True
             writer.write(bytes(response))
             await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
