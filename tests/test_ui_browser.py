@@ -13,27 +13,18 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.agent import Agent
+from tests.browsing import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import LiveHub, hub_at, login
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(os.environ.get("NVRMON_ARTIFACTS", "artifacts/screenshots"))
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
     async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
 
