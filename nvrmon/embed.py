@@ -241,6 +241,17 @@ async def _token(request: Request) -> EmbedToken | None:
     return found if found is not None and found.usable(time.time()) else None
 
 
+async def _checked(request: Request) -> tuple[EmbedToken, dict[str, str]] | Response:
+    """The embed token of a cross-origin-capable route, with its CORS headers; or the refusal to send instead."""
+    token = await _token(request)
+    if token is None:
+        return PlainTextResponse("embed not available", status_code=404, headers={"Cache-Control": "no-store"})
+    allowed, headers = _cors(request, token)
+    if not allowed:
+        return PlainTextResponse("origin not allowed for this embed", status_code=403, headers=headers)
+    return token, headers
+
+
 def _cors(request: Request, token: EmbedToken) -> tuple[bool, dict[str, str]]:
     """(allowed, headers): same-origin and origin-less requests pass; a cross-origin one only from the allowlist,
     answered with that one origin (never `*`, never credentials: the token in the URL is the credential)."""
@@ -288,12 +299,10 @@ async def page(request: Request) -> Response:
 
 async def fragment(request: Request) -> Response:
     """CORS mode: the scope's regions as plain HTML with a stream element that keeps them live, for hx-get."""
-    token = await _token(request)
-    if token is None:
-        return PlainTextResponse("embed not available", status_code=404, headers={"Cache-Control": "no-store"})
-    allowed, headers = _cors(request, token)
-    if not allowed:
-        return PlainTextResponse("origin not allowed for this embed", status_code=403, headers=headers)
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    token, headers = checked
     embeds: EmbedViews = request.state.embeds
     ctx = await embeds.context(Scope(token.view, token.nvr_id, token.region))
     if ctx is None:
@@ -325,12 +334,10 @@ async def preflight(request: Request) -> Response:
 
 
 async def events(request: Request) -> Response | Bound:
-    token = await _token(request)
-    if token is None:
-        return PlainTextResponse("embed not available", status_code=404, headers={"Cache-Control": "no-store"})
-    allowed, headers = _cors(request, token)
-    if not allowed:
-        return PlainTextResponse("origin not allowed for this embed", status_code=403, headers=headers)
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    token, headers = checked
     auth: Auth = request.state.auth
     settings: Settings = request.state.settings
     scope = Scope(token.view, token.nvr_id, token.region)
