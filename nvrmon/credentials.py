@@ -189,11 +189,14 @@ class Credentials:
                 "UPDATE users SET password_hash = ?, password_changed = ? WHERE name = ? RETURNING id",
                 (password_hash, now, name),
             )
-            row = await cursor.fetchone()
-            if row is None:
-                return False
-            await db.execute("DELETE FROM sessions WHERE user_id = ?", (row[0],))
-            await self._bump(db)
+            return await self._end_sessions(db, await cursor.fetchone())
+
+    async def _end_sessions(self, db: aiosqlite.Connection, user: Any) -> bool:
+        """Sign out every session of the user row just changed (None: no such user) and tell the hub."""
+        if user is None:
+            return False
+        await db.execute("DELETE FROM sessions WHERE user_id = ?", (user[0],))
+        await self._bump(db)
         return True
 
     async def rehash(self, user_id: int, password_hash: str) -> None:
@@ -204,12 +207,7 @@ class Credentials:
     async def remove_user(self, name: str) -> bool:
         async with self._write() as db:
             cursor = await db.execute("DELETE FROM users WHERE name = ? RETURNING id", (name,))
-            row = await cursor.fetchone()
-            if row is None:
-                return False
-            await db.execute("DELETE FROM sessions WHERE user_id = ?", (row[0],))
-            await self._bump(db)
-        return True
+            return await self._end_sessions(db, await cursor.fetchone())
 
     # -- sessions ---------------------------------------------------------------------------------------------------
 

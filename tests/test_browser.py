@@ -54,14 +54,14 @@ def test_nvr_list_badge_goes_offline_live_without_reload(live_hub: LiveHub, flee
 
 def test_nvr_list_new_nvr_row_is_upserted_in_order(live_hub: LiveHub, fleet: Fleet, browsing: Browsing) -> None:
     page = browsing.open(f"{live_hub.url}/nvrs")
-    placeholder = page.locator("#nvr-rows .empty-row")
-    expect(placeholder).to_be_visible()
+    empty_row = page.locator("#nvr-rows .empty-row")
+    expect(empty_row).to_be_visible()
     total = page.locator('#nvr-stats [data-stat="total"]')
     expect(total).to_have_text("0")
 
     _, first = fleet.register("nvr-m", cameras=2)
     expect(page.locator(f"#nvr-{first}")).to_have_attribute("data-status", "online")
-    expect(placeholder).to_be_hidden()
+    expect(empty_row).to_be_hidden()
     expect(total).to_have_text("1")
 
     fleet.register("nvr-z", cameras=1)
