@@ -18,16 +18,19 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nvrmon import admin, agents, api, auth, embed, pages, streams
-from nvrmon.auth import Auth, guard
-from nvrmon.broadcaster import Broadcaster
-from nvrmon.hub import Hub
-from nvrmon.publisher import Publisher
-from nvrmon.renderer import Renderer
-from nvrmon.security import SecurityHeaders
+from nvrmon.access import auth
+from nvrmon.access.auth import Auth, guard
+from nvrmon.access.security import SecurityHeaders
+from nvrmon.ingest import endpoint as agents
+from nvrmon.ingest.hub import Hub
+from nvrmon.live import streams
+from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.publisher import Publisher
+from nvrmon.live.renderer import Renderer
+from nvrmon.live.views import Views
 from nvrmon.settings import Settings
-from nvrmon.store import Store
-from nvrmon.views import Views
+from nvrmon.store.fleet import Store
+from nvrmon.web import admin, api, embed, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -97,7 +100,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(security.revocations.run(), "revocation-watch")
         start(embeds.watch(broadcaster), "embed-watch")
         if settings.demo > 0:
-            from nvrmon.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
+            from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
             host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
             fleet = Fleet(f"ws://{host}:{settings.port}/ws/agent", token, nvrs=settings.demo, seed=7)

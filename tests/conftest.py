@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from nvrmon import accounts
-from nvrmon.credentials import Conflict, Credentials
+from nvrmon.access import accounts
+from nvrmon.store.credentials import Conflict, Credentials
 
 T = TypeVar("T")
 

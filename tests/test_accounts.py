@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon import accounts
-from nvrmon.accounts import AccountError
-from nvrmon.credentials import Credentials
+from nvrmon.access import accounts
+from nvrmon.access.accounts import AccountError
+from nvrmon.store.credentials import Credentials
 
 pytestmark = pytest.mark.anyio
 

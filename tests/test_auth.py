@@ -14,10 +14,10 @@ import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from nvrmon import accounts, auth
+from nvrmon.access import accounts, auth
 from nvrmon.application import create_app
-from nvrmon.credentials import Credentials
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import Credentials
 from tests.conftest import PASSWORD, TOKEN, LiveHub, create_user, login_form_token, run_async, run_cli
 from tests.sse import open_stream
 
@@ -222,7 +222,7 @@ def test_new_password_or_removed_user_ends_existing_sessions(make_client: Factor
 
 
 class Clock(SimpleNamespace):
-    """Stands in for the time module inside nvrmon.auth, `offset` seconds in the future."""
+    """Stands in for the time module inside nvrmon.access.auth, `offset` seconds in the future."""
 
     offset: float = 0.0
 

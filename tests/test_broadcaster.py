@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from nvrmon.broadcaster import Broadcaster, encode, resume
+from nvrmon.live.broadcaster import Broadcaster, encode, resume
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ import pytest
 from anyio.from_thread import BlockingPortal
 from playwright.sync_api import Page, expect
 
-from nvrmon.simulator import Fleet as SimulatedFleet
+from nvrmon.agent.simulator import Fleet as SimulatedFleet
 from tests.browsing import Browsing, Fleet, api, not_reloaded, wait_until
 from tests.conftest import LiveHub
 from tests.proxy import BufferingProxy

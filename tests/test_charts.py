@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nvrmon import charts
+from nvrmon.live import charts
 from nvrmon.models import Nvr
 
 

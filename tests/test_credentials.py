@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon.credentials import Conflict, Credentials
+from nvrmon.store.credentials import Conflict, Credentials
 
 pytestmark = pytest.mark.anyio
 

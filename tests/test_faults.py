@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import websockets
 
-from nvrmon.simulator import Fleet
+from nvrmon.agent.simulator import Fleet
 from tests.agent import Agent, hello
 from tests.conftest import LiveHub
 from tests.sse import open_stream

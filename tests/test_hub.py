@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon.hub import AgentSession, Expired, Gone, Hub, Item, Toast, summarise
+from nvrmon.ingest.hub import AgentSession, Expired, Gone, Hub, Item, Toast, summarise
 from nvrmon.protocol import Alert, CameraInfo, Cameras, CameraStatus, Heartbeat, Hello, NvrInfo
 from nvrmon.settings import Settings
-from nvrmon.store import Changes, Store
+from nvrmon.store.fleet import Changes, Store
 
 pytestmark = pytest.mark.anyio
 

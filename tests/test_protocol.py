@@ -10,7 +10,8 @@ from typing import Any, get_args
 
 import pytest
 
-from nvrmon import agents, protocol
+from nvrmon import protocol
+from nvrmon.ingest import endpoint as agents
 from nvrmon.protocol import (
     MAX_CAMERA_ID,
     MAX_HOSTNAME,

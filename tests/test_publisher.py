@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon.broadcaster import Broadcaster
-from nvrmon.hub import Toast
+from nvrmon.ingest.hub import Toast
+from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.publisher import Publisher
+from nvrmon.live.renderer import Renderer
+from nvrmon.live.views import Views
 from nvrmon.protocol import CameraInfo, NvrInfo
-from nvrmon.publisher import Publisher
-from nvrmon.renderer import Renderer
 from nvrmon.settings import Settings
-from nvrmon.store import Changes, Store
-from nvrmon.views import Views
+from nvrmon.store.fleet import Changes, Store
 
 pytestmark = pytest.mark.anyio
 

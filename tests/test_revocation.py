@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from nvrmon.credentials import Credentials
-from nvrmon.revocation import Bound, Revocations
+from nvrmon.access.revocation import Bound, Revocations
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import Credentials
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from nvrmon.protocol import CameraInfo, NvrInfo
-from nvrmon.store import NewEvent, Store
+from nvrmon.store.fleet import NewEvent, Store
 
 pytestmark = pytest.mark.anyio
 

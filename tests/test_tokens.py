@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 import websockets
 
-from nvrmon import tokens
+from nvrmon.access import agent_tokens as tokens
 from tests.agent import Agent, hello
 from tests.conftest import LiveHub, run_cli
 

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from nvrmon import filters
+from nvrmon.live.renderer import Renderer, ago
+from nvrmon.live.views import CHART_IDS, View, ViewError, Views
 from nvrmon.models import Cursor
 from nvrmon.protocol import CameraInfo, NvrInfo
-from nvrmon.renderer import Renderer, ago
 from nvrmon.settings import Settings
-from nvrmon.store import Changes, Store
-from nvrmon.views import CHART_IDS, View, ViewError, Views
+from nvrmon.store.fleet import Changes, Store
 
 pytestmark = pytest.mark.anyio
 

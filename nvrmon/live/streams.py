@@ -11,11 +11,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from nvrmon.broadcaster import Broadcaster, Subscriber, encode, resume
+from nvrmon.live.broadcaster import Broadcaster, Subscriber, encode, resume
+from nvrmon.live.renderer import Renderer
+from nvrmon.live.views import View, ViewError, Views
 from nvrmon.models import Cursor
-from nvrmon.renderer import Renderer
 from nvrmon.settings import Settings
-from nvrmon.views import View, ViewError, Views
 
 
 async def _parse(request: Request) -> View | Response:

@@ -11,10 +11,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nvrmon import accounts, embed, tokens
-from nvrmon.accounts import AccountError
-from nvrmon.credentials import ROLES, Conflict, Credentials
+from nvrmon.access import accounts
+from nvrmon.access import agent_tokens as tokens
+from nvrmon.access.accounts import AccountError
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import ROLES, Conflict, Credentials
+from nvrmon.web import embed
 
 COMMANDS = ("user", "token", "embed")
 Action = Callable[[Credentials, argparse.Namespace], Awaitable[int]]

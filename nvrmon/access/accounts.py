@@ -11,7 +11,7 @@ import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from nvrmon.credentials import ROLES, Credentials, Role, User
+from nvrmon.store.credentials import ROLES, Credentials, Role, User
 
 # argon2-cffi's defaults are RFC 9106's "low memory" profile (argon2id, t=3, m=64 MiB, p=4): about 50 ms a hash.
 _hasher = PasswordHasher()

@@ -24,12 +24,12 @@ from typing import Literal
 from starlette.websockets import WebSocket
 
 from nvrmon import protocol
-from nvrmon.auth import Auth
-from nvrmon.credentials import AgentToken, AgentTokenKind, Credentials
-from nvrmon.hub import AgentSession
+from nvrmon.access.auth import Auth
+from nvrmon.access.security import TokenBucket
+from nvrmon.ingest.hub import AgentSession
 from nvrmon.protocol import ProtocolError
-from nvrmon.security import TokenBucket
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import AgentToken, AgentTokenKind, Credentials
 
 PREFIXES: dict[AgentTokenKind, str] = {"nvr": "nvrt_", "enroll": "nvre_"}
 MAX_USES = 100_000
@@ -175,7 +175,7 @@ class AgentAccess:
         self._release_watch: Callable[[], None] = _nothing
 
     def watch(self, session: AgentSession) -> None:
-        """Close this connection as soon as its token is revoked or expires (checked by nvrmon.revocation)."""
+        """Close this connection as soon as its token is revoked or expires (checked by nvrmon.access.revocation)."""
         self._session = session
         self._release_watch()
         if self.grant.token_id:

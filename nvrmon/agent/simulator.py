@@ -15,7 +15,7 @@ from typing import Any
 
 import websockets
 
-log = logging.getLogger("nvrmon.simulator")
+log = logging.getLogger("nvrmon.agent.simulator")
 
 REGIONS = ("North", "South", "East", "West", "Central")
 MODELS = ("NV-8000", "NV-4200", "Hikari X16", "Vista R32")

@@ -25,17 +25,17 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from nvrmon import protocol
-from nvrmon.auth import Auth, Endpoint
-from nvrmon.broadcaster import Broadcaster, encode
-from nvrmon.credentials import Credentials, EmbedToken, EmbedView
+from nvrmon.access.agent_tokens import hash_token
+from nvrmon.access.auth import Auth, Endpoint
+from nvrmon.access.revocation import Bound
+from nvrmon.access.security import content_security_policy
+from nvrmon.live.broadcaster import Broadcaster, encode
+from nvrmon.live.renderer import Renderer
+from nvrmon.live.views import Views
 from nvrmon.models import Camera, Cursor, Nvr
-from nvrmon.renderer import Renderer
-from nvrmon.revocation import Bound
-from nvrmon.security import content_security_policy
 from nvrmon.settings import Settings
-from nvrmon.store import Store
-from nvrmon.tokens import hash_token
-from nvrmon.views import Views
+from nvrmon.store.credentials import Credentials, EmbedToken, EmbedView
+from nvrmon.store.fleet import Store
 
 VIEWS: tuple[EmbedView, ...] = ("kpis", "nvrs", "nvr")
 MAX_TTL = 365 * 86400.0
@@ -127,7 +127,7 @@ async def create(
 
 
 class EmbedViews:
-    """First paint, replay and refresh of a scope, like nvrmon.views for pages but limited to the scope's regions.
+    """First paint, replay and refresh of a scope, like nvrmon.live.views for pages but limited to the scope's regions.
 
     Embed streams don't subscribe to the page views' broadcasts (whose bytes may hold toasts and events, and whose
     windows may not cover the scope): one watcher reads the store's sequence twice a second while any embed stream is
@@ -222,7 +222,7 @@ class EmbedViews:
         return "".join(parts)
 
     def _rows(self, target: str, kind: str, rows: list[Nvr] | list[Camera], now: float) -> str:
-        """Changed rows as one upsert, as nvrmon.views sends them to pages."""
+        """Changed rows as one upsert, as nvrmon.live.views sends them to pages."""
         if not rows:
             return ""
         live = "".join(self.renderer.render(f"fragments/{kind}_row.html", now=now, **{kind: r}) for r in rows)

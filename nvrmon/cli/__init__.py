@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from nvrmon import manage
+from nvrmon.cli import manage
 from nvrmon.settings import Settings
 
 
@@ -79,8 +79,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _announce_demo_login(settings: Settings) -> None:
     """The demo gets an admin login with a new random password each start, printed where the person running it looks."""
-    from nvrmon.accounts import ensure_demo_user
-    from nvrmon.credentials import Credentials
+    from nvrmon.access.accounts import ensure_demo_user
+    from nvrmon.store.credentials import Credentials
 
     async def create() -> tuple[str, str]:
         credentials = await Credentials.open(settings.db_path)
@@ -103,7 +103,7 @@ def _announce_demo_login(settings: Settings) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from nvrmon.simulator import Fleet
+    from nvrmon.agent.simulator import Fleet
 
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     fleet = Fleet(

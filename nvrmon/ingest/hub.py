@@ -15,9 +15,9 @@ from nvrmon import protocol
 from nvrmon.models import NvrStatus, Status
 from nvrmon.protocol import Alert, Cameras, CameraStatus, Heartbeat, Hello, Message
 from nvrmon.settings import Settings
-from nvrmon.store import CameraRef, Changes, NewEvent, Store, Transaction
+from nvrmon.store.fleet import CameraRef, Changes, NewEvent, Store, Transaction
 
-log = logging.getLogger("nvrmon.hub")
+log = logging.getLogger("nvrmon.ingest.hub")
 
 # Sent to the agent's outbox to make its connection close: (code, reason).
 Close = tuple[int, str]

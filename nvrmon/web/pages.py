@@ -8,11 +8,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from nvrmon.auth import page_context
+from nvrmon.access.auth import page_context
 from nvrmon.filters import LAYOUTS
-from nvrmon.renderer import Renderer
+from nvrmon.live.renderer import Renderer
+from nvrmon.live.views import View, Views
 from nvrmon.settings import Settings
-from nvrmon.views import View, Views
 
 TRANSPORTS = ("auto", "sse", "poll")
 LAYOUT_COOKIE = "nvrmon_camera_layout"

@@ -12,8 +12,6 @@ from urllib.parse import parse_qsl, urlencode
 
 from markupsafe import Markup
 
-from nvrmon import charts
-from nvrmon.broadcaster import encode
 from nvrmon.filters import (
     ListKind,
     ListQuery,
@@ -23,10 +21,12 @@ from nvrmon.filters import (
     nvr_window,
     plan_window,
 )
+from nvrmon.live import charts
+from nvrmon.live.broadcaster import encode
+from nvrmon.live.renderer import Renderer
 from nvrmon.models import Camera, Cursor, Event, Nvr, Summary
-from nvrmon.renderer import Renderer
 from nvrmon.settings import Settings
-from nvrmon.store import Changes, Store
+from nvrmon.store.fleet import Changes, Store
 
 ViewKind = Literal["dashboard", "nvrs", "cameras", "nvr", "camera"]
 KINDS: tuple[ViewKind, ...] = ("dashboard", "nvrs", "cameras", "nvr", "camera")
@@ -45,7 +45,7 @@ class ViewError(ValueError):
 
 
 class HubInfo(Protocol):
-    """What system health shows about the hub process (nvrmon.hub.Hub provides it)."""
+    """What system health shows about the hub process (nvrmon.ingest.hub.Hub provides it)."""
 
     @property
     def started(self) -> float: ...

@@ -17,10 +17,10 @@ from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nvrmon.credentials import Credentials
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import Credentials
 
-log = logging.getLogger("nvrmon.revocation")
+log = logging.getLogger("nvrmon.access.revocation")
 
 HeldKind = Literal["session", "embed", "agent"]
 POLL_INTERVAL = 1.0

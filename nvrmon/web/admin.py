@@ -9,9 +9,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from nvrmon import embed, tokens
-from nvrmon.auth import Auth, Identity, guard, page_context, read_form
-from nvrmon.renderer import Renderer
+from nvrmon.access import agent_tokens as tokens
+from nvrmon.access.auth import Auth, Identity, guard, page_context, read_form
+from nvrmon.live.renderer import Renderer
+from nvrmon.web import embed
 
 
 async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:

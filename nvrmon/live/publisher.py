@@ -8,13 +8,13 @@ import logging
 import time
 from dataclasses import asdict
 
-from nvrmon.broadcaster import Broadcaster
-from nvrmon.hub import Toast, summarise
+from nvrmon.ingest.hub import Toast, summarise
+from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.views import Views
 from nvrmon.settings import Settings
-from nvrmon.store import Changes
-from nvrmon.views import Views
+from nvrmon.store.fleet import Changes
 
-log = logging.getLogger("nvrmon.publisher")
+log = logging.getLogger("nvrmon.live.publisher")
 
 
 class Publisher:

@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.types import Send
 
-log = logging.getLogger("nvrmon.broadcaster")
+log = logging.getLogger("nvrmon.live.broadcaster")
 
 
 def encode(data: str, *, id: str | None = None, event: str | None = None, retry: int | None = None) -> bytes:

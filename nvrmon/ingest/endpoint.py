@@ -8,12 +8,13 @@ import logging
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from nvrmon import protocol, tokens
-from nvrmon.hub import AgentSession, Gone, Hub
+from nvrmon import protocol
+from nvrmon.access import agent_tokens as tokens
+from nvrmon.ingest.hub import AgentSession, Gone, Hub
 from nvrmon.protocol import Hello, ProtocolError
 from nvrmon.settings import Settings
 
-log = logging.getLogger("nvrmon.agents")
+log = logging.getLogger("nvrmon.ingest.endpoint")
 
 HELLO_TIMEOUT = 10.0
 SERVICE_RESTART = 1012

@@ -346,7 +346,7 @@ class Store:
             version = int(version_row[0]) if version_row else 0
             if version > SCHEMA_VERSION:
                 raise RuntimeError(f"{path} has schema version {version}; this nvrmon knows up to {SCHEMA_VERSION}")
-            await writer.executescript(resources.files("nvrmon").joinpath("schema.sql").read_text())
+            await writer.executescript(resources.files("nvrmon.store").joinpath("schema.sql").read_text())
             await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await writer.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",

@@ -19,14 +19,14 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from nvrmon import accounts
-from nvrmon.credentials import Credentials, Role
-from nvrmon.renderer import Renderer
-from nvrmon.revocation import Bound, Revocations
-from nvrmon.security import Gate, LoginLimiter
+from nvrmon.access import accounts
+from nvrmon.access.revocation import Bound, Revocations
+from nvrmon.access.security import Gate, LoginLimiter
+from nvrmon.live.renderer import Renderer
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import Credentials, Role
 
-log = logging.getLogger("nvrmon.auth")
+log = logging.getLogger("nvrmon.access.auth")
 
 Access = Literal["public", "viewer", "operator", "admin"]
 # page: HTML for people (redirect to the login page); api: JSON for programs; stream: /events and /poll (status only).

@@ -100,7 +100,7 @@ class Credentials:
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA busy_timeout = 5000")
             await db.execute("PRAGMA foreign_keys = ON")
-            package = resources.files("nvrmon")
+            package = resources.files("nvrmon.store")
             await db.executescript(package.joinpath("schema.sql").read_text())
             await db.executescript(package.joinpath("security.sql").read_text())
         except BaseException:

@@ -8,8 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from nvrmon.hub import Hub
-from nvrmon.store import Store
+from nvrmon.ingest.hub import Hub
+from nvrmon.store.fleet import Store
 
 CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown"}
 NVR_STATUSES = {"online", "stale", "offline", "unknown"}
