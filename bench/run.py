@@ -149,7 +149,8 @@ def start_server(
 ) -> Server:
     port = free_port()
     log_path = tmp / f"{impl}-{port}.log"
-    env = {**os.environ, "NVRMON_AGENT_TOKEN": TOKEN}
+    # Every simulated browser and agent shares 127.0.0.1: lift the per-address connection cap for the benchmark.
+    env = {**os.environ, "NVRMON_AGENT_TOKEN": TOKEN, "NVRMON_MAX_CONNECTIONS_PER_ADDRESS": "0"}
     gc_file = None
     if impl == "nvrmon":
         src = hub_src or ROOT

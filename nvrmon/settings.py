@@ -80,6 +80,10 @@ class Settings:
     max_agent_connections: int = 10_000
     # 1: the shared agent_token is accepted for any hostname (fleet-wide); 0: only per-NVR and enrollment tokens.
     fleet_token: int = 1
+    # Every request head (the WebSocket upgrade included) must arrive within this many seconds, and one client address
+    # may hold at most this many connections (0: no cap; addresses in trusted_proxies are exempt). nvrmon/server.py.
+    request_head_timeout: float = 10.0
+    max_connections_per_address: int = 1000
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
 

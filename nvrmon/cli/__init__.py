@@ -51,6 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from nvrmon.application import create_app
+    from nvrmon.server import server_options
 
     try:
         settings = Settings.from_env(host=args.host, port=args.port, db_path=args.db, demo=args.demo)
@@ -65,7 +66,8 @@ def _serve(args: argparse.Namespace) -> int:
         # uvicorn's own cap sits above ours so an oversize frame still gets our error frame before the close.
         ws_max_size=settings.max_frame_bytes * 2,
         timeout_graceful_shutdown=5,
-        ws="websockets-sansio",
+        # uvicorn's httptools and websockets-sansio protocols, with a request-head deadline and a per-address cap.
+        **server_options(settings),
         # Forwarded headers only from the proxies named: anyone else could claim to be https or another address.
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
