@@ -1,23 +1,37 @@
-"""Wiring, the listening socket: uvicorn's protocols with a deadline on each request head and a per-address cap.
+"""Wiring, the listening socket: uvicorn's protocols with deadlines, a per-address cap and WebSocket frame budgets.
 
 uvicorn bounds idle keep-alive connections but not a request head that trickles in: a client sending one header line
 every few seconds holds its connection (and a file descriptor) for as long as it likes. Here every request head,
 the WebSocket upgrade included, must be complete within `request_head_timeout`, and one client address may hold at
 most `max_connections_per_address` connections (trusted proxies excepted: every browser behind one shares its address).
+
+A WebSocket peer can make the server work without ever delivering a message to the application: millions of tiny
+continuation frames, or a flood of pings and pongs, are parsed and answered below the app, so the app's own limits
+(rate, hello deadline) never see them. Here a message may have at most `MAX_FRAGMENTS` frames and a connection may
+send `CONTROL_RATE` control frames a second (burst `CONTROL_BURST`); an offender is closed with 1008 at once, and
+what it sent after that is not parsed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame
 
 from nvrmon.settings import Settings
 
 log = logging.getLogger("nvrmon.server")
+
+# Browsers and the websockets library send a text message as one frame; 64 leaves room for any sane fragmenting client.
+MAX_FRAGMENTS = 64
+# Pings and pongs per second per connection (a keep-alive needs one every few seconds).
+CONTROL_RATE = 5.0
+CONTROL_BURST = 50
 
 
 def _refusal(status: bytes, text: bytes, retry_after: int) -> bytes:
@@ -116,9 +130,67 @@ def guarded_protocols(settings: Settings) -> tuple[type[asyncio.Protocol], type[
                 self.transport.close()
 
     class GuardedWebSocket(WebSocketsSansIOProtocol):
+        evicted = False
+        fragments = 0
+        control_tokens = float(CONTROL_BURST)
+        control_at = 0.0
+
         def connection_lost(self, exc: Exception | None) -> None:
             limits.release(self.transport)
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if not self.evicted:  # after an eviction the rest is not even parsed
+                super().data_received(data)
+
+        def handle_cont(self, event: Frame) -> None:
+            self.fragments += 1
+            if self.fragments > MAX_FRAGMENTS:
+                self._evict(f"more than {MAX_FRAGMENTS} frames in one message")
+            elif not self.evicted:
+                super().handle_cont(event)
+
+        def handle_text(self, event: Frame) -> None:
+            self.fragments = 1
+            if not self.evicted:
+                super().handle_text(event)
+
+        def handle_bytes(self, event: Frame) -> None:
+            self.fragments = 1
+            if not self.evicted:
+                super().handle_bytes(event)
+
+        def handle_ping(self) -> None:
+            if self._control_allowed():
+                super().handle_ping()
+
+        def handle_pong(self, event: Frame) -> None:
+            if self._control_allowed():
+                super().handle_pong(event)
+
+        def _control_allowed(self) -> bool:
+            if self.evicted:
+                return False
+            now = time.monotonic()
+            self.control_tokens = min(CONTROL_BURST, self.control_tokens + (now - self.control_at) * CONTROL_RATE)
+            self.control_at = now
+            if self.control_tokens < 1:
+                self._evict("control frame flood")
+                return False
+            self.control_tokens -= 1
+            return True
+
+        def _evict(self, reason: str) -> None:
+            if self.evicted:
+                return
+            self.evicted = True
+            self.frames = []
+            log.warning("closing WebSocket from %s: %s", self.client[0] if self.client else "?", reason)
+            self.transport.pause_reading()
+            self.conn.send_close(1008, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            # The peer's close reply is not awaited: it has shown it won't play by the rules.
+            self.transport.close()
 
     return GuardedHttp, GuardedWebSocket
 
