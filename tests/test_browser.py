@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -472,34 +475,44 @@ def test_filter_buttons_and_not_found_pages_read_alike(live_hub: LiveHub, browsi
         expect(page.locator("main")).to_contain_text(message)
 
 
-def test_reconnect_counter_counts_every_attempt(live_hub: LiveHub, browsing: Browsing) -> None:
-    # Regression: a failed retry was counted twice (its error, then the next attempt), so the indicator went
-    # "Reconnecting (1)", "(3)", then offline; it now shows each attempt once.
-    page = browsing.open(f"{live_hub.url}/nvrs")
-    page.evaluate(
-        """() => {
-        window.__shown = [];
-        setInterval(() => {
-          const text = document.querySelector("#connection .conn-text").textContent;
-          if (window.__shown[window.__shown.length - 1] !== text) window.__shown.push(text);
-        }, 10);
-      }"""
-    )
-    live_hub.stop()
-    expect(page.locator("#connection")).to_have_attribute("data-state", "offline", timeout=15_000)
-    page.wait_for_timeout(50)
-    shown = page.evaluate("window.__shown")
-    assert shown == ["Live", "Reconnecting (1)", "Reconnecting (2)", "Reconnecting (3)", "Offline, retrying"], shown
-    live_hub.start()
-    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=15_000)
-
-
-def test_watchdog_follows_the_hubs_sse_heartbeat(browser: Browser, start_hub: Any) -> None:
-    # The watchdog's silence limit was hard-coded for a 15 s heartbeat; it now comes from NVRMON_SSE_HEARTBEAT.
-    hub: LiveHub = start_hub(SSE_HEARTBEAT="2")
-    session = Browsing(browser, hub)
+@contextmanager
+def browsing_hub(browser: Browser, start_hub: Callable[..., LiveHub], **env: str) -> Iterator[Browsing]:
+    """Browsing against a hub started with NVRMON_* overrides (the `browsing` fixture's hub has the defaults)."""
+    session = Browsing(browser, start_hub(**env))
     try:
-        page = session.open(f"{hub.url}/nvrs")
+        yield session
+    finally:
+        session.close()
+    assert not session.errors, f"uncaught errors in the page: {session.errors}"
+
+
+def test_reconnect_counter_counts_every_attempt(browser: Browser, start_hub: Callable[..., LiveHub]) -> None:
+    # Regression: a failed retry was counted twice (its error, then the next attempt), so the indicator skipped
+    # numbers on its way to "Offline"; it now shows each attempt once. A short retry delay keeps this quick, and a
+    # killed hub says no goodbye (whose longer retry would slow the attempts down).
+    with browsing_hub(browser, start_hub, SSE_RETRY_MS="100") as session:
+        page = session.open(f"{session.hub.url}/nvrs")
+        page.evaluate(
+            """() => {
+            const shown = () => document.querySelector("#connection .conn-text").textContent;
+            window.__shown = [shown()];
+            setInterval(() => {
+              const text = shown();
+              if (window.__shown[window.__shown.length - 1] !== text) window.__shown.push(text);
+            }, 10);
+          }"""
+        )
+        session.hub.stop(signal.SIGKILL)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "offline", timeout=10_000)
+        page.wait_for_timeout(50)
+        shown = page.evaluate("window.__shown")
+        assert shown == ["Live", "Reconnecting (1)", "Reconnecting (2)", "Reconnecting (3)", "Offline, retrying"], shown
+
+
+def test_watchdog_follows_the_hubs_sse_heartbeat(browser: Browser, start_hub: Callable[..., LiveHub]) -> None:
+    # The watchdog's silence limit was hard-coded for a 15 s heartbeat; it now comes from NVRMON_SSE_HEARTBEAT.
+    with browsing_hub(browser, start_hub, SSE_HEARTBEAT="2") as session:
+        page = session.open(f"{session.hub.url}/nvrs")
         tag = page.locator('script[src^="/static/transport.js"]')
         expect(tag).to_have_attribute("data-heartbeat-ms", "2000")
         assert page.evaluate("window.nvrmon.timings.silenceMs") == 5000
@@ -510,6 +523,3 @@ def test_watchdog_follows_the_hubs_sse_heartbeat(browser: Browser, start_hub: An
         waited = time.monotonic() - silent
         assert 4.0 < waited < 8.0, f"a silent stream was replaced after {waited:.1f} s (limit 5 s)"
         expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-    finally:
-        session.close()
-    assert not session.errors, session.errors
