@@ -27,6 +27,7 @@ from tests.browsing import (
     wait_until,
 )
 from tests.conftest import PASSWORD, LiveHub, create_user
+from tests.test_embed import make_embed
 
 pytestmark = pytest.mark.browser
 
@@ -523,3 +524,14 @@ def test_watchdog_follows_the_hubs_sse_heartbeat(browser: Browser, start_hub: Ca
         waited = time.monotonic() - silent
         assert 4.0 < waited < 8.0, f"a silent stream was replaced after {waited:.1f} s (limit 5 s)"
         expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        # An embed loads the transport alone, with the same timings.
+        embed = session.browser.new_context().new_page()
+        session.contexts.append(embed.context)
+        response = embed.goto(f"{session.hub.url}/embed/{make_embed(session.hub.db_path, 'kpis')}")
+        assert response is not None and response.ok
+        scripts = embed.eval_on_selector_all("script[src]", "tags => tags.map(t => t.getAttribute('src'))")
+        assert [
+            src.split("?")[0] for src in scripts if "/static/" in src and "htmx" not in src and "hx-" not in src
+        ] == ["/static/transport.js"], scripts
+        expect(embed.locator('script[src^="/static/transport.js"]')).to_have_attribute("data-heartbeat-ms", "2000")
+        assert embed.evaluate("window.nvrmon.timings.silenceMs") == 5000
