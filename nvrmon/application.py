@@ -70,7 +70,7 @@ async def agent_token(store: Store, settings: Settings) -> str:
 
 
 def create_app(settings: Settings) -> ASGIApp:
-    renderer = Renderer(settings.templates_dir, settings.static_dir)
+    renderer = Renderer(settings.templates_dir, settings.static_dir, settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:

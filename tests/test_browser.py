@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Route, expect
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.agent import Agent
 from tests.browsing import (
@@ -23,7 +26,8 @@ from tests.browsing import (
     row_keys,
     wait_until,
 )
-from tests.conftest import LiveHub
+from tests.conftest import PASSWORD, LiveHub, create_user
+from tests.test_embed import make_embed
 
 pytestmark = pytest.mark.browser
 
@@ -340,3 +344,194 @@ def test_screenshots_of_every_page(live_hub: LiveHub, fleet: Fleet, browsing: Br
     print("\nscreenshots: " + ", ".join(str(p) for p in shots))
     for shot in shots:
         assert shot.stat().st_size > 5_000, shot
+
+
+# -- 7. the interface around the live data -----------------------------------------------------------------------------
+
+
+def boxes_apart(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
+
+
+def box_inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (
+        inner["x"] >= outer["x"] - 0.5
+        and inner["y"] >= outer["y"] - 0.5
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 0.5
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 0.5
+    )
+
+
+def test_notification_center_shows_each_unread_entry(live_hub: LiveHub, fleet: Fleet, browsing: Browsing) -> None:
+    # Regression: the bell's badge rule (.unread, absolutely positioned) also matched the unread entries, which were
+    # all stacked on top of each other in the panel's corner until "Mark all read".
+    agent, _ = fleet.register("nvr-notes", cameras=2)
+    messages = ["Disk 2 SMART: reallocated sectors", "Recording stopped: disk failure", "Fan speed low"]
+    for scheme in ("light", "dark"):
+        page = browsing.open(f"{live_hub.url}/nvrs", browsing.context(color_scheme=scheme))
+        for severity, message in zip(("warning", "critical", "warning"), messages, strict=True):
+            fleet.send(agent, {"type": "alert", "severity": severity, "message": f"{message} ({scheme})"})
+        expect(page.locator("#unread")).to_have_text("3")
+        page.click("#bell")
+        panel = page.locator("dialog#notif-center")
+        expect(panel).to_be_visible()
+        entries = panel.locator(".notif.unread")
+        expect(entries).to_have_count(3)
+        page.wait_for_timeout(300)  # the drawer's slide-in
+        panel_box = panel.bounding_box()
+        assert panel_box is not None
+        boxes = []
+        for index, message in enumerate(reversed(messages)):  # newest first
+            entry = entries.nth(index)
+            expect(entry).to_be_visible()
+            expect(entry).to_contain_text(message)
+            box = entry.bounding_box()
+            assert box is not None and box["height"] > 20, (message, box)
+            assert box_inside(box, panel_box), (message, box, panel_box)
+            boxes.append(box)
+        for index, box in enumerate(boxes):
+            for other in boxes[index + 1 :]:
+                assert boxes_apart(box, other), ("entries overlap", box, other)
+        page.screenshot(path=artifacts_dir() / f"notifications-unread-{scheme}.png")
+        page.close()
+
+
+def sign_in(page: Page, hub: LiveHub, username: str) -> None:
+    page.goto(f"{hub.url}/login")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{hub.url}/")
+
+
+def test_notifications_stay_with_the_user_who_got_them(live_hub: LiveHub, fleet: Fleet, browsing: Browsing) -> None:
+    # Regression: notifications were kept per browser, so they showed on /login and to the next user who signed in.
+    create_user(live_hub.db_path, "bea", "viewer", PASSWORD)
+    agent, _ = fleet.register("nvr-shared-desk", cameras=1)
+    context = browsing.context()  # the hub's admin
+    page = browsing.open(f"{live_hub.url}/", context)
+    fleet.send(agent, {"type": "alert", "severity": "warning", "message": "Door forced open"})
+    expect(page.locator("#unread")).to_have_text("1")
+    assert "Door forced open" in page.evaluate("JSON.stringify(localStorage)")
+
+    page.click("form.account button[type=submit]")
+    page.wait_for_url(f"{live_hub.url}/login")
+    expect(page.locator("#bell")).to_be_hidden()
+    expect(page.locator("#unread")).to_be_hidden()
+    assert "Door forced open" not in page.evaluate("JSON.stringify(localStorage)")
+
+    sign_in(page, live_hub, "bea")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    expect(page.locator("#unread")).to_be_hidden()
+    page.click("#bell")
+    expect(page.locator("dialog#notif-center")).to_be_visible()
+    expect(page.locator("#notif-list .notif")).to_have_count(0)
+    expect(page.locator("#notif-center .notif-empty")).to_be_visible()
+    assert "Door forced open" not in page.evaluate("JSON.stringify(localStorage)")
+
+
+def fresh_context(browsing: Browsing, hub: LiveHub, username: str | None) -> BrowserContext:
+    """A context with no session, or signed in as `username` (whose password is PASSWORD)."""
+    context = browsing.browser.new_context(viewport={"width": 1440, "height": 900})
+    browsing.contexts.append(context)
+    if username is not None:
+        name, _, value = hub.login(username, PASSWORD).partition("=")
+        context.add_cookies([{"name": name, "value": value, "url": hub.url}])
+    return context
+
+
+def test_pages_without_a_stream_show_no_connection_indicator(live_hub: LiveHub, browsing: Browsing) -> None:
+    # Regression: login, admin and error pages showed a grey "Static" pill, which read like a connection state.
+    create_user(live_hub.db_path, "vic", "viewer", PASSWORD)
+    pages = [
+        (fresh_context(browsing, live_hub, None), "/login", 200),
+        (browsing.context(), "/admin", 200),
+        (fresh_context(browsing, live_hub, "vic"), "/admin", 403),
+    ]
+    for context, path, status in pages:
+        page = context.new_page()
+        response = page.goto(f"{live_hub.url}{path}")
+        assert response is not None and response.status == status, (path, response and response.status)
+        expect(page.locator(".topbar")).to_be_visible()
+        expect(page.locator("#connection")).to_have_count(0)
+        expect(page.locator(".topbar")).not_to_contain_text("Static")
+    live = browsing.open(f"{live_hub.url}/", browsing.context())
+    expect(live.locator("#connection")).to_be_visible()
+    expect(live.locator("#connection")).to_have_text("Live")
+
+
+def test_filter_buttons_and_not_found_pages_read_alike(live_hub: LiveHub, browsing: Browsing) -> None:
+    context = browsing.context()
+    labels = []
+    for path in ("/nvrs", "/cameras"):
+        page = browsing.open(f"{live_hub.url}{path}", context)
+        button = page.locator(".filter-form button[type=submit]")
+        expect(button).to_be_visible()
+        labels.append(button.inner_text())
+    assert labels == ["Apply", "Apply"], labels
+    page = context.new_page()
+    for path, message in (("/nvrs/99999", "No such NVR"), ("/cameras/99999", "No such camera")):
+        response = page.goto(f"{live_hub.url}{path}")
+        assert response is not None and response.status == 404
+        expect(page.locator("main")).to_contain_text(message)
+
+
+@contextmanager
+def browsing_hub(browser: Browser, start_hub: Callable[..., LiveHub], **env: str) -> Iterator[Browsing]:
+    """Browsing against a hub started with NVRMON_* overrides (the `browsing` fixture's hub has the defaults)."""
+    session = Browsing(browser, start_hub(**env))
+    try:
+        yield session
+    finally:
+        session.close()
+    assert not session.errors, f"uncaught errors in the page: {session.errors}"
+
+
+def test_reconnect_counter_counts_every_attempt(browser: Browser, start_hub: Callable[..., LiveHub]) -> None:
+    # Regression: a failed retry was counted twice (its error, then the next attempt), so the indicator skipped
+    # numbers on its way to "Offline"; it now shows each attempt once. A short retry delay keeps this quick, and a
+    # killed hub says no goodbye (whose longer retry would slow the attempts down).
+    with browsing_hub(browser, start_hub, SSE_RETRY_MS="100") as session:
+        page = session.open(f"{session.hub.url}/nvrs")
+        page.evaluate(
+            """() => {
+            const shown = () => document.querySelector("#connection .conn-text").textContent;
+            window.__shown = [shown()];
+            setInterval(() => {
+              const text = shown();
+              if (window.__shown[window.__shown.length - 1] !== text) window.__shown.push(text);
+            }, 10);
+          }"""
+        )
+        session.hub.stop(signal.SIGKILL)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "offline", timeout=10_000)
+        page.wait_for_timeout(50)
+        shown = page.evaluate("window.__shown")
+        assert shown == ["Live", "Reconnecting (1)", "Reconnecting (2)", "Reconnecting (3)", "Offline, retrying"], shown
+
+
+def test_watchdog_follows_the_hubs_sse_heartbeat(browser: Browser, start_hub: Callable[..., LiveHub]) -> None:
+    # The watchdog's silence limit was hard-coded for a 15 s heartbeat; it now comes from NVRMON_SSE_HEARTBEAT.
+    with browsing_hub(browser, start_hub, SSE_HEARTBEAT="2") as session:
+        page = session.open(f"{session.hub.url}/nvrs")
+        tag = page.locator('script[src^="/static/transport.js"]')
+        expect(tag).to_have_attribute("data-heartbeat-ms", "2000")
+        assert page.evaluate("window.nvrmon.timings.silenceMs") == 5000
+        # Hide every message from the watchdog (htmx still applies them): to it, the stream has gone silent.
+        page.evaluate("window.addEventListener('htmx:sse:before:message', e => e.stopImmediatePropagation(), true)")
+        silent = time.monotonic()
+        page.wait_for_event("request", lambda request: "/events?" in request.url, timeout=10_000)
+        waited = time.monotonic() - silent
+        assert 4.0 < waited < 8.0, f"a silent stream was replaced after {waited:.1f} s (limit 5 s)"
+        expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+        # An embed loads the transport alone, with the same timings.
+        embed = session.browser.new_context().new_page()
+        session.contexts.append(embed.context)
+        response = embed.goto(f"{session.hub.url}/embed/{make_embed(session.hub.db_path, 'kpis')}")
+        assert response is not None and response.ok
+        scripts = embed.eval_on_selector_all("script[src]", "tags => tags.map(t => t.getAttribute('src'))")
+        assert [
+            src.split("?")[0] for src in scripts if "/static/" in src and "htmx" not in src and "hx-" not in src
+        ] == ["/static/transport.js"], scripts
+        expect(embed.locator('script[src^="/static/transport.js"]')).to_have_attribute("data-heartbeat-ms", "2000")
+        assert embed.evaluate("window.nvrmon.timings.silenceMs") == 5000

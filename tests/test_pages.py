@@ -81,7 +81,7 @@ def test_unknown_device_pages_are_404(client: TestClient) -> None:
 
 def test_static_assets_are_vendored_with_version_and_license(client: TestClient) -> None:
     html = client.get("/").text
-    for name in ["htmx-4.0.1.min.js", "hx-sse-4.0.1.js", "hx-upsert-4.0.1.js", "app.js", "app.css"]:
+    for name in ["htmx-4.0.1.min.js", "hx-sse-4.0.1.js", "hx-upsert-4.0.1.js", "transport.js", "ui.js", "app.css"]:
         match = re.search(rf'"(/static/{re.escape(name)}\?v=[0-9a-f]+)"', html)
         assert match is not None, name
         assert client.get(match.group(1)).status_code == 200

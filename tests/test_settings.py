@@ -26,4 +26,4 @@ def test_bad_value_names_the_variable() -> None:
 
 def test_defaults_point_at_the_project_templates() -> None:
     settings = Settings.from_env({})
-    assert (settings.templates_dir / "base.html").exists() and (settings.static_dir / "app.js").exists()
+    assert (settings.templates_dir / "base.html").exists() and (settings.static_dir / "transport.js").exists()

@@ -10,6 +10,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from nvrmon.settings import Settings
+
 
 def ago(ts: float, now: float | None = None) -> str:
     """Server-side relative time; the browser keeps it fresh from the element's datetime attribute."""
@@ -61,8 +63,16 @@ def percent(part: int, whole: int) -> int:
     return round(100 * part / whole) if whole else 0
 
 
+def client_timings(settings: Settings) -> dict[str, int]:
+    """What transport.js must know of the hub's timing, in ms; rendered on its script tag, so the two never disagree."""
+    return {
+        "heartbeat_ms": round(settings.sse_heartbeat * 1000),
+        "poll_timeout_ms": round(settings.poll_timeout * 1000),
+    }
+
+
 class Renderer:
-    def __init__(self, templates_dir: Path, static_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, static_dir: Path, settings: Settings | None = None) -> None:
         self.env = Environment(
             loader=FileSystemLoader(templates_dir),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -73,6 +83,7 @@ class Renderer:
         )
         self.env.filters.update(ago=ago, iso=iso, duration=duration, filesize=filesize, num=num)
         self.env.globals.update(percent=percent, static=self._static_urls(static_dir))
+        self.env.globals.update(timings=client_timings(settings or Settings()))
 
     @staticmethod
     def _static_urls(static_dir: Path) -> dict[str, str]:

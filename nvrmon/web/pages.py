@@ -16,6 +16,7 @@ from nvrmon.settings import Settings
 
 TRANSPORTS = ("auto", "sse", "poll")
 LAYOUT_COOKIE = "nvrmon_camera_layout"
+NOUNS = {"nvr": "NVR", "camera": "camera"}  # as a sentence names them ("No such NVR")
 
 
 async def _page(request: Request, view: View, template: str, title: str) -> Response:
@@ -24,7 +25,7 @@ async def _page(request: Request, view: View, template: str, title: str) -> Resp
     settings: Settings = request.state.settings
     context = await views.page(view)
     if context is None:
-        raise HTTPException(404, f"No such {view.kind}")
+        raise HTTPException(404, f"No such {NOUNS.get(view.kind, view.kind)}")
     if "redirect" in context:
         return RedirectResponse(context["redirect"], status_code=303)  # past the last page: show the last one
     # ?transport=poll|sse forces a transport for this page (for networks known to break one of them).
@@ -66,7 +67,7 @@ async def _detail(request: Request, kind: Literal["nvr", "camera"], ident: int, 
         views: Views = request.state.views
         html = await views.detail_html(kind, ident)
         if html is None:
-            raise HTTPException(404, f"No such {kind}")
+            raise HTTPException(404, f"No such {NOUNS[kind]}")
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
     return await _page(request, View(kind, ident), template, title)
 

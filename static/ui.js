@@ -1,213 +1,10 @@
-// nvrmon page glue: connection indicator, transport watchdog and fallback, detail dialogs, toasts, notification center,
-// sound, preferences, relative times. No inline script anywhere, so a strict Content-Security-Policy can forbid it.
-// htmx and its SSE extension do the swapping; this file watches the one live element (#live) and replaces it when its
-// transport is stuck or can't get through, or when an open dialog widens what the page shows.
+// nvrmon interface extras for the operator pages: preferences, notification center, sound, toasts, and dialogs (a
+// device's detail over a list page). No inline script anywhere, so a strict Content-Security-Policy can forbid it.
+// transport.js keeps the page live and hands this file notifications as "toast" events; window.nvrmon is its API.
 (function () {
   "use strict";
 
-  var HEARTBEAT_MS = 15000;
-  var SILENCE_MS = HEARTBEAT_MS * 2.5; // SSE: nothing at all, not even a heartbeat, for this long means a dead stream
-  var POLL_SILENCE_MS = 40000; // poll: the hub answers every poll within 25 s
-  var READY_MS = 8000; // SSE: the hub's "ready" event must arrive this soon, or events don't get through (a proxy)
-  var SSE_RETRY_MS = 5 * 60 * 1000; // after falling back to long-poll, try SSE again this often
-  var EVENT_LIMIT = 50;
-
-  var state = {
-    lastMessage: Date.now(), // last sign of life from the transport
-    lastId: null, // the cursor of the last applied change (SSE id or poll cursor)
-    attempt: 0, // consecutive failures
-    started: Date.now(), // when the current #live element was created
-    ready: false, // SSE: the hub's ready event arrived on the current stream
-    sseRetryAt: 0, // poll mode after a fallback: when to try SSE again
-    pending: null, // a scheduled re-creation of #live
-    live: null, // the #live element last seen
-    skew: 0 // hub clock minus ours, in ms
-  };
-
   function $(id) { return document.getElementById(id); }
-
-  function setConnection(mode, text) {
-    var el = $("connection");
-    if (!el) return;
-    el.dataset.state = mode;
-    el.querySelector(".conn-text").textContent = text;
-    var banner = $("stale-banner");
-    if (banner) banner.hidden = !(mode === "reconnecting" || mode === "offline") || state.attempt < 2;
-  }
-
-  function markLive() {
-    state.lastMessage = Date.now();
-    var indicator = $("connection"); // absent on embeds
-    if (state.attempt || (indicator && indicator.dataset.state !== "live")) {
-      state.attempt = 0;
-      var el = $("live");
-      setConnection("live", el && el.dataset.transport === "poll" ? "Live (polling)" : "Live");
-    }
-  }
-
-  function failing() {
-    state.attempt += 1;
-    if (state.attempt >= 4) setConnection("offline", "Offline, retrying");
-    else setConnection("reconnecting", "Reconnecting (" + state.attempt + ")");
-  }
-
-  // -- session: CSRF token on state-changing requests; back to the login page when the session has ended -------
-  document.addEventListener("htmx:config:request", function (e) {
-    var request = e.detail && e.detail.ctx && e.detail.ctx.request;
-    var meta = document.querySelector('meta[name="csrf-token"]');
-    if (request && meta && !/^(GET|HEAD|OPTIONS)$/i.test(request.method || "GET")) {
-      request.headers["X-CSRF-Token"] = meta.getAttribute("content");
-    }
-  });
-
-  function sessionEnded(status) {
-    if (document.body.hasAttribute("data-embed")) {
-      // An embed has no login: its token expired or was revoked (404), or this portal isn't allowed (403).
-      var notice = $("embed-unavailable");
-      if (notice && (status === 403 || status === 404)) notice.hidden = false;
-      return;
-    }
-    if (status === 401) window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
-  }
-  document.addEventListener("htmx:response:error", function (e) {
-    var ctx = e.detail && e.detail.ctx;
-    if (ctx && ctx.response) sessionEnded(ctx.response.status);
-  });
-  document.addEventListener("htmx:sse:error", function (e) {
-    if (e.detail) sessionEnded(e.detail.status);
-  });
-
-  // -- SSE lifecycle (htmx 4's hx-sse extension dispatches these on #live; they bubble to document) --------------
-  document.addEventListener("htmx:sse:before:connection", function (e) {
-    var attempt = e.detail && e.detail.connection ? e.detail.connection.attempt : 0;
-    if (attempt > 0) failing();
-  });
-  document.addEventListener("htmx:sse:error", failing);
-  document.addEventListener("htmx:sse:before:message", function (e) {
-    state.ready = true;
-    var msg = e.detail && e.detail.message;
-    if (msg && msg.id) state.lastId = msg.id;
-    markLive();
-  });
-  document.addEventListener("htmx:after:swap", trimEvents);
-
-  // Live updates replace whole rows; a keyboard user focused on a link in one must not be thrown back to the top of
-  // the page. Remember the focused link before a swap and focus its twin in the new row afterwards.
-  var focusedHref = null;
-  document.addEventListener("htmx:before:swap", function () {
-    var active = document.activeElement;
-    focusedHref = active && active !== document.body && active.getAttribute ? active.getAttribute("href") : null;
-  });
-  document.addEventListener("htmx:after:swap", function () {
-    var active = document.activeElement;
-    if (focusedHref && (!active || active === document.body)) {
-      var twin = document.querySelector('a[href="' + CSS.escape(focusedHref) + '"]');
-      if (twin) twin.focus({ preventScroll: true });
-    }
-    focusedHref = null;
-  });
-  document.addEventListener("heartbeat", function (e) {
-    // The hub's clock, so relative times ("2 min ago") stay right on a machine whose clock is off.
-    try { state.skew = JSON.parse(e.detail.data).t * 1000 - Date.now(); } catch (err) { /* ignore */ }
-  });
-
-  // htmx 4 retries an SSE stream that broke, but not a first request that failed (hub down when the page loaded),
-  // and a wedged fetch never ends by itself; a poll that failed isn't retried either. All are covered by re-creating
-  // #live after a backoff with jitter.
-  document.addEventListener("htmx:error", function (e) {
-    if (e.target && e.target.id === "live") recreateSoon();
-  });
-
-  function recreateSoon() {
-    if (state.pending) return;
-    failing();
-    var delay = Math.min(30000, 500 * Math.pow(2, state.attempt - 1)) * (0.7 + Math.random() * 0.6);
-    state.pending = setTimeout(function () { state.pending = null; recreate(); }, delay);
-  }
-
-  function cursorUrl(url) {
-    return state.lastId ? url.replace(/([?&])since=[^&]*/, "$1since=" + encodeURIComponent(state.lastId)) : url;
-  }
-
-  // Replace #live with a fresh element of the given transport, stopping the old one properly first (a removed SSE
-  // element would otherwise keep its fetch open, holding one of the browser's few connections per host).
-  function recreate(transport) {
-    var old = $("live");
-    if (!old) return;
-    transport = transport || old.dataset.transport;
-    var fresh = document.createElement("div");
-    fresh.id = "live";
-    ["eventsUrl", "pollUrl", "fallback"].forEach(function (k) { if (old.dataset[k]) fresh.dataset[k] = old.dataset[k]; });
-    fresh.dataset.transport = transport;
-    if (transport === "poll") {
-      fresh.setAttribute("hx-get", cursorUrl(old.dataset.pollUrl) + "&wait=0"); // answer at once: proves the path
-      fresh.setAttribute("hx-trigger", "load");
-      fresh.setAttribute("hx-swap", "outerHTML");
-    } else {
-      fresh.setAttribute("hx-sse:connect", cursorUrl(old.dataset.eventsUrl));
-      fresh.setAttribute("hx-swap", "none");
-    }
-    old.removeAttribute("hx-sse:connect");
-    old.removeAttribute("hx-get");
-    htmx.process(old, true); // runs htmx's cleanup, which aborts the old stream
-    old.replaceWith(fresh);
-    state.started = Date.now();
-    state.ready = false;
-    state.lastMessage = Date.now();
-    htmx.process(fresh);
-  }
-
-  // The hub sends notifications inside the change they belong to, as a new #toast-inbox element.
-  var inboxSeq = 0;
-  function readInbox() {
-    var inbox = $("toast-inbox");
-    var seq = inbox ? Number(inbox.dataset.seq || 0) : 0;
-    if (!inbox || !inbox.dataset.toasts || seq <= inboxSeq) return;
-    inboxSeq = seq;
-    try { JSON.parse(inbox.dataset.toasts).forEach(notify); } catch (err) { /* malformed: ignore */ }
-  }
-
-  // A poll response replaces #live with a new poller: that is the poll transport's sign of life.
-  new MutationObserver(function () {
-    readInbox();
-    var el = $("live");
-    if (!el || el === state.live) return;
-    state.live = el;
-    if (el.dataset.transport !== "poll") return;
-    if (el.dataset.cursor) state.lastId = el.dataset.cursor;
-    if (el.dataset.toasts) {
-      try { JSON.parse(el.dataset.toasts).forEach(notify); } catch (err) { /* malformed: ignore */ }
-    }
-    if (el !== initialLive) markLive();
-    if (state.sseRetryAt && Date.now() > state.sseRetryAt) {
-      state.sseRetryAt = 0;
-      recreate("sse"); // the network may have changed: try the stream again
-    }
-  }).observe(document.body, { childList: true });
-  var initialLive = $("live");
-  state.live = initialLive;
-
-  setInterval(function () {
-    var el = $("live");
-    if (!el || document.hidden || state.pending) return;
-    var now = Date.now();
-    if (el.dataset.transport === "sse") {
-      if (!state.ready && !state.attempt && now - state.started > READY_MS && el.dataset.fallback !== "no") {
-        // No error, yet nothing got through: a buffering proxy or a network that holds streams. (A hub that is down
-        // fails fast instead, and is retried on the same transport.)
-        state.sseRetryAt = now + SSE_RETRY_MS;
-        recreate("poll");
-        setConnection("reconnecting", "Switching to polling");
-      } else if (now - state.lastMessage > SILENCE_MS) {
-        recreateSoon();
-      }
-    } else if (now - state.lastMessage > POLL_SILENCE_MS) {
-      recreateSoon();
-    }
-  }, 1000);
-  document.addEventListener("visibilitychange", function () {
-    if (!document.hidden) state.lastMessage = Date.now(); // the extension reconnects a paused stream itself
-  });
 
   // -- preferences (per browser) -------------------------------------------------------------------------------
   var PREFS_KEY = "nvrmon.prefs";
@@ -263,19 +60,33 @@
     });
   }
 
-  // -- notification center (recent notifications, persisted per browser) ----------------------------------------
-  var NOTES_KEY = "nvrmon.notifications";
+  // -- notification center (recent notifications, kept in this browser for the signed-in operator) -------------
+  // Keyed by the user the page was rendered for, and removed at logout: what one operator was told is never shown
+  // on the login page or to the next person who signs in on this browser.
+  var NOTES_PREFIX = "nvrmon.notifications";
   var NOTES_MAX = 100;
+  var user = document.body.dataset.user || "";
+  var NOTES_KEY = user ? NOTES_PREFIX + "." + user : "";
 
   function loadNotes() {
+    if (!NOTES_KEY) return [];
     try { return JSON.parse(localStorage.getItem(NOTES_KEY) || "[]") || []; } catch (err) { return []; }
   }
   function saveNotes(notes) {
+    if (!NOTES_KEY) return;
     try { localStorage.setItem(NOTES_KEY, JSON.stringify(notes.slice(0, NOTES_MAX))); } catch (err) { /* ignore */ }
     renderNotes();
   }
 
+  function forgetNotes() {
+    try {
+      localStorage.removeItem(NOTES_PREFIX); // the browser-wide list kept before notifications were per user
+      if (NOTES_KEY) localStorage.removeItem(NOTES_KEY);
+    } catch (err) { /* storage unavailable: nothing was kept */ }
+  }
+
   function record(t) {
+    if (!NOTES_KEY) return; // no one signed in: nobody to tell
     var notes = loadNotes();
     var now = Date.now();
     // Every open tab of this browser receives the same notification: keep one.
@@ -322,7 +133,7 @@
       var when = document.createElement("time");
       when.dateTime = new Date(n.at).toISOString();
       when.setAttribute("data-relative", "");
-      when.textContent = relative(when.dateTime);
+      when.textContent = window.nvrmon.relative(when.dateTime);
       text.append(title, body, when);
       var mark = document.createElement("button");
       mark.type = "button";
@@ -574,7 +385,7 @@
     live.dataset.eventsUrl = withDetail(live.dataset.eventsUrl, id);
     live.dataset.pollUrl = withDetail(live.dataset.pollUrl, id);
     // Resumes from the last applied cursor: whatever changed while the detail loaded is replayed, not lost.
-    recreate();
+    window.nvrmon.recreate();
   }
 
   function openDetail(link) {
@@ -625,7 +436,7 @@
     });
     var bell = $("bell");
     var prefsButton = $("prefs-open");
-    if (bell) {
+    if (bell && NOTES_KEY) {
       bell.hidden = false;
       bell.addEventListener("click", function () { openDialog($("notif-center"), bell); });
     }
@@ -637,46 +448,10 @@
     if (readAll) readAll.addEventListener("click", function () { setRead(null, true); });
     var clear = $("notif-clear");
     if (clear) clear.addEventListener("click", function () { saveNotes([]); });
-    window.addEventListener("storage", function (e) { if (e.key === NOTES_KEY) renderNotes(); });
+    window.addEventListener("storage", function (e) { if (NOTES_KEY && e.key === NOTES_KEY) renderNotes(); });
+    var logout = document.querySelector("form.account");
+    if (logout) logout.addEventListener("submit", forgetNotes);
   }
-
-  // -- housekeeping --------------------------------------------------------------------------------------------
-  function trimEvents() {
-    document.querySelectorAll("ul.events").forEach(function (list) {
-      while (list.children.length > EVENT_LIMIT) list.lastElementChild.remove();
-    });
-  }
-
-  function relative(iso) {
-    var seconds = Math.max(0, Math.round((Date.now() + state.skew - Date.parse(iso)) / 1000));
-    if (seconds < 5) return "just now";
-    if (seconds >= 86400) return Math.floor(seconds / 86400) + " d ago";
-    if (seconds >= 3600) return Math.floor(seconds / 3600) + " h ago";
-    if (seconds >= 60) return Math.floor(seconds / 60) + " min ago";
-    return seconds + " s ago";
-  }
-
-  function duration(iso) {
-    var s = Math.max(0, Math.floor((Date.now() + state.skew - Date.parse(iso)) / 1000));
-    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
-    if (d) return d + " d " + h + " h";
-    if (h) return h + " h " + m + " min";
-    if (m) return m + " min";
-    return s + " s";
-  }
-
-  function refreshTimes() {
-    document.querySelectorAll("time[data-relative]").forEach(function (t) {
-      var iso = t.getAttribute("datetime");
-      if (iso) t.textContent = relative(iso);
-    });
-    document.querySelectorAll("time[data-duration]").forEach(function (t) {
-      var iso = t.getAttribute("datetime");
-      if (iso) t.textContent = duration(iso);
-    });
-  }
-  setInterval(refreshTimes, 10000);
-  document.addEventListener("visibilitychange", function () { if (!document.hidden) refreshTimes(); });
 
   function init() {
     applyTheme();
