@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from nvrmon.live.broadcaster import Broadcaster, encode, resume
+from nvrmon.live.broadcaster import Broadcaster, resume
+from nvrmon.live.sse import encode
 
 pytestmark = pytest.mark.anyio
 

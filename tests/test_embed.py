@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from nvrmon.access import embed_tokens as embed
 from nvrmon.application import create_app
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
-from nvrmon.web import embed
 from tests.agent import Agent
 from tests.conftest import TOKEN, LiveHub, run_async, run_cli
 from tests.sse import open_stream

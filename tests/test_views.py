@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from nvrmon import filters
+from nvrmon.live.fragments import CHART_IDS
 from nvrmon.live.renderer import Renderer, ago
-from nvrmon.live.views import CHART_IDS, View, ViewError, Views
+from nvrmon.live.viewkey import View, ViewError
+from nvrmon.live.views import Views
 from nvrmon.models import Cursor
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
@@ -190,7 +192,7 @@ async def test_open_detail_is_live_within_a_list_view(views: Views) -> None:
 
 async def test_stats_html_is_the_one_producer_of_statistics(views: Views) -> None:
     await add_nvr(views, "nvr-a", "online", "offline")
-    data = views._data()
+    data = views.batch()
     assert set(await views.stats_html(View("dashboard"), data)) == {
         "kpis", "nvr-status-chart", "camera-status-chart", "region-chart", "region-health", "system-health"
     }  # fmt: skip

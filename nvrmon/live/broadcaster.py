@@ -12,20 +12,9 @@ from typing import Any
 
 from starlette.types import Send
 
+from nvrmon.live.sse import encode
+
 log = logging.getLogger("nvrmon.live.broadcaster")
-
-
-def encode(data: str, *, id: str | None = None, event: str | None = None, retry: int | None = None) -> bytes:
-    """One SSE message as bytes; done once per view and change, never per subscriber."""
-    lines = []
-    if event:
-        lines.append(f"event: {event}")
-    if id is not None:
-        lines.append(f"id: {id}")
-    if retry is not None:
-        lines.append(f"retry: {retry}")
-    lines.extend(f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 class Subscriber:

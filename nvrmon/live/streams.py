@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from nvrmon.live.broadcaster import Broadcaster, Subscriber, encode, resume
+from nvrmon.live.broadcaster import Broadcaster, Subscriber, resume
 from nvrmon.live.renderer import Renderer
-from nvrmon.live.views import View, ViewError, Views
+from nvrmon.live.sse import encode
+from nvrmon.live.viewkey import View, ViewError
+from nvrmon.live.views import Views
 from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 
@@ -56,12 +58,22 @@ class EventStream:
     ]
 
     def __init__(
-        self, views: Views, broadcaster: Broadcaster, settings: Settings, view: View, cursor: Cursor | None
+        self,
+        views: Views,
+        broadcaster: Broadcaster,
+        settings: Settings,
+        view: View,
+        cursor: Cursor | None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.views, self.broadcaster, self.settings, self.view, self.cursor = views, broadcaster, settings, view, cursor
+        # Extra response headers (an embed's CORS answer); the stream's own headers always win.
+        own = {name for name, _ in self.HEADERS}
+        extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items() if k.lower().encode() not in own]
+        self.headers = self.HEADERS + extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start: Message = {"type": "http.response.start", "status": 200, "headers": self.HEADERS}
+        start: Message = {"type": "http.response.start", "status": 200, "headers": self.headers}
         if scope.get("method") == "HEAD":  # a HEAD must not open an endless stream
             await send(start)
             await send({"type": "http.response.body", "body": b""})
