@@ -6,19 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from markupsafe import Markup
 
-from nvrmon.filters import nvr_window, plan_window
+from nvrmon.filters import nvr_window
 from nvrmon.live.fragments import CHART_IDS, STAT_IDS, Fragments, HubInfo, summarise
 from nvrmon.live.loader import Batch
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.sse import encode
 from nvrmon.live.viewkey import EMBED, LIST_KINDS, View
-from nvrmon.models import Camera, Cursor, Nvr
+from nvrmon.live.windows import Windows
+from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes, Store
 
@@ -41,8 +42,7 @@ class Views:
         self.fragments = Fragments(renderer)
         self._catch_ups: dict[tuple[str, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
-        # The page window (row ids in order) each live list view was last sent, for keyed updates instead of refreshes.
-        self._windows: dict[str, tuple[int, ...]] = {}
+        self.windows = Windows(self.fragments)
 
     @property
     def hub(self) -> HubInfo | None:
@@ -147,9 +147,7 @@ class Views:
         Toasts ride in the same message (an out-of-band inbox element app.js reads), so a burst reaches each
         browser as one message, not one for the rows and another for the notifications. Embeds get no toasts."""
         keys = list(view_keys)
-        # Windows of views nobody watches any more are forgotten: a view that comes back starts from a refresh.
-        for key in self._windows.keys() - set(keys):
-            del self._windows[key]
+        self.windows.keep_only(keys)
         cursor = str(self.cursor(changes.seq))
         html = await self.render_html(changes, keys, live=True, stats=stats)
         if toasts:
@@ -199,28 +197,11 @@ class Views:
 
     async def rows_html(self, view: View, data: Batch, *, live: bool = False) -> str:
         """Status rows, tiles, facts and events for a change: sent at once, never debounced."""
-        changes, f = data.changes, self.fragments
         if view.kind == "dashboard":
-            return f.events(data, "event-list", await data.events())
+            return self.fragments.events(data, "event-list", await data.events())
         if view.kind == "embed":
             return await self._embed_rows(view, data)
-        parts: list[str] = []
-        if view.kind == "nvrs" and changes.nvr_ids:
-            same = await self._same_window(view, data, changes.nvr_ids, data.nvrs) if live else None
-            if same is not None:
-                parts.append(f.items(data, "nvr", "row", "nvr-rows", same))
-            else:
-                rows, total = nvr_window(await data.fleet(), view.list_query)
-                parts.append(self._window(view, data, rows, total, changes.nvr_ids, live=live))
-        elif view.kind == "cameras" and changes.camera_ids:
-            same_c = await self._same_window(view, data, changes.camera_ids, data.cameras) if live else None
-            if same_c is not None:
-                tiles = view.list_query.layout == "grid"
-                target = "camera-tiles" if tiles else "camera-rows"
-                parts.append(f.items(data, "camera", "tile" if tiles else "row", target, same_c))
-            else:
-                rows_c, total = await data.camera_page(view.list_query)
-                parts.append(self._window(view, data, rows_c, total, changes.camera_ids, live=live))
+        parts = [await self.windows.rows(view, data, live=live)]
         if view.kind == "nvr" or (view.kind == "nvrs" and view.detail):
             parts.append(await self._nvr_parts(view.id or view.detail, data, events=True))
         elif view.kind == "camera" or (view.kind == "cameras" and view.detail):
@@ -237,44 +218,6 @@ class Views:
         nvrs = await data.nvrs()
         upserts = f.items(data, "nvr", "row", "nvr-rows", [n for n in nvrs if scope.shows(n)])
         return upserts + "".join(f.delete("tr", n.dom_id) for n in nvrs if not scope.shows(n))
-
-    async def _same_window(
-        self, view: View, data: Batch, changed: set[int], load: Callable[[], Awaitable[Sequence[Nvr | Camera]]]
-    ) -> list[Nvr | Camera] | None:
-        """The common live case, answered without reading the page again: every changed row is already in the window
-        last sent to this view, none was removed, and the view neither filters nor sorts by anything a status change
-        moves. The window is then the same rows in the same places, and only the changed ones need re-rendering.
-        None means: load the page and plan the window properly."""
-        known = self._windows.get(view.key)
-        if known is None or not view.list_query.status_blind or not changed <= set(known):
-            return None
-        rows = [r for r in await load() if r.id in changed]
-        if len(rows) != len(changed) or any(getattr(r, "removed", False) for r in rows):
-            return None
-        return rows
-
-    def _window(
-        self, view: View, data: Batch, rows: list[Nvr] | list[Camera], total: int, changed: set[int], *, live: bool
-    ) -> str:
-        """A list page's rows after a change: keyed upserts and deletes when exact, else the window re-rendered."""
-        query = view.list_query
-        ids = tuple(r.id for r in rows)
-        stable = query.stable_order and query.page == 1 and total + len(changed) <= query.per_page
-        plan = plan_window(self._windows.get(view.key) if live else None, ids, changed, stable=stable)
-        if live:
-            self._windows[view.key] = ids
-        kind = "nvr" if view.kind == "nvrs" else "camera"
-        layout = "tile" if kind == "camera" and query.layout == "grid" else "row"
-        target = {"nvr": "nvr-rows", "camera": "camera-tiles" if layout == "tile" else "camera-rows"}[kind]
-        if plan.refresh:
-            template = "fragments/camera_grid.html" if layout == "tile" else f"fragments/{kind}_table_body.html"
-            return self.fragments.fragment(
-                data, f"window:{view.key}", template, rows=rows, body_id=target, flash=changed
-            )
-        by_id = {r.id: r for r in rows}
-        upsert = self.fragments.items(data, kind, layout, target, [by_id[i] for i in plan.upsert])
-        tag = "article" if layout == "tile" else "tr"
-        return upsert + "".join(self.fragments.delete(tag, f"{kind}-{i}") for i in plan.delete)
 
     async def _nvr_parts(self, nvr_id: int, data: Batch, *, events: bool) -> str:
         f = self.fragments
