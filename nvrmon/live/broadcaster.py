@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections import deque
 from collections.abc import Generator
 from typing import Any
 
 from starlette.types import Send
 
-from nvrmon.live.sse import encode
+from nvrmon.live import sse
 
 log = logging.getLogger("nvrmon.live.broadcaster")
 
@@ -182,7 +180,7 @@ class Broadcaster:
                         sub.task.cancel()
             if now >= next_beat:
                 next_beat = now + heartbeat
-                beat = encode(json.dumps({"t": round(time.time(), 3)}), event="heartbeat")
+                beat = sse.heartbeat()
                 for subs in self._views.values():
                     for sub in subs:
                         sub.offer(0, beat)
