@@ -84,7 +84,6 @@ def create_app(settings: Settings) -> ASGIApp:
         await hub.start()
         token = await agent_token(store, settings)
         security = await Auth.open(settings)
-        embeds = embed.EmbedViews(store, renderer, settings)
         tasks: set[asyncio.Task[None]] = set()
 
         def start(coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -98,7 +97,6 @@ def create_app(settings: Settings) -> ASGIApp:
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
         start(security.revocations.run(), "revocation-watch")
-        start(embeds.watch(broadcaster), "embed-watch")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -121,7 +119,6 @@ def create_app(settings: Settings) -> ASGIApp:
                 "broadcaster": broadcaster,
                 "agent_token": token,
                 "auth": security,
-                "embeds": embeds,
             }
         finally:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.

@@ -139,3 +139,16 @@ class Cursor:
         if not epoch or not seq.isdigit():
             return None
         return cls(epoch, int(seq))
+
+
+@dataclass(frozen=True, slots=True)
+class Toast:
+    """A notification for the browsers watching, born from a committed change. `device` and `kind` name what it is
+    about (a burst summary names the first few); they are not part of its identity, so compare=False."""
+
+    level: str  # success | error | warning | info
+    title: str
+    body: str = ""
+    device: str = field(default="", compare=False)
+    kind: str = field(default="", compare=False)  # nvr | camera | "" (alerts, system)
+    link: str = ""  # a page listing what the toast is about

@@ -238,6 +238,9 @@ def _printable(value: str) -> bool:
     return True
 
 
+printable = _printable  # public: embed tokens check labels and regions by the same rule
+
+
 def _hostname(nvr: dict[str, Any]) -> str:
     hostname = _text(nvr, "hostname", MAX_HOSTNAME, required=True, where="nvr.")
     if any(ch.isspace() for ch in hostname):

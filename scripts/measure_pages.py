@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's nvrmon, not an installed one
 
 from nvrmon.live.renderer import Renderer  # noqa: E402
-from nvrmon.live.views import View, Views  # noqa: E402
+from nvrmon.live.viewkey import View  # noqa: E402
+from nvrmon.live.views import Views  # noqa: E402
 from nvrmon.protocol import CameraInfo, NvrInfo  # noqa: E402
 from nvrmon.settings import Settings  # noqa: E402
 from nvrmon.store.fleet import NewEvent, Store  # noqa: E402

@@ -311,6 +311,13 @@
     body.className = "toast-body";
     body.textContent = t.body || "";
     text.append(title, body);
+    if (t.link && t.link.charAt(0) === "/") { // a burst summary links the filtered list naming the rest
+      var link = document.createElement("a");
+      link.className = "toast-link";
+      link.href = t.link;
+      link.textContent = "Show them all";
+      text.append(link);
+    }
     if (t.summary) {
       var more = document.createElement("button");
       more.type = "button";

@@ -4,7 +4,9 @@ import asyncio
 
 import pytest
 
-from nvrmon.live.broadcaster import Broadcaster, encode, resume
+from nvrmon.live import sse
+from nvrmon.live.broadcaster import Broadcaster, resume
+from nvrmon.live.sse import encode
 
 pytestmark = pytest.mark.anyio
 
@@ -12,6 +14,15 @@ pytestmark = pytest.mark.anyio
 def test_encode_splits_lines_and_sets_fields() -> None:
     assert encode("a\nb", id="e-3") == b"id: e-3\ndata: a\ndata: b\n\n"
     assert encode("x\r\ny", event="toast") == b"event: toast\ndata: x\ndata: y\n\n"
+
+
+def test_stream_control_events_are_named_and_spread_their_retries() -> None:
+    ready = sse.ready("embed:nvr/3", 2000).decode()
+    assert ready.startswith("event: ready\nretry: ") and 'data: {"view": "embed:nvr/3"}' in ready
+    assert 2000 <= int(ready.split("retry: ")[1].split("\n")[0]) <= 4000
+    bye = sse.bye().decode()
+    assert bye.startswith("event: bye\nretry: ") and 1000 <= int(bye.split("retry: ")[1].split("\n")[0]) <= 5000
+    assert sse.heartbeat().startswith(b'event: heartbeat\ndata: {"t": ')
     assert encode("", retry=500) == b"retry: 500\ndata: \n\n"
 
 

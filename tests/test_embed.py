@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from nvrmon.access import embed_tokens as embed
 from nvrmon.application import create_app
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
-from nvrmon.web import embed
 from tests.agent import Agent
 from tests.conftest import TOKEN, LiveHub, run_async, run_cli
 from tests.sse import open_stream
@@ -206,4 +206,26 @@ async def test_replay_after_reconnect_sends_only_what_changed_in_scope(live_hub:
     rows = re.findall(r'<tr id="camera-(\d+)"', replay.data)
     # One camera row (and the NVR's facts, whose "cameras online" changed), not a full refresh of the table.
     assert len(rows) == 1 and 'data-status="offline"' in replay.data and f'id="nvr-{nvr_id}-cameras"' not in replay.data
+    await agent.close()
+
+
+@pytest.mark.anyio
+async def test_embed_stream_resumes_from_its_cursor_and_gets_changes_within_a_second(live_hub: LiveHub) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-resume", cameras=3)
+    token = make_embed(live_hub.db_path, "nvr", nvr_id=nvr_id)
+    async with open_stream(live_hub.url, "since=x-0", path=f"/embed/{token}/events") as stream:
+        await stream.next()
+        cursor = stream.last_id
+    await agent.send({"type": "camera_status", "camera_id": "cam1", "status": "offline"})
+    await asyncio.sleep(0.3)
+    async with open_stream(live_hub.url, "since=x-0", path=f"/embed/{token}/events", last_event_id=cursor) as stream:
+        replay = await stream.next()  # resumed: only what changed after the cursor, not a refresh
+        assert replay.data.count('<tr id="camera-') == 1 and f'id="nvr-{nvr_id}-cameras"' not in replay.data
+        # Live delivery is the pages' broadcaster: the embed stream is one of its subscribers.
+        assert live_hub.get("/healthz").json()["subscribers"] == 1
+        sent = time.monotonic()
+        await agent.send({"type": "camera_status", "camera_id": "cam2", "status": "offline"})
+        pushed = await stream.until(lambda m: m.data.count('data-status="offline"') >= 1, timeout=1.0)
+        assert time.monotonic() - sent < 1.0 and pushed.id is not None and pushed.id != replay.id
+        assert 'hx-target="#nvr-' + str(nvr_id) + '-cameras"' in pushed.data and "toast" not in pushed.data
     await agent.close()

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon.ingest.hub import Toast
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.views import Views
+from nvrmon.models import Toast
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes, Store

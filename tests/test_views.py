@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import ast
+import re
 import time
 from pathlib import Path
 
 import pytest
 
 from nvrmon import filters
+from nvrmon.access.embed_tokens import Scope
+from nvrmon.live.fragments import CHART_IDS
 from nvrmon.live.renderer import Renderer, ago
-from nvrmon.live.views import CHART_IDS, View, ViewError, Views
+from nvrmon.live.viewkey import View, ViewError
+from nvrmon.live.views import Views
 from nvrmon.models import Cursor
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
@@ -190,7 +195,7 @@ async def test_open_detail_is_live_within_a_list_view(views: Views) -> None:
 
 async def test_stats_html_is_the_one_producer_of_statistics(views: Views) -> None:
     await add_nvr(views, "nvr-a", "online", "offline")
-    data = views._data()
+    data = views.batch()
     assert set(await views.stats_html(View("dashboard"), data)) == {
         "kpis", "nvr-status-chart", "camera-status-chart", "region-chart", "region-health", "system-health"
     }  # fmt: skip
@@ -199,3 +204,56 @@ async def test_stats_html_is_the_one_producer_of_statistics(views: Views) -> Non
     assert set(charts_only) == {"nvr-status-chart", "camera-status-chart", "region-chart"}
     page = await views.page(View("cameras"))
     assert page is not None and 'data-stat="nvr_offline">0<' in page["stats"]["camera-stats"]
+
+
+async def test_camera_detail_without_events_says_no_events(views: Views) -> None:
+    await add_nvr(views, "nvr-a", "online")
+    camera = (await views.store.cameras())[0]
+    html = await views.detail_html("camera", camera.id)
+    assert html is not None and f'id="camera-{camera.id}-events"' in html
+    assert "No events" in html.split(f'id="camera-{camera.id}-events"')[1]
+
+
+def test_embed_view_keys_round_trip_and_are_never_page_keys() -> None:
+    for scope in (
+        Scope.of("kpis"),
+        Scope.of("nvrs"),
+        Scope.of("nvrs", region="North & co"),
+        Scope.of("nvr", nvr_id=12),
+    ):
+        view = View.for_embed(scope)
+        assert view.key.startswith("embed:") and View.from_key(view.key) == view
+    assert View.for_embed(Scope.of("nvr", nvr_id=12)).key == "embed:nvr/12"
+    assert View.for_embed(Scope.of("nvrs", region="North")).key == "embed:nvrs?region=North"
+    with pytest.raises(ViewError):
+        View.parse("embed", "kpis")  # a page's stream can't ask for an embed's view
+
+
+async def test_embed_views_get_their_scope_without_toasts_events_or_other_regions(views: Views) -> None:
+    north = await add_nvr(views, "nvr-north", "online")
+    async with views.store.transaction(time.time()) as tx:
+        await tx.register_nvr(NvrInfo("nvr-south", region="South", site="S1"))
+    changes = Changes(tx.changes.seq, north.nvr_ids | tx.changes.nvr_ids, north.camera_ids, north.event_ids)
+    region = View.for_embed(Scope.of("nvrs", region="North")).key
+    kpis = View.for_embed(Scope.of("kpis")).key
+    toast = [{"level": "error", "title": "nvr-south offline"}]
+    messages = await views.render_changes(changes, [region, kpis, "nvrs"], toasts=toast)
+    shown = messages[region].decode()
+    assert 'data-key="nvr-north"' in shown and "nvr-south" not in shown.replace('hx-swap-oob="delete"', "")
+    assert "toast-inbox" not in shown and "toast-inbox" not in messages[kpis].decode()
+    assert 'id="kpis"' in messages[kpis].decode() and "event-" not in messages[kpis].decode()
+    assert "toast-inbox" in messages["nvrs"].decode()  # pages still get their toasts
+
+
+def test_python_modules_write_no_markup() -> None:
+    """Markup lives in templates: no string literal in nvrmon/ opens an HTML tag."""
+    tag = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9-]*[\s>/]|/[a-zA-Z]|!doctype)", re.IGNORECASE)
+    found = []
+    for path in Path(filters.__file__).parent.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # prose, never sent
+        for node in ast.walk(tree):
+            text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
+            if isinstance(text, str) and tag.search(text):
+                found.append(f"{path.name}:{node.lineno}")
+    assert not found

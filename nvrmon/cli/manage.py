@@ -13,10 +13,10 @@ from pathlib import Path
 
 from nvrmon.access import accounts
 from nvrmon.access import agent_tokens as tokens
+from nvrmon.access import embed_tokens as embed
 from nvrmon.access.accounts import AccountError
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import ROLES, Conflict, Credentials
-from nvrmon.web import embed
 
 COMMANDS = ("user", "token", "embed")
 Action = Callable[[Credentials, argparse.Namespace], Awaitable[int]]

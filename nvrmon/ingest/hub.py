@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nvrmon import protocol
-from nvrmon.models import NvrStatus, Status
+from nvrmon.models import NvrStatus, Status, Toast
 from nvrmon.protocol import Alert, Cameras, CameraStatus, Heartbeat, Hello, Message
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import CameraRef, Changes, NewEvent, Store, Transaction
@@ -82,13 +82,6 @@ class Item:
     session: AgentSession
     work: Work
     done: asyncio.Future[int] | None = None
-
-
-@dataclass
-class Toast:
-    level: str  # success | error | warning | info
-    title: str
-    body: str = ""
 
 
 @dataclass
@@ -221,7 +214,7 @@ class Hub:
             session.post(close)
         if tx.changes:
             self.last_event = now
-            self._publish(tx.changes, summarise(out.toasts), not self._queue.empty())
+            self._publish(tx.changes, out.toasts, not self._queue.empty())
 
     async def _apply(self, tx: Transaction, item: Item, out: _Batch) -> int:
         session, work = item.session, item.work
@@ -357,7 +350,9 @@ class Hub:
         out.events.append(
             NewEvent("status", "info" if online else "error", f"NVR {session.hostname} is {status} ({reason})", nvr_id)
         )
-        out.toasts.append(Toast("success" if online else "error", f"{session.hostname} {status}", reason))
+        out.toasts.append(
+            Toast("success" if online else "error", f"{session.hostname} {status}", reason, session.hostname, "nvr")
+        )
 
     def _quiet_since(self, nvr_id: int, now: float) -> bool:
         flaps = self._flaps.get(nvr_id)
@@ -384,7 +379,9 @@ class Hub:
             online = status == "online"
             text = f"Camera {name} on {session.hostname} is {status}"
             out.events.append(NewEvent("status", "info" if online else "warning", text, session.nvr_id, camera_id))
-            out.toasts.append(Toast("success" if online else "error", f"Camera {name} {status}", session.hostname))
+            out.toasts.append(
+                Toast("success" if online else "error", f"Camera {name} {status}", session.hostname, name, "camera")
+            )
 
     # -- liveness and retention -------------------------------------------------------------------------------------
 
@@ -411,19 +408,3 @@ class Hub:
             if now - last_prune > 3600:
                 last_prune = now
                 await self.submit(self._system, Prune(now - settings.event_retention_days * 86400))
-
-
-def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
-    """A burst (an NVR with 64 cameras going down) becomes one toast, not 65."""
-    if len(toasts) <= limit:
-        return toasts
-    down = sum(t.level == "error" for t in toasts)
-    up = sum(t.level == "success" for t in toasts)
-    other = len(toasts) - down - up
-    parts = [
-        f"{down} went offline" if down else "",
-        f"{up} came online" if up else "",
-        f"{other} alerts" if other else "",
-    ]
-    level = "error" if down else "warning" if other else "success"
-    return [Toast(level, f"{len(toasts)} changes", ", ".join(p for p in parts if p))]

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from collections import deque
 from collections.abc import Generator
 from typing import Any
 
 from starlette.types import Send
 
+from nvrmon.live import sse
+
 log = logging.getLogger("nvrmon.live.broadcaster")
-
-
-def encode(data: str, *, id: str | None = None, event: str | None = None, retry: int | None = None) -> bytes:
-    """One SSE message as bytes; done once per view and change, never per subscriber."""
-    lines = []
-    if event:
-        lines.append(f"event: {event}")
-    if id is not None:
-        lines.append(f"id: {id}")
-    if retry is not None:
-        lines.append(f"retry: {retry}")
-    lines.extend(f"data: {line}" for line in data.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
-    return ("\n".join(lines) + "\n\n").encode()
 
 
 class Subscriber:
@@ -193,7 +180,7 @@ class Broadcaster:
                         sub.task.cancel()
             if now >= next_beat:
                 next_beat = now + heartbeat
-                beat = encode(json.dumps({"t": round(time.time(), 3)}), event="heartbeat")
+                beat = sse.heartbeat()
                 for subs in self._views.values():
                     for sub in subs:
                         sub.offer(0, beat)

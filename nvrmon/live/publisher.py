@@ -8,9 +8,10 @@ import logging
 import time
 from dataclasses import asdict
 
-from nvrmon.ingest.hub import Toast, summarise
 from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.toasts import summarise
 from nvrmon.live.views import Views
+from nvrmon.models import Toast
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes
 

@@ -102,3 +102,7 @@ class Renderer:
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
+
+    def macro(self, name: str, macro: str, *args: Any, **kwargs: Any) -> str:
+        """Call one macro of a template (its module is compiled and cached once), e.g. the live-change wrappers."""
+        return str(getattr(self.env.get_template(name).module, macro)(*args, **kwargs))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from nvrmon.live.broadcaster import Broadcaster, Subscriber, encode, resume
+from nvrmon.live import sse
+from nvrmon.live.broadcaster import Broadcaster, Subscriber, resume
 from nvrmon.live.renderer import Renderer
-from nvrmon.live.views import View, ViewError, Views
+from nvrmon.live.viewkey import View, ViewError
+from nvrmon.live.views import Views
 from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 
@@ -56,12 +57,22 @@ class EventStream:
     ]
 
     def __init__(
-        self, views: Views, broadcaster: Broadcaster, settings: Settings, view: View, cursor: Cursor | None
+        self,
+        views: Views,
+        broadcaster: Broadcaster,
+        settings: Settings,
+        view: View,
+        cursor: Cursor | None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.views, self.broadcaster, self.settings, self.view, self.cursor = views, broadcaster, settings, view, cursor
+        # Extra response headers (an embed's CORS answer); the stream's own headers always win.
+        own = {name for name, _ in self.HEADERS}
+        extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items() if k.lower().encode() not in own]
+        self.headers = self.HEADERS + extra
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start: Message = {"type": "http.response.start", "status": 200, "headers": self.HEADERS}
+        start: Message = {"type": "http.response.start", "status": 200, "headers": self.headers}
         if scope.get("method") == "HEAD":  # a HEAD must not open an endless stream
             await send(start)
             await send({"type": "http.response.body", "body": b""})
@@ -91,15 +102,12 @@ class EventStream:
         views, broadcaster = self.views, self.broadcaster
         await send(start)
         # Subscribed before reading the store: a change committed while we read is then either in the replay or
-        # queued (or both; fragments are keyed replacements, so a duplicate is harmless). `ready` tells the page at
-        # once that events get through (a buffering proxy would hold it back); the retry is randomised so a hub
-        # restart doesn't bring every browser back at the same moment.
-        retry = int(self.settings.sse_retry_ms * random.uniform(1.0, 2.0))
-        first = encode(json.dumps({"view": self.view.key}), event="ready", retry=retry)
+        # queued (or both; fragments are keyed replacements, so a duplicate is harmless).
+        first = sse.ready(self.view.key, self.settings.sse_retry_ms)
         caught = await views.catch_up(self.view, self.cursor)
         sub.cursor = caught.head
         if caught.changed:
-            first += encode(caught.html, id=str(views.cursor(caught.head)))
+            first += sse.encode(caught.html, id=str(views.cursor(caught.head)))
         await send({"type": "http.response.body", "body": first, "more_body": True})
         loop = asyncio.get_running_loop()
         while True:
@@ -114,9 +122,7 @@ class EventStream:
                 sub.sending_since = 0.0
                 continue
             if broadcaster.closing:
-                # The hub is going down: come back in 1-5 s, spread out, and resume from the cursor.
-                bye = encode("{}", event="bye", retry=random.randint(1000, 5000))
-                await send({"type": "http.response.body", "body": bye, "more_body": True})
+                await send({"type": "http.response.body", "body": sse.bye(), "more_body": True})
                 break
             if sub.lagged:
                 # The queue overflowed and was dropped; converge from the store instead of from memory.
@@ -124,7 +130,7 @@ class EventStream:
                 sub.drain()
                 caught = await views.catch_up(self.view, views.cursor(sub.cursor))
                 sub.cursor = caught.head
-                body = encode(caught.html, id=str(views.cursor(caught.head))) if caught.changed else b""
+                body = sse.encode(caught.html, id=str(views.cursor(caught.head))) if caught.changed else b""
             else:
                 chunks = []
                 for seq, data in sub.drain():

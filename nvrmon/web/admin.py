@@ -10,9 +10,9 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from nvrmon.access import agent_tokens as tokens
+from nvrmon.access import embed_tokens as embed
 from nvrmon.access.auth import Auth, Identity, guard, page_context, read_form
 from nvrmon.live.renderer import Renderer
-from nvrmon.web import embed
 
 
 async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:

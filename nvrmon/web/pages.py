@@ -11,7 +11,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from nvrmon.access.auth import page_context
 from nvrmon.filters import LAYOUTS
 from nvrmon.live.renderer import Renderer
-from nvrmon.live.views import View, Views
+from nvrmon.live.viewkey import View
+from nvrmon.live.views import Views
 from nvrmon.settings import Settings
 
 TRANSPORTS = ("auto", "sse", "poll")

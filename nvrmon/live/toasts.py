@@ -1,0 +1,51 @@
+"""Stage 4, notifications: the toasts of one flush, a burst folded into one that still names what changed."""
+
+from __future__ import annotations
+
+from collections import Counter
+from urllib.parse import urlencode
+
+from nvrmon.models import Toast
+
+NAMED = 2  # devices named in a burst's summary per group; the rest are counted and linked
+
+
+def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
+    """A burst (an NVR with 64 cameras going down) becomes one toast, not 65, naming the first few devices.
+
+    The counts stay in "N went offline" form (app.js folds summaries by them); the link opens the list page filtered
+    to the larger group, where the devices not named can be seen."""
+    if len(toasts) <= limit:
+        return toasts
+    down = [t for t in toasts if t.level == "error"]
+    up = [t for t in toasts if t.level == "success"]
+    other = len(toasts) - len(down) - len(up)
+    parts = [
+        _group(len(down), "went offline", down),
+        _group(len(up), "came online", up),
+        f"{other} alerts" if other else "",
+    ]
+    level = "error" if down else "warning" if other else "success"
+    biggest, status = (down, "offline") if len(down) >= len(up) else (up, "online")
+    return [Toast(level, f"{len(toasts)} changes", "; ".join(p for p in parts if p), link=_link(biggest, status))]
+
+
+def _group(count: int, verb: str, toasts: list[Toast]) -> str:
+    if not count:
+        return ""
+    names = [t.device for t in toasts if t.device]
+    if not names:
+        return f"{count} {verb}"
+    shown = names[:NAMED]
+    rest = count - len(shown)
+    listed = ", ".join(shown) + (f" and {rest} more" if rest else "")
+    return f"{count} {verb}: {listed}"
+
+
+def _link(toasts: list[Toast], status: str) -> str:
+    """The list page showing the group: cameras or NVRs (whichever most of it is), filtered by the new status."""
+    kinds = Counter(t.kind for t in toasts if t.kind)
+    if not kinds:
+        return ""
+    kind = kinds.most_common(1)[0][0]
+    return f"/{'cameras' if kind == 'camera' else 'nvrs'}?{urlencode({'status': status})}"
