@@ -242,7 +242,7 @@ async def test_login_form_then_htmx_requests_carry_the_csrf_token(browser: Brows
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{live_hub.url}/nvrs")
     await page.wait_for_selector("#connection[data-state=live]", timeout=10_000)
-    # A state-changing htmx request succeeds only with the X-CSRF-Token header that app.js adds.
+    # A state-changing htmx request succeeds only with the X-CSRF-Token header that transport.js adds.
     status = await page.evaluate(
         """() => new Promise(resolve => {
             document.addEventListener("htmx:after:request", e => resolve(e.detail.ctx.response.status), {once: true});

@@ -13,7 +13,7 @@ NAMED = 2  # devices named in a burst's summary per group; the rest are counted 
 def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
     """A burst (an NVR with 64 cameras going down) becomes one toast, not 65, naming the first few devices.
 
-    The counts stay in "N went offline" form (app.js folds summaries by them); the link opens the list page filtered
+    The counts stay in "N went offline" form (ui.js folds summaries by them); the link opens the list page filtered
     to the larger group, where the devices not named can be seen."""
     if len(toasts) <= limit:
         return toasts

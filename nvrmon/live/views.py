@@ -144,7 +144,7 @@ class Views:
     ) -> dict[str, bytes]:
         """One SSE message per view for a committed change; views it doesn't touch get nothing but the toasts.
 
-        Toasts ride in the same message (an out-of-band inbox element app.js reads), so a burst reaches each
+        Toasts ride in the same message (an out-of-band inbox element transport.js reads), so a burst reaches each
         browser as one message, not one for the rows and another for the notifications. Embeds get no toasts."""
         keys = list(view_keys)
         self.windows.keep_only(keys)
