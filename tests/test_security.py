@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nvrmon.access.security import Gate, LoginLimiter, Throttle, TokenBucket, content_security_policy
+from nvrmon.access.headers import content_security_policy
+from nvrmon.access.limits import Gate, LoginLimiter, Throttle, TokenBucket
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:

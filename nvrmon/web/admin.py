@@ -10,7 +10,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from nvrmon.access import agent_tokens as tokens
-from nvrmon.access.auth import Auth, Identity, guard, page_context, read_form
+from nvrmon.access.guard import guard, page_context
+from nvrmon.access.sessions import Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
 from nvrmon.web import embed
 

@@ -26,9 +26,10 @@ from starlette.routing import Route
 
 from nvrmon import protocol
 from nvrmon.access.agent_tokens import hash_token
-from nvrmon.access.auth import Auth, Endpoint
+from nvrmon.access.guard import Endpoint
+from nvrmon.access.headers import content_security_policy
 from nvrmon.access.revocation import Bound
-from nvrmon.access.security import content_security_policy
+from nvrmon.access.sessions import Auth
 from nvrmon.live.broadcaster import Broadcaster, encode
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.views import Views

@@ -1,71 +1,8 @@
-"""Cross-cutting protection: security headers with a strict CSP, and the bounded limiters (logins, agent frames)."""
+"""Cross-cutting protection, the bounded limiters: failed logins, agent frame rates, concurrent agents."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-# No inline script or style anywhere (templates carry neither; htmx 4 injects no <style>), so both are 'self' only.
-# frame-ancestors 'none': no page of the hub may be framed (clickjacking); /embed pages set their own allowlist.
-_CSP = {
-    "default-src": "'self'",
-    "script-src": "'self'",
-    "style-src": "'self'",
-    "img-src": "'self'",
-    "connect-src": "'self'",
-    "font-src": "'self'",
-    "object-src": "'none'",
-    "base-uri": "'none'",
-    "form-action": "'self'",
-    "frame-ancestors": "'none'",
-}
-
-
-def content_security_policy(frame_ancestors: Iterable[str] = ()) -> str:
-    """The hub's CSP; `frame_ancestors` (origins) replaces 'none' for pages meant to be framed."""
-    directives = dict(_CSP)
-    ancestors = " ".join(frame_ancestors)
-    if ancestors:
-        directives["frame-ancestors"] = ancestors
-    return "; ".join(f"{name} {value}" for name, value in directives.items())
-
-
-_DEFAULT_HEADERS = [
-    (b"content-security-policy", content_security_policy().encode()),
-    (b"x-frame-options", b"DENY"),  # for browsers without CSP frame-ancestors
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
-]
-
-
-class SecurityHeaders:
-    """Adds the headers every response carries unless the endpoint chose its own (an embed's CSP, say); pure ASGI so
-    it never buffers the event stream."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                framed = b"content-security-policy" in present  # an endpoint with its own CSP decides about framing
-                for name, value in _DEFAULT_HEADERS:
-                    if name not in present and not (framed and name == b"x-frame-options"):
-                        headers.append((name, value))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class TokenBucket:
