@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -347,3 +348,31 @@ async def test_removing_a_user_ends_their_open_event_stream_at_once(live_hub: Li
         assert time.monotonic() - removed < 3
     refused = httpx.get(f"{live_hub.url}/events?view=dashboard", headers=wall.headers)
     assert refused.status_code == 401
+
+
+def test_steady_requests_keep_a_session_with_a_short_idle_timeout(
+    make_client: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(session_idle_timeout=30, session_max_age=3600)
+    log_in(client, "vera")
+    clock = Clock()
+    monkeypatch.setattr(sessions, "time", clock)
+    for offset in (20, 40, 60, 80):  # a request every 20 s never leaves the session idle for 30 s
+        clock.offset = offset
+        assert client.get("/api/summary").status_code == 200, offset
+
+
+@pytest.mark.anyio
+async def test_an_open_stream_keeps_its_session_alive_however_short_the_idle_timeout(
+    start_hub: Callable[..., LiveHub],
+) -> None:
+    hub = start_hub(SESSION_IDLE_TIMEOUT="3", SSE_HEARTBEAT="1")
+    async with open_stream(hub, "view=dashboard") as stream:
+        assert (await stream.next(skip_heartbeats=False)).event == "ready"
+        opened = time.monotonic()
+        while time.monotonic() - opened < 8:  # well past the idle timeout, reading all the while
+            await stream.next(timeout=3, skip_heartbeats=False)
+        async with httpx.AsyncClient(base_url=hub.url, headers=hub.headers) as client:
+            assert (await client.get("/api/summary")).status_code == 200
+    await asyncio.sleep(5)  # with the stream closed, the session is idle and ends
+    assert hub.get("/api/summary").status_code == 401

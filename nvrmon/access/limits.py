@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 
 
@@ -25,8 +26,15 @@ class TokenBucket:
         return False
 
 
+# While the attempts in flight could lock a key, a new one waits this long rather than being evaluated meanwhile.
+BUSY_WAIT = 1.0
+
+
 class Throttle:
     """Counts failures per key; `limit` failures within `window` seconds lock the key for `window` seconds.
+
+    Attempts still being evaluated count too (`hold`, then `fail` or `settle`): a burst of simultaneous attempts
+    can't get more than `limit` of them evaluated before the first failure is known.
 
     Memory is bounded: at most `max_keys` keys are tracked, the least recently failed forgotten first. (An attacker who
     sprays more names than that can make the hub forget a lock early; the per-address throttle still holds them.)
@@ -37,21 +45,35 @@ class Throttle:
         self.window = window
         self.max_keys = max_keys
         self._entries: OrderedDict[str, tuple[int, float, float]] = OrderedDict()  # key -> (failures, since, locked)
+        self._pending: dict[str, int] = {}  # key -> attempts held and not yet settled (as many as requests in flight)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def retry_after(self, key: str, now: float) -> float:
-        """Seconds until `key` may try again; 0 when it isn't locked."""
+        """Seconds until `key` may try again; 0 when it may."""
+        failures = 0
         entry = self._entries.get(key)
-        if entry is None:
-            return 0.0
-        failures, since, locked_until = entry
-        if locked_until > now:
-            return locked_until - now
-        if locked_until or now - since > self.window:
-            del self._entries[key]  # the lock or the window is over: start afresh
+        if entry is not None:
+            failures, since, locked_until = entry
+            if locked_until > now:
+                return locked_until - now
+            if locked_until or now - since > self.window:
+                del self._entries[key]  # the lock or the window is over: start afresh
+                failures = 0
+        if failures + self._pending.get(key, 0) >= self.limit:
+            return BUSY_WAIT
         return 0.0
+
+    def hold(self, key: str) -> None:
+        """An attempt for `key` is being evaluated; it counts against the limit until `fail` or `settle`."""
+        self._pending[key] = self._pending.get(key, 0) + 1
+
+    def settle(self, key: str) -> None:
+        """The held attempt is over (failed or not)."""
+        left = self._pending.pop(key, 0) - 1
+        if left > 0:
+            self._pending[key] = left
 
     def fail(self, key: str, now: float) -> None:
         failures, since, locked_until = self._entries.pop(key, (0, now, 0.0))
@@ -76,13 +98,49 @@ class LoginLimiter:
     def retry_after(self, name: str, address: str, now: float) -> float:
         return max(self.users.retry_after(name.lower(), now), self.addresses.retry_after(address, now))
 
-    def failed(self, name: str, address: str, now: float) -> None:
-        self.users.fail(name.lower(), now)
-        self.addresses.fail(address, now)
+    def attempt(self, name: str, address: str, now: float) -> LoginAttempt:
+        """Check the limits and reserve the attempt's place in them in one step (no await in between), before any
+        password is hashed. The caller must end the attempt: `failed`, `succeeded` or `release`."""
+        wait = self.retry_after(name, address, now)
+        attempt = LoginAttempt(self, name.lower(), address, wait)
+        if wait == 0:
+            self.users.hold(attempt.name)
+            self.addresses.hold(address)
+        return attempt
 
-    def succeeded(self, name: str) -> None:
+
+class LoginAttempt:
+    """One login's reserved place in the limits; `wait` > 0: refused, nothing reserved (try again after `wait` s)."""
+
+    def __init__(self, limiter: LoginLimiter, name: str, address: str, wait: float) -> None:
+        self.limiter = limiter
+        self.name = name
+        self.address = address
+        self.wait = wait
+        self._open = wait == 0
+
+    def _settle(self) -> bool:
+        if not self._open:
+            return False
+        self._open = False
+        self.limiter.users.settle(self.name)
+        self.limiter.addresses.settle(self.address)
+        return True
+
+    def failed(self, now: float) -> None:
+        if self._settle():
+            self.limiter.users.fail(self.name, now)
+            self.limiter.addresses.fail(self.address, now)
+
+    def succeeded(self) -> None:
         # Only the name's count is cleared: one good login must not reset an address that is guessing other names.
-        self.users.forget(name.lower())
+        if self._settle():
+            self.limiter.users.forget(self.name)
+
+    def release(self) -> None:
+        """End an attempt that neither failed nor succeeded (an error, a cancelled request): it counts as failed, so
+        breaking requests off can't buy extra guesses."""
+        self.failed(time.time())
 
 
 class Gate:

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from nvrmon.access.limits import Gate, LoginLimiter
-from nvrmon.access.revocation import Revocations
+from nvrmon.access.revocation import Revocations, touch_interval
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials, Role
 
@@ -24,7 +24,6 @@ CSRF_COOKIE = "nvrmon_csrf"  # before login: the login form's double-submit toke
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16_384
-TOUCH_AFTER = 60.0  # write last_seen at most once a minute per session, not on every request
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,9 @@ class Auth:
         return f"__Host-{base}" if self.secure(request) else base
 
     def _cookie(self, request: Request, base: str) -> str | None:
-        return request.cookies.get(f"__Host-{base}") or request.cookies.get(base)
+        # Over HTTPS only the __Host- name: a plain one may have been planted (by a sibling subdomain, or over plain
+        # http on the same host), and accepting it would undo what the prefix guarantees.
+        return request.cookies.get(self.cookie_name(request, base))
 
     def set_cookie(self, request: Request, response: Response, base: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
@@ -126,7 +127,7 @@ class Auth:
         ):
             await self.credentials.delete_session(session_hash)
             return None
-        if now - record.last_seen > TOUCH_AFTER:
+        if now - record.last_seen > touch_interval(self.settings.session_idle_timeout):
             await self.credentials.touch_session(session_hash, now)
         return Identity(record.user_id, record.name, record.role, session_hash, self.csrf_for(session_id))
 

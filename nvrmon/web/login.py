@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 from starlette.requests import Request
@@ -52,8 +53,8 @@ def _login_form(
         user=None, csrf_token="",
     )  # fmt: skip
     headers = {"Cache-Control": "no-store"}
-    if status == 429:
-        headers["Retry-After"] = str(int(auth.settings.login_lockout))
+    if retry_after > 0:
+        headers["Retry-After"] = str(math.ceil(retry_after))
     response = HTMLResponse(html, status_code=status, headers=headers)
     if new:
         auth.set_cookie(request, response, CSRF_COOKIE, token, None)
@@ -66,22 +67,31 @@ async def login(request: Request) -> Response:
     name, password = form.get("username", "").strip(), form.get("password", "")
     next_path = safe_next(form.get("next"))
     address = request.client.host if request.client else "unknown"
-    now = time.time()
-    wait = auth.limiter.retry_after(name, address, now)
-    if wait > 0:
-        minutes = max(1, round(wait / 60))
-        message = f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
-        return _login_form(request, next_path, name, message, 429)
-    user = await accounts.authenticate(auth.credentials, name, password) if name and password else None
-    if user is None:
-        auth.limiter.failed(name, address, time.time())
-        log.warning("failed login for %r from %s", name[:64], address)
-        return _login_form(request, next_path, name, "Wrong user name or password.", 401)
-    auth.limiter.succeeded(name)
+    # Checked and counted in one step before the password is hashed: simultaneous guesses can't all slip past a
+    # check that would only see their failures once each had been evaluated.
+    attempt = auth.limiter.attempt(name, address, time.time())
+    if attempt.wait > 0:
+        return _login_form(request, next_path, name, _wait_message(attempt.wait), 429, attempt.wait)
+    try:
+        user = await accounts.authenticate(auth.credentials, name, password) if name and password else None
+        if user is None:
+            attempt.failed(time.time())
+            log.warning("failed login for %r from %s", name[:64], address)
+            return _login_form(request, next_path, name, "Wrong user name or password.", 401)
+        attempt.succeeded()
+    finally:
+        attempt.release()  # a no-op once failed or succeeded
     response = RedirectResponse(next_path, status_code=303)
     await auth.start_session(request, response, user.id)
     log.info("%s logged in from %s", user.name, address)
     return response
+
+
+def _wait_message(wait: float) -> str:
+    if wait < 60:
+        return "Too many login attempts. Try again in a few seconds."
+    minutes = max(1, round(wait / 60))
+    return f"Too many failed attempts. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
 
 
 async def logout(request: Request) -> Response:
