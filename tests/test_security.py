@@ -71,9 +71,12 @@ def test_login_attempts_in_flight_count_against_the_limit_until_they_end() -> No
     refused.release()  # a refused attempt reserved nothing, so releasing it changes nothing
     first.succeeded()
     first.release()  # after an outcome, release is a no-op
-    assert limiter.attempt("vera", "10.0.0.3", 0).wait == 0
-    second.release()  # an attempt that ended without an outcome (an error, a cancel) counts as a failure
-    assert limiter.addresses.retry_after("10.0.0.2", 0) == 0 and limiter.users._entries["vera"][0] == 1
+    second.release()  # ended without an outcome (an error, a cancelled request): counted as a failure
+    third = limiter.attempt("vera", "10.0.0.3", 0)
+    assert third.wait == 0
+    assert limiter.attempt("vera", "10.0.0.4", 0).wait > 0  # one failure and one in flight make the limit of 2
+    third.failed(1)
+    assert limiter.retry_after("vera", "10.0.0.5", 1) == pytest.approx(60)  # two failures: locked for the window
 
 
 def test_gate_admits_up_to_its_limit() -> None:

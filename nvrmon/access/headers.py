@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -63,10 +63,12 @@ class SecurityHeaders:
             return
         cacheable = str(scope.get("path", "")).startswith(_STATIC_PREFIX)
 
-        async def send_with_headers(message: Message) -> None:
+        # A plain function handing back the server's own awaitable, not a coroutine: no frame of this layer stays
+        # suspended in each open stream, and a delivery (the broadcaster steps that awaitable itself) costs one call.
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message["headers"] = with_defaults(list(message.get("headers", [])), cacheable)
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)
 
