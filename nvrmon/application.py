@@ -18,9 +18,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nvrmon.access import auth
-from nvrmon.access.auth import Auth, guard
-from nvrmon.access.security import SecurityHeaders
+from nvrmon.access.guard import guard, page_context
+from nvrmon.access.headers import SecurityHeaders
+from nvrmon.access.sessions import Auth
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
@@ -30,7 +30,7 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.live.views import Views
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, pages
+from nvrmon.web import admin, api, embed, login, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -119,6 +119,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 "broadcaster": broadcaster,
                 "agent_token": token,
                 "auth": security,
+                "error_page": login.error_page,  # how the guard refuses people (access/ renders no HTML)
             }
         finally:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
@@ -136,11 +137,11 @@ def create_app(settings: Settings) -> ASGIApp:
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
         html = renderer.render(
             "error.html", title=str(exc.status_code), active="", status=exc.status_code, detail=exc.detail,
-            **auth.page_context(request),
+            **page_context(request),
         )  # fmt: skip
         return HTMLResponse(html, status_code=exc.status_code)
 
-    # Every route states who may use it (auth.guard); tests/test_auth.py fails for a route that doesn't.
+    # Every route states who may use it (guard); tests/test_auth.py fails for a route that doesn't.
     routes = [
         Route("/", guard("viewer", pages.dashboard)),
         Route("/nvrs", guard("viewer", pages.nvr_list)),
@@ -158,7 +159,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/api/events", guard("viewer", api.events, "api")),
         # Public for load balancers and container health checks; details only for a logged-in session.
         Route("/healthz", guard("public", api.healthz, "api")),
-        *auth.routes(),
+        *login.routes(),
         *admin.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
@@ -166,8 +167,8 @@ def create_app(settings: Settings) -> ASGIApp:
         Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    app.add_middleware(SecurityHeaders)
-    return StreamFastPath(app)
+    # Outermost, around the /events fast path too: the one place every response gets its security headers.
+    return SecurityHeaders(StreamFastPath(app))
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from nvrmon.access import accounts, auth
+from nvrmon.access import accounts, guard, sessions
 from nvrmon.application import create_app
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
@@ -61,7 +62,8 @@ def csrf_of(client: TestClient) -> str:
 
 def test_every_route_declares_who_may_use_it(make_client: Factory) -> None:
     app: Any = make_client().app
-    app = getattr(app, "app", app)  # inside the /events fast path (which applies the same rule itself)
+    while not hasattr(app, "routes"):  # inside the security headers and the /events fast path (same rule itself)
+        app = app.app
     for route in app.routes:
         if isinstance(route, Mount):
             assert route.path == "/static", route.path  # only static files are mounted without a rule
@@ -69,7 +71,7 @@ def test_every_route_declares_who_may_use_it(make_client: Factory) -> None:
             assert route.path == "/ws/agent"  # agents authenticate with bearer tokens (tests/test_tokens.py)
         else:
             assert isinstance(route, Route)
-            assert auth.access_of(route.endpoint) is not None, f"{route.path} skips auth.guard"
+            assert guard.access_of(route.endpoint) is not None, f"{route.path} skips guard"
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -222,7 +224,7 @@ def test_new_password_or_removed_user_ends_existing_sessions(make_client: Factor
 
 
 class Clock(SimpleNamespace):
-    """Stands in for the time module inside nvrmon.access.auth, `offset` seconds in the future."""
+    """Stands in for the time module inside nvrmon.access.sessions, `offset` seconds in the future."""
 
     offset: float = 0.0
 
@@ -237,7 +239,7 @@ def test_session_ends_after_the_idle_timeout(
     client = make_client(session_idle_timeout=idle, session_max_age=absolute)
     log_in(client, "vera")
     clock = Clock()
-    monkeypatch.setattr(auth, "time", clock)
+    monkeypatch.setattr(sessions, "time", clock)
     clock.offset = away
     assert (client.get("/api/summary").status_code == 200) is still_in
 
@@ -248,7 +250,7 @@ def test_session_ends_after_the_absolute_timeout_however_busy(
     client = make_client(session_idle_timeout=100, session_max_age=250)
     log_in(client, "vera")
     clock = Clock()
-    monkeypatch.setattr(auth, "time", clock)
+    monkeypatch.setattr(sessions, "time", clock)
     for offset in (90, 180, 240):  # busy: never idle for 100 s
         clock.offset = offset
         assert client.get("/api/summary").status_code == 200, offset
@@ -346,3 +348,31 @@ async def test_removing_a_user_ends_their_open_event_stream_at_once(live_hub: Li
         assert time.monotonic() - removed < 3
     refused = httpx.get(f"{live_hub.url}/events?view=dashboard", headers=wall.headers)
     assert refused.status_code == 401
+
+
+def test_steady_requests_keep_a_session_with_a_short_idle_timeout(
+    make_client: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client(session_idle_timeout=30, session_max_age=3600)
+    log_in(client, "vera")
+    clock = Clock()
+    monkeypatch.setattr(sessions, "time", clock)
+    for offset in (20, 40, 60, 80):  # a request every 20 s never leaves the session idle for 30 s
+        clock.offset = offset
+        assert client.get("/api/summary").status_code == 200, offset
+
+
+@pytest.mark.anyio
+async def test_an_open_stream_keeps_its_session_alive_however_short_the_idle_timeout(
+    start_hub: Callable[..., LiveHub],
+) -> None:
+    hub = start_hub(SESSION_IDLE_TIMEOUT="3", SSE_HEARTBEAT="1")
+    async with open_stream(hub, "view=dashboard") as stream:
+        assert (await stream.next(skip_heartbeats=False)).event == "ready"
+        opened = time.monotonic()
+        while time.monotonic() - opened < 8:  # well past the idle timeout, reading all the while
+            await stream.next(timeout=3, skip_heartbeats=False)
+        async with httpx.AsyncClient(base_url=hub.url, headers=hub.headers) as client:
+            assert (await client.get("/api/summary")).status_code == 200
+    await asyncio.sleep(5)  # with the stream closed, the session is idle and ends
+    assert hub.get("/api/summary").status_code == 401

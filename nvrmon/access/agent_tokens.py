@@ -19,14 +19,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from starlette.websockets import WebSocket
 
 from nvrmon import protocol
-from nvrmon.access.auth import Auth
-from nvrmon.access.security import TokenBucket
-from nvrmon.ingest.hub import AgentSession
+from nvrmon.access.limits import TokenBucket
+from nvrmon.access.sessions import Auth
 from nvrmon.protocol import ProtocolError
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import AgentToken, AgentTokenKind, Credentials
@@ -37,6 +36,13 @@ MAX_TTL = 10 * 365 * 86400.0
 # A connection whose frames keep coming faster than its rate is closed once this many were refused within the window.
 REFUSAL_WINDOW = 10.0
 BUSY = 1013  # "try again later"
+
+
+class Outbox(Protocol):
+    """What this module needs of an agent connection (nvrmon.ingest's AgentSession is one): a way to send it frames,
+    or (code, reason) to close it, without waiting."""
+
+    def post(self, frame: str | tuple[int, str]) -> None: ...
 
 
 class TokenError(ValueError):
@@ -171,10 +177,10 @@ class AgentAccess:
         self._window_start = now
         self._last_report = 0.0
         self._issued = ""
-        self._session: AgentSession | None = None
+        self._session: Outbox | None = None
         self._release_watch: Callable[[], None] = _nothing
 
-    def watch(self, session: AgentSession) -> None:
+    def watch(self, session: Outbox) -> None:
         """Close this connection as soon as its token is revoked or expires (checked by nvrmon.access.revocation)."""
         self._session = session
         self._release_watch()
@@ -190,7 +196,7 @@ class AgentAccess:
         self._release_watch()
         self.auth.agent_gate.release()
 
-    def frame(self, session: AgentSession) -> Literal["ok", "drop", "close"]:
+    def frame(self, session: Outbox) -> Literal["ok", "drop", "close"]:
         """Spend one frame of the budget. Over it, the frame is dropped (an error frame at most once a second); a
         connection that keeps sending regardless is closed."""
         now = time.monotonic()

@@ -25,9 +25,15 @@ log = logging.getLogger("nvrmon.access.revocation")
 HeldKind = Literal["session", "embed", "agent"]
 POLL_INTERVAL = 1.0
 FULL_CHECK_INTERVAL = 15.0
-# Sessions with an open stream are in use (a wall display): their last_seen is refreshed this often.
+# A session's last_seen is written at most once a minute (not on every request), and more often when the idle timeout
+# is short: an open stream or steady requests must refresh it well within the timeout.
 TOUCH_INTERVAL = 60.0
 PRUNE_INTERVAL = 3600.0  # timed-out sessions are deleted (they are refused anyway; this keeps the table small)
+
+
+def touch_interval(idle_timeout: float) -> float:
+    """How stale a used session's last_seen may get: a third of the idle timeout, a minute at most."""
+    return min(TOUCH_INTERVAL, idle_timeout / 3)
 
 
 class Revocations:
@@ -75,7 +81,8 @@ class Revocations:
                 if woken or current != generation or time.monotonic() - last_full > FULL_CHECK_INTERVAL:
                     generation, last_full = current, time.monotonic()
                     await self.check(time.time())
-                if time.monotonic() - last_touch > TOUCH_INTERVAL:
+                # Sessions with an open stream are in use (a wall display), however short the idle timeout.
+                if time.monotonic() - last_touch >= touch_interval(self.settings.session_idle_timeout) - POLL_INTERVAL:
                     last_touch = time.monotonic()
                     await self.credentials.touch_sessions(self.held("session"), time.time())
                 if time.monotonic() - last_prune > PRUNE_INTERVAL:

@@ -11,7 +11,8 @@ from starlette.routing import Route
 
 from nvrmon.access import agent_tokens as tokens
 from nvrmon.access import embed_tokens as embed
-from nvrmon.access.auth import Auth, Identity, guard, page_context, read_form
+from nvrmon.access.guard import guard, page_context
+from nvrmon.access.sessions import Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
 
 

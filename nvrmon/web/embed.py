@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from nvrmon.access.auth import Auth, Endpoint
 from nvrmon.access.embed_tokens import Scope, usable
+from nvrmon.access.guard import Endpoint
+from nvrmon.access.headers import content_security_policy
 from nvrmon.access.revocation import Bound
-from nvrmon.access.security import content_security_policy
+from nvrmon.access.sessions import Auth
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.viewkey import View

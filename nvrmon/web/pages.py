@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from nvrmon.access.auth import page_context
+from nvrmon.access.guard import page_context
 from nvrmon.filters import LAYOUTS
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.viewkey import View

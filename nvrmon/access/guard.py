@@ -1,0 +1,98 @@
+"""Stage 7, the route guard: every route's access rule, the refusals, and a logged-in stream tied to its session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, Protocol
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
+
+from nvrmon.access import accounts
+from nvrmon.access.revocation import Bound
+from nvrmon.access.sessions import SAFE_METHODS, Auth, Identity
+
+log = logging.getLogger("nvrmon.access.guard")
+
+Access = Literal["public", "viewer", "operator", "admin"]
+# page: HTML for people (redirect to the login page); api: JSON for programs; stream: /events and /poll (status only).
+Kind = Literal["page", "api", "stream"]
+# Returns a Response, or any ASGI app (the /events stream is one).
+Endpoint = Callable[[Request], Awaitable[Any]]
+
+
+class ErrorPage(Protocol):
+    """Renders the HTML refusal for people (web/ owns the template); lives in the lifespan state as `error_page`."""
+
+    def __call__(self, request: Request, status: int, detail: str) -> Response: ...
+
+
+def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
+    """Wrap an endpoint with its access rule: every route of the app goes through this (tests check they all do).
+
+    Also refuses state-changing requests without a valid CSRF token, and ties a logged-in SSE stream to its session
+    so that logging out or removing the user ends it.
+    """
+
+    async def checked(request: Request) -> Any:
+        auth: Auth = request.state.auth
+        identity = await auth.identify(request)
+        request.state.identity = identity
+        if access != "public":
+            if identity is None:
+                return _unauthenticated(request, kind)
+            if not accounts.allows(identity.role, access):
+                return refuse(request, kind, 403, f"This needs the {access} role; you are {identity.role}.")
+        if request.method not in SAFE_METHODS:
+            problem = await auth.csrf_problem(request, identity)
+            if problem is not None:
+                log.warning("refused %s %s: %s", request.method, request.url.path, problem)
+                return refuse(request, kind, 403, problem)
+        response = await endpoint(request)
+        if identity is not None and kind == "stream" and request.url.path == "/events":
+            return _end_with_session(auth, identity, response)  # logging out or removing the user ends the stream
+        return response
+
+    checked.__name__ = getattr(endpoint, "__name__", "endpoint")
+    checked.__doc__ = endpoint.__doc__
+    checked.__dict__["nvrmon_access"] = access
+    return checked
+
+
+def _end_with_session(auth: Auth, identity: Identity, response: ASGIApp) -> ASGIApp:
+    ended = asyncio.Event()
+    release = auth.revocations.hold("session", identity.session_hash, ended.set)
+    return Bound(response, ended, release)
+
+
+def access_of(app: ASGIApp | Endpoint) -> Access | None:
+    """The access rule an endpoint was registered with (None: it went around `guard`)."""
+    rule: Access | None = getattr(app, "__dict__", {}).get("nvrmon_access")
+    return rule
+
+
+def _unauthenticated(request: Request, kind: Kind) -> Response:
+    if kind == "page" and request.method in SAFE_METHODS:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+    return refuse(request, kind, 401, "login required")
+
+
+def refuse(request: Request, kind: Kind, status: int, detail: str) -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if kind == "api":
+        return JSONResponse({"error": detail}, status_code=status, headers=headers)
+    if kind == "stream":
+        return PlainTextResponse(detail, status_code=status, headers=headers)
+    error_page: ErrorPage = request.state.error_page
+    return error_page(request, status, detail)
+
+
+def page_context(request: Request) -> dict[str, Any]:
+    """What base.html needs to show who is logged in (and the CSRF token for forms and htmx requests)."""
+    identity: Identity | None = getattr(request.state, "identity", None)
+    return {"user": identity, "csrf_token": identity.csrf if identity is not None else ""}
