@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from nvrmon.ingest.hub import AgentSession, Expired, Gone, Hub, Item, Toast, summarise
+from nvrmon.ingest.hub import Hub, Toast, summarise
+from nvrmon.ingest.session import AgentSession, Expired, Gone, Item
 from nvrmon.protocol import Alert, CameraInfo, Cameras, CameraStatus, Heartbeat, Hello, NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes, Store

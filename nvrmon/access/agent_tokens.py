@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket
 from nvrmon import protocol
 from nvrmon.access.auth import Auth
 from nvrmon.access.security import TokenBucket
-from nvrmon.ingest.hub import AgentSession
+from nvrmon.ingest.session import AgentSession
 from nvrmon.protocol import ProtocolError
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import AgentToken, AgentTokenKind, Credentials

@@ -10,7 +10,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from nvrmon import protocol
 from nvrmon.access import agent_tokens as tokens
-from nvrmon.ingest.hub import AgentSession, Gone, Hub
+from nvrmon.ingest.health import StorageUnavailable
+from nvrmon.ingest.hub import Hub
+from nvrmon.ingest.session import AgentSession, Gone
 from nvrmon.protocol import Hello, ProtocolError
 from nvrmon.settings import Settings
 
@@ -18,6 +20,8 @@ log = logging.getLogger("nvrmon.ingest.endpoint")
 
 HELLO_TIMEOUT = 10.0
 SERVICE_RESTART = 1012
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
 SHUTDOWN_DEFER = 3.0
 
 
@@ -105,7 +109,18 @@ async def _receive_loop(
                 session.post(refusal.frame())
                 session.post((1008, "hostname not allowed"))
                 return None
-            nvr_id = await hub.hello(session, parsed)
+            try:
+                nvr_id = await hub.hello(session, parsed)
+            except StorageUnavailable:
+                # Not silence: the agent keeps its frames and reconnects with backoff (docs/protocol.md).
+                session.post(protocol.error_frame("storage_unavailable", "the hub cannot store data now; retry later"))
+                session.post((TRY_AGAIN_LATER, "try again later"))
+                return None
+            except Exception:
+                log.exception("agent %s: hello for %s not stored", session.remote, parsed.nvr.hostname)
+                session.post(protocol.error_frame("invalid_message", "the hub could not store this hello"))
+                session.post((INTERNAL_ERROR, "hello not stored"))
+                return None
             issued = access.take_issued_token()
             session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval, session.last_seq, issued))
         elif session.nvr_id is None:

@@ -86,18 +86,23 @@ async def events(request: Request) -> JSONResponse:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    if request.state.identity is None:
-        return JSONResponse({"status": "ok"})  # public: liveness only, nothing about the fleet or the hub
-    store: Store = request.state.store
+    """503 while the hub's store refuses writes, so a load balancer or container check notices (docs/protocol.md)."""
     hub: Hub = request.state.hub
+    health = hub.health
+    code = 503 if health.degraded else 200
+    if request.state.identity is None:
+        return JSONResponse({"status": health.status}, status_code=code)  # public: nothing about the fleet
+    store: Store = request.state.store
     seq = await store.current_seq()
     return JSONResponse(
         {
-            "status": "ok",
+            "status": health.status,
+            "storage": health.as_json(),
             "seq": seq,
             "epoch": store.epoch,
             "agents": hub.agents_connected,
             "subscribers": request.state.broadcaster.subscriber_count,
             "uptime_s": round(time.time() - hub.started, 1),
-        }
+        },
+        status_code=code,
     )

@@ -1,0 +1,79 @@
+"""Stage 2, the hub's storage health: tell a store that refuses writes from a frame that breaks a rule, and say so."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from typing import Any, Literal
+
+log = logging.getLogger("nvrmon.ingest.health")
+
+# Primary SQLite result codes that say nothing about the frame: the disk, the file or another process is the cause,
+# so the same work will commit once that is fixed.
+_STORAGE_CODES = {
+    5,  # SQLITE_BUSY: another process held the write lock past busy_timeout
+    6,  # SQLITE_LOCKED
+    7,  # SQLITE_NOMEM
+    8,  # SQLITE_READONLY: file or directory made read-only, or immutable
+    10,  # SQLITE_IOERR: disk I/O error (EIO, EFBIG past RLIMIT_FSIZE, immutable files)
+    11,  # SQLITE_CORRUPT
+    13,  # SQLITE_FULL: database or disk is full
+    14,  # SQLITE_CANTOPEN
+    15,  # SQLITE_PROTOCOL
+}
+
+# Retry a refused batch after 50 ms, doubling up to 2 s: quick for a lock held a moment, cheap for a full disk.
+RETRY_FIRST = 0.05
+RETRY_MAX = 2.0
+
+
+class StorageUnavailable(Exception):
+    """Work the hub could not commit because the store refuses writes; the agent should retry later."""
+
+
+def is_storage_failure(exc: BaseException) -> bool:
+    """True when the store refused for a reason outside the work (retry it); False for a bad item (drop it)."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.ProgrammingError):
+        return False
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and isinstance(code, int) and code & 0xFF in _STORAGE_CODES
+
+
+class StorageHealth:
+    """ok, or degraded since a failed write until the next commit; logs once per change of state, not per retry."""
+
+    def __init__(self) -> None:
+        self.status: Literal["ok", "degraded"] = "ok"
+        self.since = time.time()
+        self.last_error = ""
+        self.failures = 0  # failed write attempts in the current outage
+
+    @property
+    def degraded(self) -> bool:
+        return self.status == "degraded"
+
+    def failed(self, exc: BaseException) -> bool:
+        """Record a refused write; True when this starts an outage."""
+        self.failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.status == "degraded":
+            return False
+        self.status, self.since = "degraded", time.time()
+        log.error("storage refused a write (%s): acknowledgements paused, retrying with backoff", self.last_error)
+        return True
+
+    def committed(self) -> bool:
+        """Record a commit; True when this ends an outage."""
+        if self.status == "ok":
+            return False
+        outage, attempts = time.time() - self.since, self.failures
+        self.status, self.since, self.failures = "ok", time.time(), 0
+        log.warning("storage accepts writes again after %.1f s and %d failed attempts", outage, attempts)
+        return True
+
+    def as_json(self) -> dict[str, Any]:
+        return {"status": self.status, "since": round(self.since, 3), "last_error": self.last_error,
+                "failures": self.failures}  # fmt: skip
