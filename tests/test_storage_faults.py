@@ -18,6 +18,9 @@ import httpx
 import pytest
 import websockets
 
+from nvrmon.ingest.health import StorageHealth
+from nvrmon.live.renderer import Renderer
+from nvrmon.settings import Settings
 from tests.agent import Agent, hello
 from tests.conftest import LiveHub
 from tests.disk import fill, small_disk
@@ -58,8 +61,8 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
     yield Outage(tmp_path / "nvrmon.db", limit, unlimit)
 
 
-def start_hub_on(outage: Outage, tmp_path: Path) -> LiveHub:
-    hub = LiveHub(outage.db_path, {})
+def start_hub_on(outage: Outage, tmp_path: Path, **env: str) -> LiveHub:
+    hub = LiveHub(outage.db_path, {f"NVRMON_{k}": v for k, v in env.items()})
     # The hub writes its log next to its database; keep it off the broken disk so every line it logs is kept.
     log = outage.db_path.with_suffix(f".{hub.port}.log")
     if log.parent != tmp_path:
@@ -109,7 +112,8 @@ def acks(frames: list[dict[str, Any]]) -> list[int]:
 async def test_store_refusing_writes_pauses_acks_tells_agents_and_recovers_every_frame_once(
     outage: Outage, tmp_path: Path
 ) -> None:
-    hub = start_hub_on(outage, tmp_path)
+    # A tiny ingest queue: during the outage it fills at once, and the hub must stop reading rather than drop frames.
+    hub = start_hub_on(outage, tmp_path, INGEST_QUEUE="8")
     try:
         agent = await Agent.connect(hub.ws_url, hub.token)
         welcome = await agent.request({**hello("nvr-disk", 1), "session": SESSION})
@@ -189,3 +193,17 @@ async def wait_until(check: Callable[[], bool], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not check():
             await asyncio.sleep(0.05)
+
+
+def test_hub_health_banner_is_one_stable_element_shown_only_while_degraded() -> None:
+    settings = Settings()
+    renderer = Renderer(settings.templates_dir, settings.static_dir)
+    health = StorageHealth()
+    renderer.env.globals["hub_health"] = health
+    ok = renderer.render("fragments/hub_health.html")
+    assert ok.count('id="hub-health"') == 1 and " hidden" in ok and "cannot store" not in ok
+    health.failed(sqlite3.OperationalError("database or disk is full"))
+    degraded = renderer.render("fragments/hub_health.html")
+    assert degraded.count('id="hub-health"') == 1 and " hidden" not in degraded and "cannot store" in degraded
+    health.committed()
+    assert renderer.render("fragments/hub_health.html") == ok
