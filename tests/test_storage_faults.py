@@ -38,13 +38,32 @@ class Outage:
     db_path: Path
     break_storage: Callable[[LiveHub], None]
     repair_storage: Callable[[LiveHub], None]
+    notice: float = 0.0  # seconds the hub needs to see the failure (a lock: its busy_timeout)
 
 
-@pytest.fixture(params=["full_disk", "file_size_limit"])
+@pytest.fixture(params=["full_disk", "file_size_limit", "locked_too_long"])
 def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
     if request.param == "full_disk":
         with small_disk(tmp_path / "disk") as disk:
             yield Outage(disk / "nvrmon.db", lambda hub: fill(disk), lambda hub: (disk / "filler").unlink())
+        return
+
+    if request.param == "locked_too_long":
+        # Another process (here: this one) holds the database's write lock past the hub's busy_timeout, as a
+        # backup tool or a stuck `nvrmon` command could: "database is locked".
+        locker: list[sqlite3.Connection] = []
+
+        def lock(hub: LiveHub) -> None:
+            db = sqlite3.connect(hub.db_path, isolation_level=None, check_same_thread=False)
+            db.execute("BEGIN IMMEDIATE")
+            locker.append(db)
+
+        def unlock(hub: LiveHub) -> None:
+            locker.pop().close()
+
+        yield Outage(tmp_path / "nvrmon.db", lock, unlock, notice=6.0)
+        for db in locker:
+            db.close()
         return
 
     def limit(hub: LiveHub) -> None:
@@ -126,7 +145,7 @@ async def test_store_refusing_writes_pauses_acks_tells_agents_and_recovers_every
         outage.break_storage(hub)
         for seq in range(BEFORE + 1, TOTAL + 1):
             await agent.send(alert(seq))
-        during = await frames_for(agent, 3.0)
+        during = await frames_for(agent, outage.notice + 3.0)
         acked = max([BEFORE, *acks(during)])
         # An ack means committed: exactly the acknowledged frames are in the database, and not all were.
         frames, agent_seq = stored(outage.db_path, "nvr-disk")
@@ -137,7 +156,7 @@ async def test_store_refusing_writes_pauses_acks_tells_agents_and_recovers_every
         assert (public.status_code, public.json()) == (503, {"status": "degraded"})
         detail = hub.get("/healthz", timeout=5).json()
         assert detail["status"] == "degraded" and detail["storage"]["failures"] >= 1
-        assert any(word in detail["storage"]["last_error"] for word in ("full", "I/O")), detail
+        assert any(word in detail["storage"]["last_error"] for word in ("full", "I/O", "locked")), detail
 
         newcomer = await Agent.connect(hub.ws_url, hub.token)
         refusal = await newcomer.request(hello("nvr-new", 1))
@@ -177,7 +196,7 @@ async def test_reference_agent_keeps_its_frames_through_an_outage(outage: Outage
         outage.break_storage(hub)
         for n in range(21, 61):
             sim.send({"type": "alert", "severity": "info", "message": f"frame {n}"})
-        await wait_until(lambda: sim.hub_degraded, 10)
+        await wait_until(lambda: sim.hub_degraded, outage.notice + 10)
         assert sim.acked < 60 and [seq for seq, _ in sim.unacked] == list(range(sim.acked + 1, 61))
         outage.repair_storage(hub)
         await wait_until(lambda: sim.acked == 60, 15)
