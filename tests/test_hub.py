@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from nvrmon.ingest.health import StorageUnavailable
+from nvrmon.ingest.health import StorageUnavailable, is_storage_failure
 from nvrmon.ingest.hub import Hub, Toast, summarise
 from nvrmon.ingest.session import AgentSession, Expired, Gone, Item
 from nvrmon.protocol import Alert, CameraInfo, Cameras, CameraStatus, Heartbeat, Hello, NvrInfo
@@ -253,3 +254,24 @@ async def test_full_disk_rolls_back_the_mirror_holds_the_frame_and_recovers(disk
     nvr = await hub.store.nvr(nvr_id)
     assert nvr is not None and nvr.status == "online" and nvr.cameras_online == 0
     assert [c.status for c in await hub.store.cameras(nvr_id=nvr_id)] == ["offline"]
+
+
+def test_storage_failure_is_told_apart_from_a_frame_that_breaks_a_rule(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (severity TEXT CHECK (severity IN ('info')))")
+    errors: list[Exception] = []
+    with sqlite3.connect(path) as db:
+        try:
+            db.execute("INSERT INTO t VALUES ('bogus')")
+        except sqlite3.Error as exc:
+            errors.append(exc)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            db.execute("INSERT INTO t VALUES ('info')")
+        except sqlite3.Error as exc:
+            errors.append(exc)
+    bad_item, read_only = errors
+    assert isinstance(bad_item, sqlite3.IntegrityError) and not is_storage_failure(bad_item)
+    assert "readonly" in str(read_only) and is_storage_failure(read_only)
+    assert not is_storage_failure(KeyError("cam1"))  # a hub bug on one item: that item is dropped, not retried forever
