@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> ASGIApp:
         publisher = Publisher(views, broadcaster, settings)
         hub = Hub(store, settings, publisher.submit)
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
+        renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
         await hub.start()
         token = await agent_token(store, settings)
         security = await Auth.open(settings)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Status = Literal["online", "offline"]
 # online: frames arrive; stale: late beyond the grace period but not yet timed out; offline: disconnected or timed out;
@@ -152,3 +152,27 @@ class Toast:
     device: str = field(default="", compare=False)
     kind: str = field(default="", compare=False)  # nvr | camera | "" (alerts, system)
     link: str = ""  # a page listing what the toast is about
+
+
+class StorageInfo(Protocol):
+    """Whether the hub's store accepts writes (nvrmon.ingest.health.StorageHealth provides it)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def degraded(self) -> bool: ...
+    def as_json(self) -> dict[str, Any]: ...
+
+
+class HubInfo(Protocol):
+    """What pages and /healthz show about the hub process (nvrmon.ingest.hub.Hub provides it), so the web and
+    live rooms never import ingest."""
+
+    @property
+    def started(self) -> float: ...
+    @property
+    def agents_connected(self) -> int: ...
+    @property
+    def last_event(self) -> float: ...
+    @property
+    def health(self) -> StorageInfo: ...

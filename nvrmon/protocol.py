@@ -39,6 +39,7 @@ ErrorCode = Literal[
     "token_revoked",
     "rate_limited",
     "server_busy",
+    "storage_unavailable",
 ]
 
 

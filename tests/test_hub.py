@@ -2,15 +2,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from nvrmon.ingest.hub import AgentSession, Expired, Gone, Hub, Item
+from nvrmon.ingest.health import StorageUnavailable
+from nvrmon.ingest.hub import Hub
+from nvrmon.ingest.session import AgentSession, Expired, Gone, Item
 from nvrmon.models import Toast
 from nvrmon.protocol import Alert, CameraInfo, Cameras, CameraStatus, Heartbeat, Hello, NvrInfo
 from nvrmon.settings import Settings
+from nvrmon.store.errors import is_storage_failure
 from nvrmon.store.fleet import Changes, Store
+from tests.disk import fill, small_disk
 
 pytestmark = pytest.mark.anyio
 
@@ -170,3 +175,98 @@ async def test_cameras_message_replaces_list_and_alert_is_recorded(hub: Hub) -> 
     assert [c.ext_id for c in await hub.store.cameras(nvr_id=nvr_id)] == ["cam1"]
     alert = (await hub.store.events(limit=1))[0]
     assert (alert.kind, alert.severity, alert.camera_id) == ("alert", "critical", session.cameras["cam1"].id)
+
+
+def outbox(session: AgentSession) -> list[dict[str, object]]:
+    frames = []
+    while not session.outbox.empty():
+        frame = session.outbox.get_nowait()
+        if isinstance(frame, str):
+            frames.append(json.loads(frame))
+    return frames
+
+
+async def alerts(store: Store, nvr_id: int) -> list[str]:
+    return [e.message for e in reversed(await store.events(limit=100, nvr_id=nvr_id)) if e.kind == "alert"]
+
+
+async def test_bad_frame_is_dropped_alone_and_acks_cover_only_what_committed(hub: Hub) -> None:
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(session, Hello(NvrInfo("nvr-1"), (), session="run-1"))
+    # One batch; the middle frame breaks the events table's CHECK (the parser would refuse it; the store must too).
+    for seq, severity in ((1, "info"), (2, "bogus"), (3, "info")):
+        hub._queue.put_nowait(Item(session, Alert(severity, f"frame {seq}", seq=seq)))  # type: ignore[arg-type]
+    await settle(hub)
+    assert await alerts(hub.store, nvr_id) == ["frame 1", "frame 3"]
+    frames = outbox(session)
+    assert [f.get("code") for f in frames if f["type"] == "error"] == ["invalid_message"]
+    assert [f["seq"] for f in frames if f["type"] == "ack"] == [1, 3]
+    nvr = await hub.store.nvr(nvr_id)
+    assert nvr is not None and session.last_seq == 3 and not hub.health.degraded
+
+
+@pytest.fixture
+async def disk_hub(tmp_path: Path):  # type: ignore[no-untyped-def]
+    with small_disk(tmp_path / "disk") as disk:
+        settings = Settings(db_path=disk / "hub.db", heartbeat_timeout=1.0, stale_after=1.0)
+        store = await Store.open(settings.db_path)
+        hub = Hub(store, settings, Published())
+        tasks = [asyncio.create_task(hub.run()), asyncio.create_task(hub.sweep())]
+        yield hub, disk
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await store.close()
+
+
+async def test_full_disk_rolls_back_the_mirror_holds_the_frame_and_recovers(disk_hub: tuple[Hub, Path]) -> None:
+    hub, disk = disk_hub
+    session = hub.new_session("test")
+    nvr_id = await hub.hello(
+        session, Hello(NvrInfo("nvr-1"), (CameraInfo("cam1", "Cam 1", "", "online"),), session="s")
+    )
+    outbox(session)
+    fill(disk)
+    await hub.submit(session, CameraStatus("cam1", "offline", seq=1))
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if hub.health.degraded:
+            break
+    assert hub.health.degraded and "full" in hub.health.last_error
+    # The failed COMMIT left the hub's memory as the database has it: a retry applies the flip, not "no change".
+    assert session.cameras["cam1"].status == "online" and session.last_seq == 0
+    assert [f.get("code") for f in outbox(session)] == ["storage_unavailable"]  # told once, and no ack
+    with pytest.raises(StorageUnavailable):
+        await hub.hello(hub.new_session("new"), hello("nvr-2"))
+    await asyncio.sleep(1.5)  # longer than heartbeat_timeout: the hub's outage must not take the NVR offline
+    (disk / "filler").unlink()
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if not hub.health.degraded:
+            break
+    await settle(hub)
+    assert not hub.health.degraded and [f for f in outbox(session) if f["type"] == "ack"] == [{"type": "ack", "seq": 1}]
+    nvr = await hub.store.nvr(nvr_id)
+    assert nvr is not None and nvr.status == "online" and nvr.cameras_online == 0
+    assert [c.status for c in await hub.store.cameras(nvr_id=nvr_id)] == ["offline"]
+
+
+def test_storage_failure_is_told_apart_from_a_frame_that_breaks_a_rule(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (severity TEXT CHECK (severity IN ('info')))")
+    errors: list[Exception] = []
+    with sqlite3.connect(path) as db:
+        try:
+            db.execute("INSERT INTO t VALUES ('bogus')")
+        except sqlite3.Error as exc:
+            errors.append(exc)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        try:
+            db.execute("INSERT INTO t VALUES ('info')")
+        except sqlite3.Error as exc:
+            errors.append(exc)
+    bad_item, read_only = errors
+    assert isinstance(bad_item, sqlite3.IntegrityError) and not is_storage_failure(bad_item)
+    assert "readonly" in str(read_only) and is_storage_failure(read_only)
+    assert not is_storage_failure(KeyError("cam1"))  # a hub bug on one item: that item is dropped, not retried forever

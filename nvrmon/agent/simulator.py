@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -56,7 +55,12 @@ class SimNvr:
     acked: int = 0
     # Frames not yet acknowledged, oldest first; bounded: past this the oldest go (the next hello repairs the state).
     unacked: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=10_000))
-    _outbox: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(10_000))
+    # Set by an error `storage_unavailable` until the next ack: the hub holds (or lost) the frames sent, not stored.
+    hub_degraded: bool = False
+    # Frames not yet written on this connection; never more than `unacked` holds (the same bound), so a hub that stops
+    # reading (backpressure, a full disk) delays frames but never loses them from the connection.
+    _unsent: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def hello(self) -> dict[str, Any]:
         return {
@@ -93,11 +97,12 @@ class SimNvr:
         text = json.dumps({**frame, "seq": self.seq})
         self.unacked.append((self.seq, text))
         if self.connected.is_set():
-            with contextlib.suppress(asyncio.QueueFull):
-                self._outbox.put_nowait(text)
+            self._unsent.append(text)
+            self._wake.set()
 
     def _acknowledged(self, seq: int) -> None:
         self.acked = max(self.acked, seq)
+        self.hub_degraded = False
         while self.unacked and self.unacked[0][0] <= seq:
             self.unacked.popleft()
 
@@ -118,13 +123,14 @@ class SimNvr:
                     await ws.send(json.dumps(self.hello()))
                     welcome = json.loads(await ws.recv())
                     if welcome.get("type") != "welcome":
+                        self.hub_degraded = welcome.get("code") == "storage_unavailable"  # then 1013: back off
                         raise ConnectionError(f"hub refused hello: {welcome}")
                     self.nvr_id = welcome["nvr_id"]
                     self.heartbeat = float(welcome.get("heartbeat_interval", self.heartbeat))
                     self._acknowledged(int(welcome.get("last_seq", 0)))
                     attempt = 0
-                    for _, text in self.unacked:  # replay what the hub never committed, in order
-                        self._outbox.put_nowait(text)
+                    self._unsent.extend(text for _, text in self.unacked)  # replay what the hub never committed
+                    self._wake.set()
                     self.connected.set()
                     await self._session(ws)
             except asyncio.CancelledError:
@@ -133,8 +139,7 @@ class SimNvr:
                 log.debug("%s: connection lost: %s", self.hostname, exc)
             finally:
                 self.connected.clear()
-                while not self._outbox.empty():
-                    self._outbox.get_nowait()
+                self._unsent.clear()
             if self.offline_for:
                 continue
             attempt += 1
@@ -151,12 +156,21 @@ class SimNvr:
                 frame = json.loads(raw)
                 if frame.get("type") == "ack":
                     self._acknowledged(int(frame["seq"]))
+                elif frame.get("type") == "error" and frame.get("code") == "storage_unavailable":
+                    # Retryable: keep every unacknowledged frame; the hub stores what it holds once it can, and
+                    # whatever it lost is replayed after the next welcome (welcome.last_seq).
+                    if not self.hub_degraded:
+                        log.info("%s: hub cannot store now; keeping %d frames", self.hostname, len(self.unacked))
+                    self.hub_degraded = True
                 elif frame.get("type") == "error":
                     log.warning("%s: hub says %s: %s", self.hostname, frame.get("code"), frame.get("message"))
 
         async def forward() -> None:
             while True:
-                await ws.send(await self._outbox.get())
+                await self._wake.wait()
+                self._wake.clear()
+                while self._unsent:
+                    await ws.send(self._unsent.popleft())
 
         tasks = [asyncio.create_task(t()) for t in (beat, drain_incoming, forward)]
         tasks.append(asyncio.create_task(self._wait_drop()))

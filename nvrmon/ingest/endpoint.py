@@ -10,14 +10,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from nvrmon import protocol
 from nvrmon.access import agent_tokens as tokens
-from nvrmon.ingest.hub import AgentSession, Gone, Hub
+from nvrmon.ingest.health import StorageUnavailable
+from nvrmon.ingest.hub import Hub
+from nvrmon.ingest.session import AgentSession, Gone
 from nvrmon.protocol import Hello, ProtocolError
 from nvrmon.settings import Settings
+from nvrmon.store.errors import is_storage_failure
 
 log = logging.getLogger("nvrmon.ingest.endpoint")
 
 HELLO_TIMEOUT = 10.0
 SERVICE_RESTART = 1012
+TRY_AGAIN_LATER = 1013
+INTERNAL_ERROR = 1011
 SHUTDOWN_DEFER = 3.0
 
 
@@ -100,14 +105,8 @@ async def _receive_loop(
                 session.post(protocol.error_frame("invalid_message", "a connection speaks for one hostname only"))
                 session.post((1008, "hostname changed"))
                 return None
-            refusal = await access.claim(parsed.nvr.hostname)
-            if refusal is not None:
-                session.post(refusal.frame())
-                session.post((1008, "hostname not allowed"))
+            if not await _register(session, parsed, hub, settings, access):
                 return None
-            nvr_id = await hub.hello(session, parsed)
-            issued = access.take_issued_token()
-            session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval, session.last_seq, issued))
         elif session.nvr_id is None:
             session.post(protocol.error_frame("hello_required", "the first frame must be a hello"))
             session.post((1008, "hello required"))
@@ -115,6 +114,34 @@ async def _receive_loop(
         else:
             await hub.submit(session, parsed)
     return None
+
+
+async def _register(
+    session: AgentSession, hello: Hello, hub: Hub, settings: Settings, access: tokens.AgentAccess
+) -> bool:
+    """Claim the hostname, commit the registration and send welcome; False when the connection must end."""
+    try:
+        if hub.health.degraded:
+            raise StorageUnavailable(hub.health.last_error)  # before claim: nothing is spent on a hello that must wait
+        refusal = await access.claim(hello.nvr.hostname)
+        if refusal is not None:
+            session.post(refusal.frame())
+            session.post((1008, "hostname not allowed"))
+            return False
+        nvr_id = await hub.hello(session, hello)
+    except Exception as exc:
+        if isinstance(exc, StorageUnavailable) or is_storage_failure(exc):
+            # Not silence: the agent keeps its frames and reconnects with backoff (docs/protocol.md).
+            session.post(protocol.error_frame("storage_unavailable", "the hub cannot store data now; retry later"))
+            session.post((TRY_AGAIN_LATER, "try again later"))
+        else:
+            log.exception("agent %s: hello for %s not stored", session.remote, hello.nvr.hostname)
+            session.post(protocol.error_frame("invalid_message", "the hub could not store this hello"))
+            session.post((INTERNAL_ERROR, "hello not stored"))
+        return False
+    issued = access.take_issued_token()
+    session.post(protocol.welcome_frame(nvr_id, settings.heartbeat_interval, session.last_seq, issued))
+    return True
 
 
 async def _send_loop(websocket: WebSocket, session: AgentSession) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from markupsafe import Markup
 
@@ -13,7 +13,7 @@ from nvrmon.live import charts
 from nvrmon.live.loader import Batch
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.viewkey import View
-from nvrmon.models import Camera, Event, Nvr, Summary
+from nvrmon.models import Camera, Event, HubInfo, Nvr, Summary
 
 WRAPPERS = "fragments/_wrappers.html"
 # Statistics fragments by element id. Charts are listed apart so the publish path can throttle them separately.
@@ -22,17 +22,6 @@ STAT_IDS = frozenset(
     {"kpis", "region-health", "system-health", "nvr-stats", "nvr-facets", "nvr-pager", "camera-stats"}
     | {"camera-facets", "camera-pager"}
 )
-
-
-class HubInfo(Protocol):
-    """What system health shows about the hub process (nvrmon.ingest.hub.Hub provides it)."""
-
-    @property
-    def started(self) -> float: ...
-    @property
-    def agents_connected(self) -> int: ...
-    @property
-    def last_event(self) -> float: ...
 
 
 class Fragments:

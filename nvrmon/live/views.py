@@ -13,13 +13,13 @@ from typing import Any, Literal
 from markupsafe import Markup
 
 from nvrmon.filters import nvr_window
-from nvrmon.live.fragments import CHART_IDS, STAT_IDS, Fragments, HubInfo, summarise
+from nvrmon.live.fragments import CHART_IDS, STAT_IDS, Fragments, summarise
 from nvrmon.live.loader import Batch
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.sse import encode
 from nvrmon.live.viewkey import EMBED, LIST_KINDS, View
 from nvrmon.live.windows import Windows
-from nvrmon.models import Cursor
+from nvrmon.models import Cursor, HubInfo
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes, Store
 

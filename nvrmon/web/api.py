@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from nvrmon.ingest.hub import Hub
+from nvrmon.models import HubInfo
 from nvrmon.store.fleet import Store
 
 CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown"}
@@ -86,18 +86,23 @@ async def events(request: Request) -> JSONResponse:
 
 
 async def healthz(request: Request) -> JSONResponse:
+    """503 while the hub's store refuses writes, so a load balancer or container check notices (docs/protocol.md)."""
+    hub: HubInfo = request.state.hub
+    health = hub.health
+    code = 503 if health.degraded else 200
     if request.state.identity is None:
-        return JSONResponse({"status": "ok"})  # public: liveness only, nothing about the fleet or the hub
+        return JSONResponse({"status": health.status}, status_code=code)  # public: nothing about the fleet
     store: Store = request.state.store
-    hub: Hub = request.state.hub
     seq = await store.current_seq()
     return JSONResponse(
         {
-            "status": "ok",
+            "status": health.status,
+            "storage": health.as_json(),
             "seq": seq,
             "epoch": store.epoch,
             "agents": hub.agents_connected,
             "subscribers": request.state.broadcaster.subscriber_count,
             "uptime_s": round(time.time() - hub.started, 1),
-        }
+        },
+        status_code=code,
     )
