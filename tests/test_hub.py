@@ -270,3 +270,11 @@ def test_storage_failure_is_told_apart_from_a_frame_that_breaks_a_rule(tmp_path:
     assert isinstance(bad_item, sqlite3.IntegrityError) and not is_storage_failure(bad_item)
     assert "readonly" in str(read_only) and is_storage_failure(read_only)
     assert not is_storage_failure(KeyError("cam1"))  # a hub bug on one item: that item is dropped, not retried forever
+
+
+def test_prune_interval_follows_the_retention() -> None:
+    from nvrmon.ingest.liveness import prune_interval
+
+    assert prune_interval(30 * 86400) == 3600  # the default: hourly
+    assert prune_interval(600) == 60  # ten minutes of history: pruned every minute, not once an hour
+    assert prune_interval(2) == 1.0

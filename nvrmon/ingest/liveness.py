@@ -116,6 +116,7 @@ class Liveness:
         settings = self.settings
         interval = max(0.1, min(settings.stale_after / 4, 1.0))
         last_prune = 0.0
+        prune_every = prune_interval(settings.event_retention_days * 86400)
         while True:
             await asyncio.sleep(interval)
             if health.degraded:
@@ -133,6 +134,12 @@ class Liveness:
             for nvr_id in list(self.unstable):
                 if self.quiet_since(nvr_id, now):
                     await submit(system, Steady(nvr_id))
-            if now - last_prune > 3600:
+            if now - last_prune > prune_every:
                 last_prune = now
                 await submit(system, Prune(now - settings.event_retention_days * 86400))
+
+
+def prune_interval(retention: float) -> float:
+    """How often history is pruned: a tenth of the retention, so nothing outlives it by more than 10 %, between the
+    sweep's own pace and once an hour (pruning a 30-day history more often than hourly buys nothing)."""
+    return min(3600.0, max(1.0, retention / 10))
