@@ -305,7 +305,7 @@ class Views:
         if view.kind in ("nvr", "camera"):
             return out
         fleet = await data.fleet()
-        summary = _summary(fleet)
+        summary = Summary.of(fleet)
         if view.kind == "dashboard":
             all_regions = charts.regions(fleet)
             shown, widest = charts.region_chart(all_regions)
@@ -569,12 +569,3 @@ class Views:
 
     def cursor(self, seq: int) -> Cursor:
         return Cursor(self.store.epoch, seq)
-
-
-def _summary(fleet: list[Nvr]) -> Summary:
-    """Fleet figures from the snapshot the charts use, so KPI cards and charts always agree."""
-    nvrs = charts.nvr_counts(fleet)
-    cams = charts.camera_counts(fleet)
-    last = max((n.status_changed for n in fleet), default=0.0)
-    return Summary(0, len(fleet), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()), cams["online"],
-                   cams["offline"], cams["nvr_offline"], cams["unknown"], last)  # fmt: skip
