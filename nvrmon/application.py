@@ -29,6 +29,8 @@ from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.views import Views
 from nvrmon.settings import Settings
+from nvrmon.store.credentials import Credentials
+from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
 from nvrmon.web import admin, api, embed, login, pages
 
@@ -74,7 +76,8 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        store = await Store.open(settings.db_path)
+        database = await Database.open(settings.db_path)  # the process's one owner of connections
+        store = Store(database)
         broadcaster = Broadcaster(settings.subscriber_queue)
         views = Views(store, renderer, settings)
 
@@ -84,7 +87,7 @@ def create_app(settings: Settings) -> ASGIApp:
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
         await hub.start()
         token = await agent_token(store, settings)
-        security = await Auth.open(settings)
+        security = await Auth.open(settings, Credentials(database))
         tasks: set[asyncio.Task[None]] = set()
 
         def start(coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -129,8 +132,7 @@ def create_app(settings: Settings) -> ASGIApp:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await security.close()
-            await store.close()
+            await database.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -109,7 +110,30 @@ class Summary:
     cameras_offline: int
     cameras_nvr_offline: int
     cameras_unknown: int
-    last_change: float
+    last_change: float  # the latest NVR status change
+
+    @classmethod
+    def of(cls, fleet: Iterable[Nvr], seq: int = 0) -> Summary:
+        """The one producer of fleet figures: from the NVR rows (with camera counts) the charts and lists use too.
+
+        Cameras count as they show (Camera.display): all 'NVR offline' or 'unknown' while their NVR is, else by their
+        own status.
+        """
+        nvrs = dict.fromkeys(("online", "stale", "offline", "unknown"), 0)
+        cams = dict.fromkeys(("online", "offline", "nvr_offline", "unknown"), 0)
+        last = 0.0
+        for nvr in fleet:
+            nvrs[nvr.status] += 1
+            last = max(last, nvr.status_changed)
+            if nvr.status == "offline":
+                cams["nvr_offline"] += nvr.cameras_total
+            elif nvr.status == "unknown":
+                cams["unknown"] += nvr.cameras_total
+            else:
+                cams["online"] += nvr.cameras_online
+                cams["offline"] += nvr.cameras_total - nvr.cameras_online
+        return cls(seq, sum(nvrs.values()), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()),
+                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last)  # fmt: skip
 
     @property
     def nvrs_offline(self) -> int:

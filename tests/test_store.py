@@ -30,7 +30,7 @@ async def register(store: Store, hostname: str = "nvr-1", *statuses: str) -> int
 
 
 async def test_store_uses_wal_and_creates_an_epoch(store: Store) -> None:
-    cursor = await store._reader.execute("PRAGMA journal_mode")
+    cursor = await store.database.reader.execute("PRAGMA journal_mode")
     assert (await cursor.fetchone())[0] == "wal"  # type: ignore[index]
     assert len(store.epoch) == 8
     assert await store.current_seq() == 0
@@ -171,3 +171,15 @@ async def test_state_survives_reopen(tmp_path: Path) -> None:
         assert (await reopened.nvr(nvr_id)) is not None
     finally:
         await reopened.close()
+
+
+async def test_summary_carries_the_seq_and_counts_cameras_as_they_show(store: Store) -> None:
+    late = await register(store, "nvr-late", "online", "offline")
+    down = await register(store, "nvr-down", "online", "online", "offline")
+    async with store.transaction(time.time()) as tx:
+        await tx.set_nvr_status(late, "stale", "late")
+        await tx.set_nvr_status(down, "offline", "gone")
+    summary = await store.summary()
+    assert summary.seq == await store.current_seq()
+    assert (summary.nvrs_total, summary.nvrs_stale, summary.nvrs_offline) == (2, 1, 1)
+    assert (summary.cameras_online, summary.cameras_offline, summary.cameras_nvr_offline) == (1, 1, 3)

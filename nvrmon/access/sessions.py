@@ -49,17 +49,10 @@ class Auth:
         self.agent_gate = Gate(settings.max_agent_connections)
 
     @classmethod
-    async def open(cls, settings: Settings) -> Auth:
-        credentials = await Credentials.open(settings.db_path)
-        try:
-            secret = settings.secret_key or await credentials.meta_value("secret_key", secrets.token_urlsafe(32))
-        except BaseException:
-            await credentials.close()
-            raise
+    async def open(cls, settings: Settings, credentials: Credentials) -> Auth:
+        """Over the caller's credentials (the hub's shared Database); the cookie secret is created once and kept."""
+        secret = settings.secret_key or await credentials.meta_value("secret_key", secrets.token_urlsafe(32))
         return cls(credentials, settings, secret)
-
-    async def close(self) -> None:
-        await self.credentials.close()
 
     # -- cookies ----------------------------------------------------------------------------------------------------
 

@@ -73,7 +73,7 @@ class Fragments:
         if view.kind in ("nvr", "camera"):
             return out
         fleet = await batch.fleet()
-        summary = summarise(fleet)
+        summary = Summary.of(fleet)
         if view.kind == "embed":
             # Fleet-wide figures only where the scope is fleet-wide: a region's embed must not tell of other regions.
             if view.scope.view == "kpis":
@@ -114,12 +114,3 @@ class Fragments:
             add("camera-pager", "fragments/pager.html", pager_id="camera-pager", query=query, total=facets.total,
                 noun="cameras")  # fmt: skip
         return out
-
-
-def summarise(fleet: list[Nvr]) -> Summary:
-    """Fleet figures from the snapshot the charts use, so KPI cards and charts always agree."""
-    nvrs = charts.nvr_counts(fleet)
-    cams = charts.camera_counts(fleet)
-    last = max((n.status_changed for n in fleet), default=0.0)
-    return Summary(0, len(fleet), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()), cams["online"],
-                   cams["offline"], cams["nvr_offline"], cams["unknown"], last)  # fmt: skip

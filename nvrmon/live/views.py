@@ -13,13 +13,13 @@ from typing import Any, Literal
 from markupsafe import Markup
 
 from nvrmon.filters import nvr_window
-from nvrmon.live.fragments import CHART_IDS, STAT_IDS, Fragments, summarise
+from nvrmon.live.fragments import CHART_IDS, STAT_IDS, Fragments
 from nvrmon.live.loader import Batch
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.sse import encode
 from nvrmon.live.viewkey import EMBED, LIST_KINDS, View
 from nvrmon.live.windows import Windows
-from nvrmon.models import Cursor, HubInfo
+from nvrmon.models import Cursor, HubInfo, Summary
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes, Store
 
@@ -91,9 +91,9 @@ class Views:
         scope = view.scope
         ctx: dict[str, Any] = {"scope": scope}
         if scope.view == "kpis":
-            ctx["summary"] = summarise(await data.fleet())
+            ctx["summary"] = Summary.of(await data.fleet())
         elif scope.view == "nvrs":
-            ctx["summary"] = summarise(await data.fleet()) if scope.region is None else None
+            ctx["summary"] = Summary.of(await data.fleet()) if scope.region is None else None
             ctx["nvrs"] = [n for n in await self.store.nvrs() if scope.shows(n)]
         else:
             nvr = await self.store.nvr(scope.nvr_id or 0)

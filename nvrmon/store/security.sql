@@ -1,5 +1,6 @@
--- nvrmon security tables: operator accounts and their sessions, agent tokens, embed tokens. Only credentials.py reads
--- or writes them. Secrets are never stored: tokens and session ids are kept as SHA-256 hashes, passwords as argon2id.
+-- nvrmon security tables: operator accounts and their sessions, agent tokens, embed tokens. Only store/credentials.py
+-- and store/tokens.py read or write them. Secrets are never stored: tokens and session ids are kept as SHA-256 hashes,
+-- passwords as argon2id.
 CREATE TABLE IF NOT EXISTS users (
     id               INTEGER PRIMARY KEY,
     name             TEXT NOT NULL UNIQUE COLLATE NOCASE,

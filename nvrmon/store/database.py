@@ -1,0 +1,112 @@
+"""Stage 3, the database: the one owner of the SQLite connections that the fleet store and the credentials share."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA_VERSION = 1
+SCRIPTS = ("schema.sql", "security.sql")
+BUSY_TIMEOUT_MS = 5000
+
+
+class Database:
+    """Two connections over one WAL file: a writer (one transaction at a time) and a query-only reader.
+
+    Every write of the process, fleet batch or login alike, goes through `transaction`, so statements of two writers
+    never interleave inside one transaction on the shared write connection. Other processes (the CLI next to a running
+    hub) open their own Database on the same file; SQLite's own lock and busy_timeout order them.
+    """
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path, epoch: str) -> None:
+        self._writer = writer
+        self.reader = reader
+        self.path = path
+        self.epoch = epoch
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Database:
+        """Open (creating if needed) the database file; the CLI may run this before the hub ever started."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            epoch = await _prepare(writer, path)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await writer.close()
+            raise
+        try:
+            await reader.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await reader.execute("PRAGMA query_only = 1")
+        except BaseException:
+            await reader.close()
+            await writer.close()
+            raise
+        return cls(writer, reader, path, epoch)
+
+    async def close(self) -> None:
+        await self.reader.close()
+        await self._writer.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT under the writer lock; on any error everything since BEGIN rolls back."""
+        async with self._lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        cursor = await self.reader.execute(sql, tuple(params))
+        return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        cursor = await self.reader.execute(sql, tuple(params))
+        return list(await cursor.fetchall())
+
+    async def meta(self, key: str) -> str | None:
+        row = await self.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def set_meta(self, key: str, value: str) -> None:
+        async with self.transaction() as db:
+            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
+    """PRAGMAs, schema and the meta rows, once per opened file; returns the database's epoch."""
+    # WAL lets pages read while agents write; synchronous=NORMAL keeps every commit across a process crash (kill -9)
+    # and only risks the last commits on power loss.
+    await writer.execute("PRAGMA journal_mode = WAL")
+    await writer.execute("PRAGMA synchronous = NORMAL")
+    await writer.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await writer.execute("PRAGMA foreign_keys = ON")
+    cursor = await writer.execute("PRAGMA user_version")
+    version_row = await cursor.fetchone()
+    version = int(version_row[0]) if version_row else 0
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"{path} has schema version {version}; this nvrmon knows up to {SCHEMA_VERSION}")
+    package = resources.files("nvrmon.store")
+    for script in SCRIPTS:
+        await writer.executescript(package.joinpath(script).read_text())
+    await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    await writer.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",
+        (secrets.token_hex(4),),
+    )
+    cursor = await writer.execute("SELECT value FROM meta WHERE key = 'epoch'")
+    row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])

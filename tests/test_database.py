@@ -1,0 +1,115 @@
+"""The database owner: one writer lock for fleet and security writes, PRAGMAs and schema applied once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from starlette.testclient import TestClient
+
+from nvrmon.application import create_app
+from nvrmon.protocol import NvrInfo
+from nvrmon.settings import Settings
+from nvrmon.store.credentials import Credentials
+from nvrmon.store.database import SCHEMA_VERSION, Database
+from nvrmon.store.fleet import Store
+from tests.conftest import ADMIN, PASSWORD, TOKEN, create_user, login_form_token
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    database = await Database.open(tmp_path / "shared.db")
+    yield database
+    await database.close()
+
+
+async def test_credentials_write_waits_for_an_open_store_transaction_and_survives_its_rollback(
+    database: Database,
+) -> None:
+    store, credentials = Store(database), Credentials(database)
+    with pytest.raises(RuntimeError):
+        async with store.transaction(time.time()) as tx:
+            await tx.register_nvr(NvrInfo("nvr-doomed"))
+            adding = asyncio.create_task(credentials.add_user("ada", "admin", "hash", 0))
+            await asyncio.sleep(0.05)
+            assert not adding.done()  # it waits for the batch instead of running its statements inside it
+            raise RuntimeError("the batch fails")
+    await adding
+    assert await store.nvrs() == []
+    user = await credentials.user("ada")
+    assert user is not None and user.role == "admin"
+
+
+async def test_store_set_meta_during_an_open_transaction_is_not_rolled_back_with_it(database: Database) -> None:
+    store = Store(database)
+    with pytest.raises(RuntimeError):
+        async with store.transaction(time.time()) as tx:
+            await tx.register_nvr(NvrInfo("nvr-doomed"))
+            setting = asyncio.create_task(store.set_meta("agent_token", "kept"))
+            await asyncio.sleep(0.05)
+            raise RuntimeError("the batch fails")
+    await setting
+    assert await store.meta("agent_token") == "kept" and await store.nvrs() == []
+
+
+async def test_both_connections_get_their_pragmas(database: Database) -> None:
+    async def pragma(db: aiosqlite.Connection, name: str) -> Any:
+        cursor = await db.execute(f"PRAGMA {name}")
+        row = await cursor.fetchone()
+        assert row is not None
+        return row[0]
+
+    async with database.transaction() as writer:
+        assert await pragma(writer, "journal_mode") == "wal"
+        assert await pragma(writer, "synchronous") == 1  # NORMAL
+        assert await pragma(writer, "busy_timeout") == 5000
+        assert await pragma(writer, "foreign_keys") == 1
+        assert await pragma(writer, "user_version") == SCHEMA_VERSION
+    assert await pragma(database.reader, "busy_timeout") == 5000
+    assert await pragma(database.reader, "query_only") == 1
+    with pytest.raises(sqlite3.OperationalError):
+        await database.reader.execute("DELETE FROM meta")
+
+
+async def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="schema version"):
+        await Database.open(path)
+
+
+def test_the_hub_opens_one_writer_and_one_reader_and_runs_the_schema_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hub.db"
+    create_user(path, ADMIN, "admin", PASSWORD)  # before counting: as the CLI would, in its own process
+    connects: list[str] = []
+    scripts: list[str] = []
+    connect, executescript = aiosqlite.connect, aiosqlite.Connection.executescript
+
+    def counting_connect(database: Any, **kwargs: Any) -> aiosqlite.Connection:
+        connects.append(str(database))
+        return connect(database, **kwargs)
+
+    async def counting_executescript(self: aiosqlite.Connection, sql: str) -> Any:
+        scripts.append(sql.split("\n", 1)[0])
+        return await executescript(self, sql)
+
+    monkeypatch.setattr(aiosqlite, "connect", counting_connect)
+    monkeypatch.setattr(aiosqlite.Connection, "executescript", counting_executescript)
+    with TestClient(create_app(Settings(db_path=path, agent_token=TOKEN))) as client:
+        token = login_form_token(client.get("/login").text)
+        login = client.post("/login", data={"username": ADMIN, "password": PASSWORD, "csrf_token": token})
+        assert login.status_code == 200 and login.url.path == "/"  # a session write and reads of the security tables
+        assert client.get("/api/summary").status_code == 200
+    assert connects == [str(path), str(path)]
+    assert len(scripts) == 2 and scripts[0].startswith("-- nvrmon schema") and "security" in scripts[1]
