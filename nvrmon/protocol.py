@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from nvrmon import names
 from nvrmon.models import Severity, Status
 
 PROTOCOL_VERSION = 1
@@ -223,27 +224,23 @@ def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False,
         raise ProtocolError("invalid_message", f"field '{name}' must not be empty")
     if len(value) > limit:
         raise ProtocolError("invalid_message", f"field '{name}' is longer than {limit} characters")
-    if not _printable(value):
-        raise ProtocolError("invalid_message", f"field '{name}' contains control characters or invalid Unicode")
+    refused = names.refused_character(value)
+    if refused is not None:
+        raise ProtocolError("invalid_message", f"field '{name}' contains {refused}, which a name must not contain")
     return value
 
 
-def _printable(value: str) -> bool:
-    """No C0/C1 control characters or DEL, and valid UTF-8 (lone surrogates can't be stored or rendered)."""
-    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in value):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-printable = _printable  # public: embed tokens check labels and regions by the same rule
+def printable(value: str) -> bool:
+    """No control, format (zero-width, bidi override), separator or private-use characters (nvrmon/names.py), and
+    valid UTF-8 (lone surrogates can't be stored or rendered). Embed tokens check labels and regions by it too."""
+    return names.refused_character(value) is None
 
 
 def _hostname(nvr: dict[str, Any]) -> str:
-    hostname = _text(nvr, "hostname", MAX_HOSTNAME, required=True, where="nvr.")
+    # NFKC: a fullwidth or ligature spelling is the same NVR as the plain one, not a second one beside it.
+    hostname = names.normalise(_text(nvr, "hostname", MAX_HOSTNAME, required=True, where="nvr."))
+    if len(hostname) > MAX_HOSTNAME:
+        raise ProtocolError("invalid_message", f"field 'nvr.hostname' is longer than {MAX_HOSTNAME} characters")
     if any(ch.isspace() for ch in hostname):
         raise ProtocolError("invalid_message", "field 'nvr.hostname' must not contain spaces")
     return hostname
@@ -275,8 +272,8 @@ def _camera_id(data: dict[str, Any], key: str, where: str = "") -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise ProtocolError("invalid_message", f"field '{name}' must be a non-empty string")
-    value = value.strip()
-    if len(value) > MAX_CAMERA_ID or not _printable(value):
+    value = names.normalise(value.strip())
+    if len(value) > MAX_CAMERA_ID or not printable(value):
         raise ProtocolError(
             "invalid_message", f"field '{name}' is longer than {MAX_CAMERA_ID} characters or unprintable"
         )
@@ -314,7 +311,7 @@ def _stats(data: dict[str, Any]) -> dict[str, str | int | float | bool]:
         raise ProtocolError("invalid_message", f"field 'stats' must be an object with at most {MAX_STATS_KEYS} keys")
     clean: dict[str, str | int | float | bool] = {}
     for key, value in stats.items():
-        if len(key) > MAX_STATS_KEY or not _printable(key):
+        if len(key) > MAX_STATS_KEY or not printable(key):
             raise ProtocolError(
                 "invalid_message", f"stats keys must be printable and at most {MAX_STATS_KEY} characters"
             )
@@ -322,7 +319,7 @@ def _stats(data: dict[str, Any]) -> dict[str, str | int | float | bool]:
             raise ProtocolError("invalid_message", "stats values must be strings, finite numbers or booleans")
         if isinstance(value, str):
             value = value[:MAX_TEXT]
-            if not _printable(value):
+            if not printable(value):
                 raise ProtocolError("invalid_message", "stats values must not contain control characters")
         clean[key] = value
     return clean

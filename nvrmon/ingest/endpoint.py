@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from nvrmon import protocol
 from nvrmon.access import agent_tokens as tokens
 from nvrmon.ingest.health import StorageUnavailable
-from nvrmon.ingest.hub import Hub
+from nvrmon.ingest.hub import Hub, lookalike_refusal
 from nvrmon.ingest.session import AgentSession, Gone
 from nvrmon.protocol import Hello, ProtocolError
 from nvrmon.settings import Settings
@@ -123,12 +123,19 @@ async def _register(
     try:
         if hub.health.degraded:
             raise StorageUnavailable(hub.health.last_error)  # before claim: nothing is spent on a hello that must wait
+        original = hub.hostnames.lookalike(hello.nvr.hostname)
+        if original is not None:
+            session.post(lookalike_refusal(hello.nvr.hostname, original))
+            session.post((1008, "hostname not allowed"))
+            return False
         refusal = await access.claim(hello.nvr.hostname)
         if refusal is not None:
             session.post(refusal.frame())
             session.post((1008, "hostname not allowed"))
             return False
         nvr_id = await hub.hello(session, hello)
+        if not nvr_id:
+            return False  # refused by the writer (a look-alike registered meanwhile): its error frame is on the way
     except Exception as exc:
         if isinstance(exc, StorageUnavailable) or is_storage_failure(exc):
             # Not silence: the agent keeps its frames and reconnects with backoff (docs/protocol.md).

@@ -11,6 +11,7 @@ from nvrmon import protocol
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.health import RETRY_FIRST, RETRY_MAX, StorageHealth, StorageUnavailable
 from nvrmon.ingest.liveness import Liveness
+from nvrmon.ingest.registry import Hostnames
 from nvrmon.ingest.session import AgentSession, Expired, Gone, Item, Journal, Prune, SettleRestart, Stale, Steady, Work
 from nvrmon.models import Toast
 from nvrmon.protocol import Alert, Cameras, CameraStatus, Heartbeat, Hello
@@ -34,6 +35,7 @@ class Hub:
         self._queue: asyncio.Queue[Item] = asyncio.Queue(settings.ingest_queue)
         self._busy = False
         self.sessions: dict[int, AgentSession] = {}  # nvr_id -> the connection that speaks for it now
+        self.hostnames = Hostnames()  # filled from the store by start()
         self.liveness = Liveness(settings, self.sessions)
         self.health = StorageHealth()
         self.started = time.time()
@@ -52,6 +54,7 @@ class Hub:
 
     async def start(self) -> None:
         """Before agents connect: NVRs that were up when the hub stopped are 'unknown' until they reconnect."""
+        self.hostnames = Hostnames(nvr.hostname for nvr in await self.store.fleet())
         async with self.store.transaction(time.time()) as tx:
             moved = await tx.set_all_status(("online", "stale"), "unknown", "waiting for its agent after hub restart")
         if moved:
@@ -248,8 +251,15 @@ class Hub:
         return nvr_id
 
     async def _hello(self, tx: Transaction, session: AgentSession, work: Hello, out: Effects) -> int:
+        original = self.hostnames.lookalike(work.nvr.hostname)
+        if original is not None:
+            # Checked again here, in commit order: two look-alike hellos may have passed the endpoint together.
+            out.frames.append((session, lookalike_refusal(work.nvr.hostname, original)))
+            out.closes.append((session, (1008, "hostname not allowed")))
+            return 0
         await out.flush_flips(tx)
         reg = await tx.register_nvr(work.nvr)
+        self.hostnames.add(work.nvr.hostname)
         nvr_id = reg.nvr_id
         out.journal.keep(session)
         out.journal.keep_sessions()
@@ -274,3 +284,9 @@ class Hub:
         # previous "unknown" (back after a hub restart) or "online"/"stale" (a replaced connection): nothing to announce
         out.flip_events(session, flips)
         return nvr_id
+
+
+def lookalike_refusal(hostname: str, original: str) -> str:
+    return protocol.error_frame(
+        "hostname_not_allowed", f"hostname {hostname!r} can't be told apart from the registered NVR {original!r}"
+    )

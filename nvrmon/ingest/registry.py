@@ -1,0 +1,37 @@
+"""Stage 2, the hostnames the hub knows: at most one NVR per confusable skeleton (nvrmon/names.py, Unicode TS #39).
+
+A rogue agent (or a typo in an enrollment) must not register `pn-а` with a Cyrillic `а` beside the real `pn-a`:
+on every page the two would look the same. The writer checks each hello against this map; the endpoint checks
+first too, so a refused look-alike spends no enrollment use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from nvrmon import names
+
+
+class Hostnames:
+    """skeleton -> the hostname registered with it. Only the hub's writer task and its endpoint read or change it."""
+
+    def __init__(self, hostnames: Iterable[str] = ()) -> None:
+        self._by_skeleton: dict[str, str] = {}
+        for hostname in hostnames:
+            self.add(hostname)
+
+    def lookalike(self, hostname: str) -> str | None:
+        """The registered hostname that `hostname` can't be told apart from, if it is not that very hostname."""
+        existing = self._by_skeleton.get(names.skeleton(hostname))
+        return existing if existing is not None and existing != hostname else None
+
+    def add(self, hostname: str) -> None:
+        self._by_skeleton.setdefault(names.skeleton(hostname), hostname)
+
+    def remove(self, hostname: str) -> None:
+        key = names.skeleton(hostname)
+        if self._by_skeleton.get(key) == hostname:
+            del self._by_skeleton[key]
+
+    def __len__(self) -> int:
+        return len(self._by_skeleton)
