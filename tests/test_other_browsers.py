@@ -9,10 +9,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from anyio.from_thread import BlockingPortal
 
-from tests.browsing import Fleet, api, artifacts_dir
+from tests.browsing import Fleet, api, artifacts_dir, nvr_offline, wait_until
 from tests.conftest import LiveHub
 from tests.drivers import BROWSERS, Driver, Tab, launch, missing
+from tests.proxy import BufferingProxy
 
 pytestmark = pytest.mark.browser
 
@@ -120,3 +122,69 @@ def test_forced_long_poll_page_updates_live(live_hub: LiveHub, fleet: Fleet, tab
     assert tab.attribute("#live", "data-transport") == "poll"
     assert tab.driver.run("return window.__marker || null") == 1, "the page reloaded"
     print(f"\n{tab.driver.name}: long-poll page showed the NVR offline after {took * 1000:.0f} ms")
+
+
+def test_page_falls_back_to_long_poll_behind_a_buffering_proxy(
+    live_hub: LiveHub, fleet: Fleet, tab: Tab, portal: BlockingPortal
+) -> None:
+    proxy = portal.call(BufferingProxy(live_hub.port).start)
+    try:
+        agent, nvr_id = fleet.register("nvr-behind-proxy", cameras=2)
+        tab.driver.goto(f"http://127.0.0.1:{proxy.port}/nvrs")
+        # The stream opens but nothing ever arrives through the proxy: the page switches to long-poll by itself.
+        took = tab.wait_attribute("#live", "data-transport", "poll", timeout=15)
+        tab.wait_attribute("#connection", "data-state", "live", timeout=5)
+        assert proxy.held_stream
+        fleet.send(agent, {"type": "camera_status", "camera_id": "cam2", "status": "offline"})
+        fleet.close(agent)
+        tab.wait_visible(f'#nvr-{nvr_id} .badge[data-status="offline"]', "Offline", timeout=5)
+        print(f"\n{tab.driver.name}: switched to long-poll {took:.1f} s after the page loaded")
+    finally:
+        tab.driver.goto("about:blank")  # before the proxy goes away
+        portal.call(proxy.stop)
+
+
+BFCACHE = (
+    "WebKit keeps /nvrs in its back-forward cache despite Cache-Control: no-store and ends its fetches before "
+    "pagehide: Back shows 'Reconnecting (2)', the stale banner and old rows for about a second (transport.js: ignore "
+    "failures after beforeunload, re-create #live on a persisted pageshow), and the page has lost its Web Lock for "
+    "sound while it says it leads, with an unhandled rejection (ui.js: catch the lock request, ask again on pageshow)"
+)
+SOUND_LOCK = """
+window.__locks = null;
+navigator.locks.query().then(q => { window.__locks = q.held.filter(lock => lock.name === "nvrmon-sound").length; });
+"""
+
+
+def sound_lock(tab: Tab) -> tuple[str | None, int]:
+    """Whether the page says it plays the alarm sound for this browser, and how many holders its Web Lock has."""
+    tab.driver.run(SOUND_LOCK)
+    tab.wait("the lock query", lambda: tab.driver.run("return window.__locks") is not None, 2)
+    return tab.attribute("html", "data-sound-leader"), int(tab.driver.run("return window.__locks"))
+
+
+def test_back_button_restores_a_live_page(
+    live_hub: LiveHub, fleet: Fleet, tab: Tab, request: pytest.FixtureRequest
+) -> None:
+    if tab.driver.name == "webkit":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=BFCACHE))
+    agent, nvr_id = fleet.register("nvr-back", cameras=2)
+    tab.open("/nvrs")
+    tab.wait("the sound lock", lambda: sound_lock(tab) == ("yes", 1), 3)
+    tab.driver.goto(f"{live_hub.url}/admin")
+    fleet.close(agent)  # while the operator is on another page
+    wait_until(nvr_offline(live_hub, nvr_id))
+
+    tab.driver.run("history.back()")
+    loaded = "return location.pathname + ' ' + document.readyState"
+    tab.wait("back on /nvrs", lambda: tab.driver.run(loaded) == "/nvrs complete", 5)
+    seen = set()
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        seen.add((tab.attribute("#connection", "data-state"), tab.visible("#stale-banner")))
+        time.sleep(0.02)
+    assert seen <= {("connecting", False), ("live", False)}, (
+        f"{tab.driver.name} after Back showed {sorted(seen, key=str)}"
+    )
+    tab.wait_visible(f'#nvr-{nvr_id} .badge[data-status="offline"]', "Offline", timeout=0.5)
+    assert sound_lock(tab) == ("yes", 1), "the only tab must hold the sound lock it says it holds"

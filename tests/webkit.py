@@ -29,8 +29,10 @@ NO_NETWORK = ["--proxy=http://127.0.0.1:9", "--ignore-host=127.0.0.1", "--ignore
 CATCH_ERRORS = """
 if (!window.__driverErrors) {
   window.__driverErrors = [];
-  window.addEventListener("error", e => window.__driverErrors.push(String(e.message)));
-  window.addEventListener("unhandledrejection", e => window.__driverErrors.push("rejection: " + String(e.reason)));
+  const where = error => (error && error.stack ? " at " + String(error.stack).split("\\n")[0] : "");
+  window.addEventListener("error", e => window.__driverErrors.push(String(e.message) + where(e.error)));
+  window.addEventListener("unhandledrejection", e =>
+    window.__driverErrors.push("unhandled rejection: " + String(e.reason) + where(e.reason)));
 }
 """
 
