@@ -8,6 +8,7 @@ are one request each, and Selenium would add a dependency (and its driver manage
 from __future__ import annotations
 
 import base64
+import glob
 import os
 import shutil
 import subprocess
@@ -22,7 +23,10 @@ import httpx
 from tests.conftest import free_port
 
 DRIVER = "WebKitWebDriver"
-MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
+# libwebkit2gtk-4.1-0 installs it under the multiarch directory (x86_64-linux-gnu, aarch64-linux-gnu, …).
+MINIBROWSER = next(
+    iter(sorted(glob.glob("/usr/lib/*/webkit2gtk-4.1/MiniBrowser"))), "/usr/lib/webkit2gtk-4.1/MiniBrowser"
+)
 # Every request that is not for the hub goes to a closed local port: nothing leaves the machine.
 NO_NETWORK = ["--proxy=http://127.0.0.1:9", "--ignore-host=127.0.0.1", "--ignore-host=localhost"]
 # Uncaught errors and rejections after load, kept in the page (classic WebDriver has no event channel for them).
@@ -42,7 +46,7 @@ def missing() -> str | None:
     for tool in (DRIVER, "Xvfb"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install webkit2gtk-driver xvfb)"
-    return None if Path(MINIBROWSER).exists() else f"{MINIBROWSER} is missing (libwebkit2gtk-4.1-0)"
+    return None if Path(MINIBROWSER).exists() else "WebKitGTK's MiniBrowser is missing (libwebkit2gtk-4.1-0)"
 
 
 class Xvfb:
@@ -93,10 +97,18 @@ class WebKit:
                 "POST", "/session", {"capabilities": {"alwaysMatch": {"webkitgtk:browserOptions": options}}}
             )
             self.session = f"/session/{session['sessionId']}"
-            self._call("POST", f"{self.session}/window/rect", {"x": 0, "y": 0, "width": width, "height": height})
+            self._size(width, height)
         except BaseException:
             self.close()
             raise
+
+    def _size(self, width: int, height: int) -> None:
+        """Size the window so that the page (the window less MiniBrowser's toolbar) is width x height."""
+        rect = {"x": 0, "y": 0, "width": width, "height": height}
+        self._call("POST", f"{self.session}/window/rect", rect)
+        inner = self.run("return [innerWidth, innerHeight]")
+        rect.update(width=2 * width - inner[0], height=2 * height - inner[1])
+        self._call("POST", f"{self.session}/window/rect", rect)
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 10
