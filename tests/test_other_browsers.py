@@ -1,7 +1,7 @@
 """The live pages in Firefox (firefox-esr over WebDriver BiDi) and WebKit (WebKitGTK's MiniBrowser through
-WebKitWebDriver): a status flip, a toast, the connection indicator through a hub restart, and forced long-poll,
-against a real `nvrmon serve` and real WebSocket agents. The Chromium versions are in tests/test_browser.py and
-tests/test_browser_faults.py; drivers are in tests/drivers.py."""
+WebKitWebDriver), against a real `nvrmon serve` and real WebSocket agents: a status flip, a toast, the connection
+indicator through a hub restart, forced and automatic long-poll, and Back to a live page. The Chromium versions are
+in tests/test_browser.py and tests/test_browser_faults.py; the drivers are in tests/drivers.py."""
 
 from __future__ import annotations
 
