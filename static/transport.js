@@ -59,6 +59,7 @@
   // One call per attempt to reconnect, so the indicator counts 1, 2, 3 (a failed attempt is followed by the next
   // attempt at once; counting both the failure and the attempt showed only every other number).
   function failing() {
+    if (leaving) return;
     state.attempt += 1;
     if (state.attempt >= 4) setConnection("offline", "Offline, retrying");
     else setConnection("reconnecting", "Reconnecting (" + state.attempt + ")");
@@ -208,6 +209,23 @@
   }, 1000);
   document.addEventListener("visibilitychange", function () {
     if (!document.hidden) state.lastMessage = Date.now(); // the extension reconnects a paused stream itself
+  });
+
+  // Firefox and WebKit end a page's fetches before "pagehide" (Chromium after it), while the page is still on screen:
+  // a stream or poll that fails because the page is being left is not a broken connection. (The flag lapses in case
+  // the navigation was cancelled, e.g. by a download.) WebKit also keeps a page in its back-forward cache despite
+  // Cache-Control: no-store and shows it again on Back with its stream gone: start a fresh one from the cursor at once.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () {
+    leaving = true;
+    setTimeout(function () { leaving = false; }, 1000);
+  });
+  window.addEventListener("pageshow", function (e) {
+    leaving = false;
+    if (!e.persisted) return;
+    if (state.pending) { clearTimeout(state.pending); state.pending = null; }
+    state.attempt = 0;
+    recreate();
   });
 
   // -- after every swap: bounded event lists, keyboard focus kept ---------------------------------------------

@@ -193,13 +193,19 @@
     document.documentElement.dataset.soundLeader = yes ? "yes" : "no";
   }
 
+  var leaderRequests = 0;
   function electSoundLeader() {
     setLeader(false);
     if (navigator.locks && navigator.locks.request) {
       // Held until this tab closes; the next tab waiting for it takes over.
+      // WebKit drops the lock, rejecting the request, when the page enters its back-forward cache; on Back the page
+      // asks again (pageshow below). Only the newest request may change this tab's role.
+      var request = ++leaderRequests;
       navigator.locks.request("nvrmon-sound", function () {
-        setLeader(true);
+        if (request === leaderRequests) setLeader(true);
         return new Promise(function () {});
+      }).catch(function () {
+        if (request === leaderRequests) setLeader(false);
       });
       return;
     }
@@ -466,6 +472,9 @@
     bindDialogs();
     renderNotes();
     electSoundLeader();
+    window.addEventListener("pageshow", function (e) {
+      if (e.persisted && navigator.locks && navigator.locks.request) electSoundLeader();
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();

@@ -144,12 +144,6 @@ def test_page_falls_back_to_long_poll_behind_a_buffering_proxy(
         portal.call(proxy.stop)
 
 
-BFCACHE = (
-    "WebKit keeps /nvrs in its back-forward cache despite Cache-Control: no-store and ends its fetches before "
-    "pagehide: Back shows 'Reconnecting (2)', the stale banner and old rows for about a second (transport.js: ignore "
-    "failures after beforeunload, re-create #live on a persisted pageshow), and the page has lost its Web Lock for "
-    "sound while it says it leads, with an unhandled rejection (ui.js: catch the lock request, ask again on pageshow)"
-)
 SOUND_LOCK = """
 window.__locks = null;
 navigator.locks.query().then(q => { window.__locks = q.held.filter(lock => lock.name === "nvrmon-sound").length; });
@@ -163,11 +157,7 @@ def sound_lock(tab: Tab) -> tuple[str | None, int]:
     return tab.attribute("html", "data-sound-leader"), int(tab.driver.run("return window.__locks"))
 
 
-def test_back_button_restores_a_live_page(
-    live_hub: LiveHub, fleet: Fleet, tab: Tab, request: pytest.FixtureRequest
-) -> None:
-    if tab.driver.name == "webkit":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BFCACHE))
+def test_back_button_restores_a_live_page(live_hub: LiveHub, fleet: Fleet, tab: Tab) -> None:
     agent, nvr_id = fleet.register("nvr-back", cameras=2)
     tab.open("/nvrs")
     tab.wait("the sound lock", lambda: sound_lock(tab) == ("yes", 1), 3)
