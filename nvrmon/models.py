@@ -35,6 +35,17 @@ class Nvr:
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
+        # cameras' last reported statuses say nothing, so none of them counts as online.
+        if not self.reachable and self.cameras_online:
+            object.__setattr__(self, "cameras_online", 0)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether its cameras' statuses are current (online or stale); offline or unknown: they can't be seen."""
+        return self.status in ("online", "stale")
+
     @property
     def dom_id(self) -> str:
         return f"nvr-{self.id}"
