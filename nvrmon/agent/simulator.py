@@ -8,15 +8,23 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import websockets
+from websockets.exceptions import InvalidStatus
 
 log = logging.getLogger("nvrmon.agent.simulator")
 
 REGIONS = ("North", "South", "East", "West", "Central")
+REFUSED_STATUSES = (401, 403)  # the hub refuses the upgrade itself: a wrong, revoked or expired token
+
+
+class Refused(Exception):
+    """The hub refused the agent token; retrying with the same token can never succeed."""
+
+
 MODELS = ("NV-8000", "NV-4200", "Hikari X16", "Vista R32")
 
 
@@ -61,6 +69,10 @@ class SimNvr:
     # reading (backpressure, a full disk) delays frames but never loses them from the connection.
     _unsent: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # What the last connection attempt ran into, for the operator: "" once connected; `refused` ends the agent.
+    last_error: str = ""
+    refused: str = ""
+    attempted: asyncio.Event = field(default_factory=asyncio.Event)  # set after the first attempt, however it went
 
     def hello(self) -> dict[str, Any]:
         return {
@@ -126,20 +138,31 @@ class SimNvr:
                         self.hub_degraded = welcome.get("code") == "storage_unavailable"  # then 1013: back off
                         raise ConnectionError(f"hub refused hello: {welcome}")
                     self.nvr_id = welcome["nvr_id"]
+                    self.last_error = ""
                     self.heartbeat = float(welcome.get("heartbeat_interval", self.heartbeat))
                     self._acknowledged(int(welcome.get("last_seq", 0)))
                     attempt = 0
                     self._unsent.extend(text for _, text in self.unacked)  # replay what the hub never committed
                     self._wake.set()
                     self.connected.set()
+                    self.attempted.set()
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
+            except InvalidStatus as exc:
+                code = exc.response.status_code
+                self.last_error = f"HTTP {code}"
+                if code in REFUSED_STATUSES:
+                    self.refused = f"HTTP {code}"
+                    self.attempted.set()
+                    return
             except Exception as exc:  # any network failure: back off and reconnect
                 log.debug("%s: connection lost: %s", self.hostname, exc)
+                self.last_error = str(exc) or type(exc).__name__
             finally:
                 self.connected.clear()
                 self._unsent.clear()
+            self.attempted.set()
             if self.offline_for:
                 continue
             attempt += 1
@@ -199,6 +222,8 @@ class Fleet:
     ) -> None:
         self.random = random.Random(seed)
         self.rate = rate
+        self.url = url
+        self.sent = 0  # changes handed to agents (camera statuses and alerts)
         self.agents: list[SimNvr] = []
         for n in range(nvrs):
             region = regions[n % len(regions)]
@@ -211,21 +236,61 @@ class Fleet:
             model = MODELS[n % len(MODELS)]
             self.agents.append(SimNvr(url, token, hostname, region, site, cams, model, f"10.{n // 250}.{n % 250}.2"))
 
-    async def run(self, duration: float | None = None) -> None:
+    async def run(
+        self, duration: float | None = None, report: Callable[[str], None] | None = None, every: float = 5.0
+    ) -> None:
+        """Run the agents (until `duration` passes, or forever); `report` hears how it goes every `every` seconds and
+        at once when the hub can't be reached. Raises Refused when the hub refuses the token."""
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(agent.run(stop)) for agent in self.agents]
-        if self.rate > 0:
-            tasks.append(asyncio.create_task(self._changes()))
+        tasks: list[asyncio.Task[None]] = []
         try:
-            if duration is None:
-                await asyncio.gather(*tasks)
+            if self.agents:
+                # One agent tries first, so a wrong token is one refused connection at the hub, not one per NVR.
+                tasks.append(asyncio.create_task(self.agents[0].run(stop)))
+                await self.agents[0].attempted.wait()
+                self._check_refused()
+            tasks += [asyncio.create_task(agent.run(stop)) for agent in self.agents[1:]]
+            if self.rate > 0:
+                tasks.append(asyncio.create_task(self._changes()))
+            watch = asyncio.create_task(self._watch(report, every))
+            done, _ = await asyncio.wait([watch], timeout=duration)
+            if done:
+                watch.result()  # Refused
             else:
-                await asyncio.sleep(duration)
+                watch.cancel()
         finally:
             stop.set()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _check_refused(self) -> None:
+        refused = next((agent for agent in self.agents if agent.refused), None)
+        if refused is not None:
+            raise Refused(f"the hub refused the agent token ({refused.refused}) for {refused.hostname}")
+
+    def progress(self) -> str:
+        """One line for the operator: how many agents are connected and how many changes went out."""
+        connected = sum(agent.connected.is_set() for agent in self.agents)
+        line = f"{connected}/{len(self.agents)} NVRs connected, {self.sent} changes sent"
+        failing = next((agent.last_error for agent in self.agents if agent.last_error), "")
+        if connected < len(self.agents) and failing:
+            line += f"; hub not reachable at {self.url} ({failing}), retrying with backoff"
+        return line
+
+    async def _watch(self, report: Callable[[str], None] | None, every: float) -> None:
+        told_unreachable = False
+        next_report = time.monotonic() + every
+        while True:
+            await asyncio.sleep(0.2)
+            self._check_refused()
+            if report is None:
+                continue
+            unreachable = not any(a.connected.is_set() for a in self.agents) and any(a.last_error for a in self.agents)
+            if unreachable and not told_unreachable or time.monotonic() >= next_report:
+                report(self.progress())
+                next_report = time.monotonic() + every
+            told_unreachable = unreachable
 
     async def _changes(self) -> None:
         rnd = self.random
@@ -238,8 +303,10 @@ class Fleet:
             # Cameras are mostly online: an offline camera tends to come back, an online one rarely drops.
             if camera.status == "offline":
                 agent.set_camera(camera, "online")
+                self.sent += 1
             elif rnd.random() < 0.5:
                 agent.set_camera(camera, "offline")
+                self.sent += 1
             if rnd.random() < 0.01:
                 agent.drop(rnd.uniform(5, 20))
             elif rnd.random() < 0.02:

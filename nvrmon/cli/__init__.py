@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sim = commands.add_parser("simulate", help="run simulated NVR agents against a hub")
     sim.add_argument("--url", default="ws://127.0.0.1:8000/ws/agent", help="the hub's agent WebSocket URL")
-    sim.add_argument("--token", required=True, help="agent token (the hub prints it at start; NVRMON_AGENT_TOKEN)")
+    sim.add_argument(
+        "--token",
+        help="agent token (default: NVRMON_AGENT_TOKEN, else the fleet token stored in --db; `nvrmon token fleet`)",
+    )
+    sim.add_argument("--db", type=Path, help="the hub's database, to read its stored fleet token from")
+    sim.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines (0: none)")
     sim.add_argument("--nvrs", type=int, default=10, help="number of NVRs")
     sim.add_argument("--cameras", type=int, default=8, help="cameras per NVR")
     sim.add_argument("--rate", type=float, default=2.0, help="camera status changes per second, fleet-wide")
@@ -105,14 +110,39 @@ def _announce_demo_login(settings: Settings) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from nvrmon.agent.simulator import Fleet
+    from nvrmon.agent.simulator import Fleet, Refused
 
+    token = args.token or os.environ.get("NVRMON_AGENT_TOKEN", "")
+    if not token and args.db is not None:
+        token = manage.stored_fleet_token(args.db) or ""
+    if not token:
+        print(
+            "nvrmon simulate: no agent token: pass --token, set NVRMON_AGENT_TOKEN, or name the hub's database with "
+            "--db (`nvrmon token fleet --db PATH` prints its fleet token)",
+            file=sys.stderr,
+        )
+        return 2
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     fleet = Fleet(
-        args.url, args.token, nvrs=args.nvrs, cameras=args.cameras, rate=args.rate, regions=regions, prefix=args.prefix
+        args.url, token, nvrs=args.nvrs, cameras=args.cameras, rate=args.rate, regions=regions, prefix=args.prefix
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(fleet.run(args.duration))
+
+    def report(line: str) -> None:
+        print(f"nvrmon simulate: {line}", file=sys.stderr, flush=True)
+
+    print(f"nvrmon simulate: {args.nvrs} NVRs x {args.cameras} cameras -> {args.url}", file=sys.stderr, flush=True)
+    try:
+        asyncio.run(fleet.run(args.duration, report if args.progress > 0 else None, args.progress or 5.0))
+    except Refused as exc:
+        print(
+            f"nvrmon simulate: {exc}: the token is wrong, revoked or expired. Use the hub's NVRMON_AGENT_TOKEN, "
+            "or `nvrmon token fleet --db PATH` to print the fleet token the hub stored.",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    report(fleet.progress())
     return 0
 
 
