@@ -85,7 +85,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _announce_demo_login(settings: Settings) -> None:
-    """The demo gets an admin login with a new random password each start, printed where the person running it looks."""
+    """The demo's admin login (a random password, kept across restarts of the same database), printed where the
+    person running it looks."""
     from nvrmon.access.accounts import ensure_demo_user
     from nvrmon.store.credentials import Credentials
 
@@ -103,7 +104,7 @@ def _announce_demo_login(settings: Settings) -> None:
         f"\n{bar}\n  DEMO MODE: simulated NVRs, and a demo admin account.\n"
         f"  Log in at http://{host}:{settings.port}/login\n"
         f"      user name: {name}\n      password:  {password}\n"
-        f"  (a new password at every start; never run --demo where others can reach it)\n{bar}\n",
+        f"  (kept for this database across restarts; never run --demo where others can reach it)\n{bar}\n",
         file=sys.stderr,
         flush=True,
     )
