@@ -15,9 +15,12 @@ from typing import Any
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from nvrmon.agent.scenario import Action, CameraChange, DiskLevel, NvrOutage, Scenario
+
 log = logging.getLogger("nvrmon.agent.simulator")
 
 REGIONS = ("North", "South", "East", "West", "Central")
+SITE_SIZE = 3  # recorders per simulated site
 REFUSED_STATUSES = (401, 403)  # the hub refuses the upgrade itself: a wrong, revoked or expired token
 
 
@@ -53,6 +56,8 @@ class SimNvr:
     cameras: list[SimCamera]
     model: str = MODELS[0]
     ip_address: str = ""
+    device_name: str = ""
+    disk_free_pct: int = 61
     heartbeat: float = 10.0
     nvr_id: int | None = None
     connected: asyncio.Event = field(default_factory=asyncio.Event)
@@ -80,7 +85,7 @@ class SimNvr:
             "protocol": 1,
             "nvr": {
                 "hostname": self.hostname,
-                "device_name": f"{self.site} recorder",
+                "device_name": self.device_name or f"{self.site} recorder",
                 "region": self.region,
                 "site": self.site,
                 "model": self.model,
@@ -169,10 +174,13 @@ class SimNvr:
             await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)) * random.uniform(0.7, 1.3))
 
     async def _session(self, ws: websockets.ClientConnection) -> None:
+        up_since = time.monotonic()
+
         async def beat() -> None:
             while True:
                 await asyncio.sleep(self.heartbeat * random.uniform(0.9, 1.0))
-                await ws.send(json.dumps({"type": "heartbeat", "stats": {"uptime_s": 3600, "disk_free_pct": 61}}))
+                stats = {"uptime_s": round(time.monotonic() - up_since) + 3600, "disk_free_pct": self.disk_free_pct}
+                await ws.send(json.dumps({"type": "heartbeat", "stats": stats}))
 
         async def drain_incoming() -> None:
             async for raw in ws:
@@ -206,7 +214,8 @@ class SimNvr:
 
 
 class Fleet:
-    """N simulated NVRs plus a change generator: camera flips at `rate` per second, now and then a whole NVR drops."""
+    """N simulated NVRs played by a Scenario: camera changes at `rate` per second (fleet-wide, about 1 % of cameras
+    down at any time) and, now and then, an incident that recovers (nvrmon.agent.scenario)."""
 
     def __init__(
         self,
@@ -220,21 +229,32 @@ class Fleet:
         prefix: str = "nvr",
         seed: int | None = None,
     ) -> None:
-        self.random = random.Random(seed)
         self.rate = rate
         self.url = url
         self.sent = 0  # changes handed to agents (camera statuses and alerts)
         self.agents: list[SimNvr] = []
+        sites: list[int] = []
         for n in range(nvrs):
             region = regions[n % len(regions)]
-            site = f"{region} site {n // len(regions) + 1}"
+            # A site has SITE_SIZE recorders (NVRs n, n + R, n + 2R of one region), so a power cut takes several.
+            number = n // (len(regions) * SITE_SIZE)
+            sites.append(number * len(regions) + n % len(regions))
+            site = f"{region} site {number + 1}"
+            recorder = n // len(regions) % SITE_SIZE + 1
             cams = [
-                SimCamera(f"cam{c + 1:02d}", f"{site} cam {c + 1}", f"10.{n // 250}.{n % 250}.{c + 10}")
+                SimCamera(f"cam{c + 1:02d}", f"{site} rec {recorder} cam {c + 1}", f"10.{n // 250}.{n % 250}.{c + 10}")
                 for c in range(cameras)
             ]
             hostname = f"{prefix}-{region.lower().replace(' ', '-')}-{n + 1:04d}"
             model = MODELS[n % len(MODELS)]
-            self.agents.append(SimNvr(url, token, hostname, region, site, cams, model, f"10.{n // 250}.{n % 250}.2"))
+            agent = SimNvr(url, token, hostname, region, site, cams, model, f"10.{n // 250}.{n % 250}.2")
+            agent.device_name = f"{site} recorder {recorder}"
+            self.agents.append(agent)
+        self.scenario = Scenario([cameras] * nvrs, sites, rate, seed)
+        for n, agent in enumerate(self.agents):
+            for c, camera in enumerate(agent.cameras):
+                if self.scenario.is_down((n, c)):
+                    camera.status = "offline"
 
     async def run(
         self, duration: float | None = None, report: Callable[[str], None] | None = None, every: float = 5.0
@@ -293,34 +313,31 @@ class Fleet:
             told_unreachable = unreachable
 
     async def _changes(self) -> None:
-        rnd = self.random
+        """Play the scenario in real time; a hub that is slow to take frames only delays what follows."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         while True:
-            await asyncio.sleep(rnd.expovariate(self.rate))
-            agent = rnd.choice(self.agents)
-            if not agent.connected.is_set() or not agent.cameras:
-                continue
-            camera = rnd.choice(agent.cameras)
-            # Cameras are mostly online: an offline camera tends to come back, an online one rarely drops.
-            if camera.status == "offline":
-                agent.set_camera(camera, "online")
-                self.sent += 1
-            elif rnd.random() < 0.5:
-                agent.set_camera(camera, "offline")
-                self.sent += 1
-            if rnd.random() < 0.01:
-                agent.drop(rnd.uniform(5, 20))
-            elif rnd.random() < 0.02:
-                agent.send(
-                    {
-                        "type": "alert",
-                        "severity": rnd.choice(["warning", "error", "info"]),
-                        "message": rnd.choice(
-                            [
-                                "Disk usage above 90%",
-                                "Recording gap detected",
-                                "Fan speed high",
-                                "Firmware update available",
-                            ]
-                        ),
-                    }
-                )
+            at, actions = self.scenario.advance()
+            if at == float("inf"):
+                return
+            delay = at - (loop.time() - start)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for action in actions:
+                self._play(action)
+
+    def _play(self, action: Action) -> None:
+        agent = self.agents[action.nvr]
+        if isinstance(action, CameraChange):
+            agent.set_camera(agent.cameras[action.camera], action.status)
+            self.sent += 1
+        elif isinstance(action, NvrOutage):
+            agent.drop(action.seconds)
+        elif isinstance(action, DiskLevel):
+            agent.disk_free_pct = action.free_pct
+        else:
+            frame: dict[str, Any] = {"type": "alert", "severity": action.severity, "message": action.message}
+            if action.camera is not None:
+                frame["camera_id"] = agent.cameras[action.camera].id
+            agent.send(frame)
+            self.sent += 1
