@@ -31,6 +31,7 @@ class Nvr:
     status_changed: float
     updated_seq: int
     unstable: bool = False
+    removed: bool = False  # a tombstone: live pages delete its row
     cameras_online: int = 0
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
@@ -211,3 +212,9 @@ class HubInfo(Protocol):
     def last_event(self) -> float: ...
     @property
     def health(self) -> StorageInfo: ...
+
+
+class FleetAdmin(Protocol):
+    """What the admin pages ask of the hub's single writer (nvrmon.ingest.hub.Hub provides it)."""
+
+    async def remove_nvr(self, hostname: str, actor: str) -> bool: ...

@@ -21,6 +21,7 @@ log = logging.getLogger("nvrmon.agent.simulator")
 
 REGIONS = ("North", "South", "East", "West", "Central")
 SITE_SIZE = 3  # recorders per simulated site
+REMOVED_CLOSE = 4004  # an admin removed this NVR from the hub: reconnecting would register it again
 REFUSED_STATUSES = (401, 403)  # the hub refuses the upgrade itself: a wrong, revoked or expired token
 
 
@@ -77,6 +78,7 @@ class SimNvr:
     # What the last connection attempt ran into, for the operator: "" once connected; `refused` ends the agent.
     last_error: str = ""
     refused: str = ""
+    removed: bool = False
     attempted: asyncio.Event = field(default_factory=asyncio.Event)  # set after the first attempt, however it went
 
     def hello(self) -> dict[str, Any]:
@@ -152,6 +154,10 @@ class SimNvr:
                     self.connected.set()
                     self.attempted.set()
                     await self._session(ws)
+                    if ws.close_code == REMOVED_CLOSE:
+                        log.info("%s: removed from the hub; this agent stops", self.hostname)
+                        self.removed = True
+                        return
             except asyncio.CancelledError:
                 raise
             except InvalidStatus as exc:
@@ -292,9 +298,12 @@ class Fleet:
     def progress(self) -> str:
         """One line for the operator: how many agents are connected and how many changes went out."""
         connected = sum(agent.connected.is_set() for agent in self.agents)
-        line = f"{connected}/{len(self.agents)} NVRs connected, {self.sent} changes sent"
+        live = [agent for agent in self.agents if not agent.removed]
+        line = f"{connected}/{len(live)} NVRs connected, {self.sent} changes sent"
+        if len(live) < len(self.agents):
+            line += f" ({len(self.agents) - len(live)} removed at the hub)"
         failing = next((agent.last_error for agent in self.agents if agent.last_error), "")
-        if connected < len(self.agents) and failing:
+        if connected < len(live) and failing:
             line += f"; hub not reachable at {self.url} ({failing}), retrying with backoff"
         return line
 

@@ -1,4 +1,4 @@
-"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed` (admin)."""
+"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed|nvr`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from nvrmon.cli import manage
+from nvrmon.cli import manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--duration", type=float, help="stop after this many seconds (default: run until interrupted)")
 
     manage.add_parsers(commands)
+    nvrs.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command in manage.COMMANDS:
         return manage.run(args)
+    if args.command in nvrs.COMMANDS:
+        return nvrs.run(args)
     return _simulate(args)
 
 
