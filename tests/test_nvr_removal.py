@@ -14,9 +14,11 @@ import pytest
 import websockets
 from starlette.testclient import TestClient
 
+from nvrmon.ingest.hub import Hub
 from nvrmon.protocol import Hello, parse_frame
+from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
-from nvrmon.store.fleet import Store
+from nvrmon.store.fleet import Changes, Store
 from tests.agent import Agent, hello
 from tests.conftest import LiveHub, run_cli
 from tests.sse import open_stream
@@ -155,4 +157,38 @@ async def test_a_version_1_database_gets_the_nvr_tombstone_column(tmp_path: Path
     try:
         assert [(n.hostname, n.removed) for n in await store.fleet()] == [("nvr-v1", False)]
     finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_the_hub_publishes_an_outside_removal_even_when_its_own_commit_came_first(tmp_path: Path) -> None:
+    path = tmp_path / "gap.db"
+    store = await Store.open(path)
+    published: list[Changes] = []
+    hub = Hub(store, Settings(db_path=path), lambda changes, toasts, more: published.append(changes))
+    await hub.start()
+    tasks = [asyncio.create_task(hub.run())]
+    try:
+        await hub.hello(hub.new_session("a"), nvr_info("nvr-a"))
+        doomed = hub.new_session("b")
+        await hub.hello(doomed, nvr_info("nvr-b"))
+        cli = await Store.open(path)  # `nvrmon nvr remove` in its own process, on the same file
+        async with cli.transaction(time.time()) as tx:
+            removed = await tx.remove_nvr("nvr-b", "bob")
+        await cli.close()
+        assert removed is not None
+        await hub.hello(hub.new_session("c"), nvr_info("nvr-c"))  # the hub commits the next seq before it looks
+        tasks.append(asyncio.create_task(hub.sweep()))
+        for _ in range(50):
+            if any(removed.nvr_id in c.nvr_ids and set(removed.camera_ids) <= c.camera_ids for c in published[3:]):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"the outside removal was never published: {published}")
+        assert removed.nvr_id not in hub.sessions and doomed.outbox.get_nowait() == (4004, "NVR removed from the hub")
+        assert hub.outside.known == await store.current_seq()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await store.close()

@@ -11,6 +11,7 @@ from nvrmon import protocol
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.health import RETRY_FIRST, RETRY_MAX, StorageHealth, StorageUnavailable
 from nvrmon.ingest.liveness import Liveness
+from nvrmon.ingest.outside import OutsideCommits
 from nvrmon.ingest.session import (
     AgentSession,
     Expired,
@@ -34,7 +35,6 @@ from nvrmon.store.fleet import Changes, NewEvent, Store, Transaction
 log = logging.getLogger("nvrmon.ingest.hub")
 
 REMOVED_CLOSE = (4004, "NVR removed from the hub")
-OUTSIDE_POLL = 1.0  # seconds between looks for commits of other processes (`nvrmon nvr remove` next to the hub)
 
 
 # Called with each committed transaction's changes, and whether more work is already queued (a burst in progress);
@@ -57,10 +57,7 @@ class Hub:
         self._next_conn = 0
         self._system = AgentSession(conn_id=0, remote="hub")
         self._timers: set[asyncio.TimerHandle] = set()
-        # Every seq up to here is published (the writer's own commits, and outside ones it has picked up).
-        self._known = 0
-        self._outside_upto: int | None = None  # set while a batch takes outside commits, kept only if it commits
-        self._outside_queued = False
+        self.outside = OutsideCommits()  # commits of other processes on the same file (`nvrmon nvr remove`)
 
     def new_session(self, remote: str) -> AgentSession:
         self._next_conn += 1
@@ -77,7 +74,7 @@ class Hub:
         if moved:
             self.liveness.grace_until = time.time() + (self.settings.startup_grace or self.settings.heartbeat_timeout)
             log.info("%d NVRs are unknown until their agents reconnect", len(moved))
-        self._known = await self.store.current_seq()  # what pages load from now on is current: nothing to publish
+        self.outside.known = await self.store.current_seq()  # pages load from here on: nothing older to publish
 
     async def remove_nvr(self, hostname: str, actor: str) -> bool:
         """Remove an NVR through the writer (models.FleetAdmin); False when there is no such NVR."""
@@ -124,21 +121,10 @@ class Hub:
             await asyncio.sleep(0.01)
 
     async def sweep(self) -> None:
-        await asyncio.gather(self.liveness.sweep(self.submit, self._system, self.health), self._watch_outside())
-
-    async def _watch_outside(self) -> None:
-        """Commits of other processes on the same file (the CLI removing an NVR) move the seq past what this hub
-        wrote; the writer then reads what they stamped and publishes it, so open pages drop removed rows."""
-        while True:
-            await asyncio.sleep(OUTSIDE_POLL)
-            try:
-                ahead = await self.store.current_seq() > self._known
-            except Exception as exc:  # a locked or failing file: the writer's own health reports it
-                log.debug("could not read the seq: %r", exc)
-                continue
-            if ahead and not self._outside_queued:
-                self._outside_queued = True
-                await self.submit(self._system, Outside())
+        await asyncio.gather(
+            self.liveness.sweep(self.submit, self._system, self.health),
+            self.outside.watch(self.store, self.submit, self._system),
+        )
 
     # -- writer -----------------------------------------------------------------------------------------------------
 
@@ -217,9 +203,9 @@ class Hub:
                 await out.write(tx)
         except BaseException:
             out.journal.rollback()
-            self._outside_upto = None
+            self.outside.rolled_back()
             raise
-        self._advance_known(tx.changes.seq)
+        self.outside.committed(tx.changes.seq)
         # Committed: only now may anything leave the hub.
         for item, value in results:
             if item.done is not None and not item.done.done():
@@ -234,22 +220,6 @@ class Hub:
             self.last_event = now
             self._publish(tx.changes, out.toasts, not self._queue.empty())
 
-    def _advance_known(self, seq: int) -> None:
-        if self._outside_upto is not None:
-            self._known, self._outside_upto = max(self._known, self._outside_upto), None
-        # A gap before this commit's seq: another process committed in between. _known stays before the gap, so the
-        # outside watch sees the store ahead and publishes the range (this hub's own rows in it again: harmless).
-        if seq == self._known + 1:
-            self._known = seq
-
-    async def _outside(self, tx: Transaction, out: Effects) -> None:
-        self._outside_queued = False
-        found, self._outside_upto = await tx.take_outside(self._known)
-        for nvr_id in found.removed_nvrs:
-            self._close_removed(nvr_id, out)
-        if found.removed_nvrs:
-            log.info("published %d NVR removals made outside the hub", len(found.removed_nvrs))
-
     def _close_removed(self, nvr_id: int, out: Effects) -> None:
         session = self.sessions.get(nvr_id)
         if session is not None:
@@ -263,7 +233,8 @@ class Hub:
             return await self._hello(tx, session, work, out)
         if isinstance(work, Outside):
             await out.flush_flips(tx)
-            await self._outside(tx, out)
+            for gone in await self.outside.take(tx):
+                self._close_removed(gone, out)
             return 0
         if isinstance(work, Remove):
             await out.flush_flips(tx)
