@@ -31,9 +31,21 @@ class Nvr:
     status_changed: float
     updated_seq: int
     unstable: bool = False
+    removed: bool = False  # a tombstone: live pages delete its row
     cameras_online: int = 0
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
+        # cameras' last reported statuses say nothing, so none of them counts as online.
+        if not self.reachable and self.cameras_online:
+            object.__setattr__(self, "cameras_online", 0)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether its cameras' statuses are current (online or stale); offline or unknown: they can't be seen."""
+        return self.status in ("online", "stale")
 
     @property
     def dom_id(self) -> str:
@@ -200,3 +212,9 @@ class HubInfo(Protocol):
     def last_event(self) -> float: ...
     @property
     def health(self) -> StorageInfo: ...
+
+
+class FleetAdmin(Protocol):
+    """What the admin pages ask of the hub's single writer (nvrmon.ingest.hub.Hub provides it)."""
+
+    async def remove_nvr(self, hostname: str, actor: str) -> bool: ...

@@ -199,7 +199,7 @@ def test_logout_ends_the_session_on_the_server(make_client: Factory) -> None:
     log_in(client, "vera")
     stolen = dict(client.cookies)
     response = client.post("/logout", data={"csrf_token": csrf_of(client)})
-    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert response.status_code == 303 and response.headers["location"] == "/login?ended=signed-out"
     thief = make_client()
     for name, value in stolen.items():
         thief.cookies.set(name, value)

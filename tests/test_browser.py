@@ -415,7 +415,7 @@ def test_notifications_stay_with_the_user_who_got_them(live_hub: LiveHub, fleet:
     assert "Door forced open" in page.evaluate("JSON.stringify(localStorage)")
 
     page.click("form.account button[type=submit]")
-    page.wait_for_url(f"{live_hub.url}/login")
+    page.wait_for_url(f"{live_hub.url}/login?ended=signed-out")
     expect(page.locator("#bell")).to_be_hidden()
     expect(page.locator("#unread")).to_be_hidden()
     assert "Door forced open" not in page.evaluate("JSON.stringify(localStorage)")

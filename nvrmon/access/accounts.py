@@ -23,6 +23,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # longer inputs only cost hashing time; no one types more
 DEMO_USER = "demo"
+DEMO_PASSWORD_KEY = "demo_password"
 
 
 class AccountError(ValueError):
@@ -103,8 +104,15 @@ async def change_password(credentials: Credentials, name: str, password: str) ->
 
 
 async def ensure_demo_user(credentials: Credentials) -> tuple[str, str]:
-    """`serve --demo`: the demo admin with a fresh random password each start; returns (name, password)."""
+    """`serve --demo`: the demo admin; returns (name, password). The password is kept in the database's meta table
+    (demo only: a throwaway account on a local database), so restarting the demo keeps its sessions; a new one is
+    made the first time, or when someone changed it since (`nvrmon user passwd demo`)."""
+    user = await credentials.user(DEMO_USER)
+    kept = await credentials.database.meta(DEMO_PASSWORD_KEY)
+    if user is not None and kept and await anyio.to_thread.run_sync(_verify, user.password_hash, kept):
+        return DEMO_USER, kept
     password = secrets.token_urlsafe(12)
-    if not await change_password(credentials, DEMO_USER, password):
+    if user is None or not await change_password(credentials, DEMO_USER, password):
         await add_user(credentials, DEMO_USER, "admin", password)
+    await credentials.database.set_meta(DEMO_PASSWORD_KEY, password)
     return DEMO_USER, password

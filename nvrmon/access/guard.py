@@ -78,7 +78,8 @@ def access_of(app: ASGIApp | Endpoint) -> Access | None:
 def _unauthenticated(request: Request, kind: Kind) -> Response:
     if kind == "page" and request.method in SAFE_METHODS:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+        ended = getattr(request.state, "session_end", "")  # the login page says why the session ended
+        return RedirectResponse(f"/login?next={quote(target, safe='')}{f'&ended={ended}' if ended else ''}", 303)
     return refuse(request, kind, 401, "login required")
 
 

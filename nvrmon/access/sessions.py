@@ -24,6 +24,8 @@ CSRF_COOKIE = "nvrmon_csrf"  # before login: the login form's double-submit toke
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16_384
+# Why a browser's session ended (request.state.session_end, the login page's ?ended=): the page tells its user.
+SESSION_GONE, SESSION_EXPIRED, SIGNED_OUT = "ended", "expired", "signed-out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +115,16 @@ class Auth:
         session_hash = hashlib.sha256(session_id.encode()).hexdigest()
         record = await self.credentials.session(session_hash)
         if record is None:
+            # A genuine cookie of a session that is gone: signed out elsewhere, pruned, or its account removed or
+            # its password changed. The login page says so (one reason for all: no word on whether an account exists).
+            request.state.session_end = SESSION_GONE
             return None
         now = time.time()
         if now - record.last_seen > self.settings.session_idle_timeout or (
             now - record.created > self.settings.session_max_age
         ):
             await self.credentials.delete_session(session_hash)
+            request.state.session_end = SESSION_EXPIRED
             return None
         if now - record.last_seen > touch_interval(self.settings.session_idle_timeout):
             await self.credentials.touch_session(session_hash, now)

@@ -1,15 +1,15 @@
-"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed` (admin)."""
+"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed|nvr`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
-from nvrmon.cli import manage
+from nvrmon.cli import manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
 
     sim = commands.add_parser("simulate", help="run simulated NVR agents against a hub")
     sim.add_argument("--url", default="ws://127.0.0.1:8000/ws/agent", help="the hub's agent WebSocket URL")
-    sim.add_argument("--token", required=True, help="agent token (the hub prints it at start; NVRMON_AGENT_TOKEN)")
+    sim.add_argument(
+        "--token",
+        help="agent token (default: NVRMON_AGENT_TOKEN, else the fleet token stored in --db; `nvrmon token fleet`)",
+    )
+    sim.add_argument("--db", type=Path, help="the hub's database, to read its stored fleet token from")
+    sim.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines (0: none)")
     sim.add_argument("--nvrs", type=int, default=10, help="number of NVRs")
     sim.add_argument("--cameras", type=int, default=8, help="cameras per NVR")
     sim.add_argument("--rate", type=float, default=2.0, help="camera status changes per second, fleet-wide")
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--duration", type=float, help="stop after this many seconds (default: run until interrupted)")
 
     manage.add_parsers(commands)
+    nvrs.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -44,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command in manage.COMMANDS:
         return manage.run(args)
+    if args.command in nvrs.COMMANDS:
+        return nvrs.run(args)
     return _simulate(args)
 
 
@@ -80,7 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _announce_demo_login(settings: Settings) -> None:
-    """The demo gets an admin login with a new random password each start, printed where the person running it looks."""
+    """The demo's admin login (a random password, kept across restarts of the same database), printed where the
+    person running it looks."""
     from nvrmon.access.accounts import ensure_demo_user
     from nvrmon.store.credentials import Credentials
 
@@ -98,21 +107,46 @@ def _announce_demo_login(settings: Settings) -> None:
         f"\n{bar}\n  DEMO MODE: simulated NVRs, and a demo admin account.\n"
         f"  Log in at http://{host}:{settings.port}/login\n"
         f"      user name: {name}\n      password:  {password}\n"
-        f"  (a new password at every start; never run --demo where others can reach it)\n{bar}\n",
+        f"  (kept for this database across restarts; never run --demo where others can reach it)\n{bar}\n",
         file=sys.stderr,
         flush=True,
     )
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from nvrmon.agent.simulator import Fleet
+    from nvrmon.agent.simulator import Fleet, Refused
 
+    token = args.token or os.environ.get("NVRMON_AGENT_TOKEN", "")
+    if not token and args.db is not None:
+        token = manage.stored_fleet_token(args.db) or ""
+    if not token:
+        print(
+            "nvrmon simulate: no agent token: pass --token, set NVRMON_AGENT_TOKEN, or name the hub's database with "
+            "--db (`nvrmon token fleet --db PATH` prints its fleet token)",
+            file=sys.stderr,
+        )
+        return 2
     regions = [r.strip() for r in args.regions.split(",") if r.strip()]
     fleet = Fleet(
-        args.url, args.token, nvrs=args.nvrs, cameras=args.cameras, rate=args.rate, regions=regions, prefix=args.prefix
+        args.url, token, nvrs=args.nvrs, cameras=args.cameras, rate=args.rate, regions=regions, prefix=args.prefix
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(fleet.run(args.duration))
+
+    def report(line: str) -> None:
+        print(f"nvrmon simulate: {line}", file=sys.stderr, flush=True)
+
+    print(f"nvrmon simulate: {args.nvrs} NVRs x {args.cameras} cameras -> {args.url}", file=sys.stderr, flush=True)
+    try:
+        asyncio.run(fleet.run(args.duration, report if args.progress > 0 else None, args.progress or 5.0))
+    except Refused as exc:
+        print(
+            f"nvrmon simulate: {exc}: the token is wrong, revoked or expired. Use the hub's NVRMON_AGENT_TOKEN, "
+            "or `nvrmon token fleet --db PATH` to print the fleet token the hub stored.",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        pass
+    report(fleet.progress())
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,6 +18,9 @@ from nvrmon.access import embed_tokens as embed
 from nvrmon.access.accounts import AccountError
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import ROLES, Conflict, Credentials
+from nvrmon.store.database import Database
+
+FLEET_TOKEN_KEY = "agent_token"  # the meta key application.agent_token keeps a generated fleet token under
 
 COMMANDS = ("user", "token", "embed")
 Action = Callable[[Credentials, argparse.Namespace], Awaitable[int]]
@@ -40,6 +44,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     _action(token, "list", "list agent tokens (never the tokens themselves)")
     revoke = _action(token, "revoke", "revoke a token by id, or every token of a hostname; live agents are cut off")
     revoke.add_argument("target", metavar="HOSTNAME|ID")
+    _action(token, "fleet", "print the shared fleet token the hub stored at its first start (NVRMON_AGENT_TOKEN wins)")
     enroll = _action(token, "enroll", "create an enrollment token: each use registers one new NVR and gives it a token")
     enroll.add_argument("--uses", type=int, default=1, help="how many NVRs may enroll with it (default 1)")
     enroll.add_argument("--expires", default="1d", help="lifetime (default 1d)")
@@ -161,6 +166,38 @@ async def _token_create(credentials: Credentials, args: argparse.Namespace) -> i
     return 0
 
 
+def stored_fleet_token(path: Path) -> str | None:
+    """The fleet token the hub generated and stored at its first start; None when the file or the token is missing."""
+    if not path.exists():
+        return None
+
+    async def read() -> str | None:
+        database = await Database.open(path)
+        try:
+            return await database.meta(FLEET_TOKEN_KEY)
+        finally:
+            await database.close()
+
+    return asyncio.run(read())
+
+
+async def _token_fleet(credentials: Credentials, args: argparse.Namespace) -> int:
+    configured = os.environ.get("NVRMON_AGENT_TOKEN", "")
+    if configured:
+        # A hub started with the variable accepts it and ignores the stored one.
+        print("NVRMON_AGENT_TOKEN is set; it overrides the token stored in the database:", file=sys.stderr)
+        print(configured)
+        return 0
+    stored = await credentials.database.meta(FLEET_TOKEN_KEY)
+    if stored is None:
+        return _fail(
+            "no fleet token stored yet: the hub generates one at its first start (or set NVRMON_AGENT_TOKEN)", 1
+        )
+    print(f"fleet token stored in {credentials.database.path} (any hostname may use it):", file=sys.stderr)
+    print(stored)
+    return 0
+
+
 async def _token_enroll(credentials: Credentials, args: argparse.Namespace) -> int:
     token, token_id = await tokens.create_enrollment_token(credentials, args.uses, tokens.parse_duration(args.expires))
     print(f"enrollment token {token_id} for {args.uses} new NVR(s) (shown once):", file=sys.stderr)
@@ -228,6 +265,7 @@ _ACTIONS: dict[tuple[str, str], Action] = {
     ("user", "passwd"): _user_passwd,
     ("token", "create"): _token_create,
     ("token", "enroll"): _token_enroll,
+    ("token", "fleet"): _token_fleet,
     ("token", "list"): _token_list,
     ("token", "revoke"): _token_revoke,
     ("embed", "create"): _embed_create,

@@ -11,8 +11,22 @@ from nvrmon import protocol
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.health import RETRY_FIRST, RETRY_MAX, StorageHealth, StorageUnavailable
 from nvrmon.ingest.liveness import Liveness
+from nvrmon.ingest.outside import OutsideCommits
 from nvrmon.ingest.registry import Hostnames
-from nvrmon.ingest.session import AgentSession, Expired, Gone, Item, Journal, Prune, SettleRestart, Stale, Steady, Work
+from nvrmon.ingest.session import (
+    AgentSession,
+    Expired,
+    Gone,
+    Item,
+    Journal,
+    Outside,
+    Prune,
+    Remove,
+    SettleRestart,
+    Stale,
+    Steady,
+    Work,
+)
 from nvrmon.models import Toast
 from nvrmon.protocol import Alert, Cameras, CameraStatus, Heartbeat, Hello
 from nvrmon.settings import Settings
@@ -20,6 +34,8 @@ from nvrmon.store.errors import is_storage_failure
 from nvrmon.store.fleet import Changes, NewEvent, Store, Transaction
 
 log = logging.getLogger("nvrmon.ingest.hub")
+
+REMOVED_CLOSE = (4004, "NVR removed from the hub")
 
 
 # Called with each committed transaction's changes, and whether more work is already queued (a burst in progress);
@@ -43,6 +59,7 @@ class Hub:
         self._next_conn = 0
         self._system = AgentSession(conn_id=0, remote="hub")
         self._timers: set[asyncio.TimerHandle] = set()
+        self.outside = OutsideCommits()  # commits of other processes on the same file (`nvrmon nvr remove`)
 
     def new_session(self, remote: str) -> AgentSession:
         self._next_conn += 1
@@ -54,12 +71,21 @@ class Hub:
 
     async def start(self) -> None:
         """Before agents connect: NVRs that were up when the hub stopped are 'unknown' until they reconnect."""
-        self.hostnames = Hostnames(nvr.hostname for nvr in await self.store.fleet())
+        self.hostnames = Hostnames((nvr.id, nvr.hostname) for nvr in await self.store.fleet())
         async with self.store.transaction(time.time()) as tx:
             moved = await tx.set_all_status(("online", "stale"), "unknown", "waiting for its agent after hub restart")
         if moved:
             self.liveness.grace_until = time.time() + (self.settings.startup_grace or self.settings.heartbeat_timeout)
             log.info("%d NVRs are unknown until their agents reconnect", len(moved))
+        self.outside.known = await self.store.current_seq()  # pages load from here on: nothing older to publish
+
+    async def remove_nvr(self, hostname: str, actor: str) -> bool:
+        """Remove an NVR through the writer (models.FleetAdmin); False when there is no such NVR."""
+        if self.health.degraded:
+            raise StorageUnavailable(self.health.last_error)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Item(self._system, Remove(hostname, actor), done))
+        return await done > 0
 
     async def submit(self, session: AgentSession, work: Work) -> None:
         """Queue work for the writer; a full queue makes agents wait (backpressure) rather than dropping changes."""
@@ -98,7 +124,10 @@ class Hub:
             await asyncio.sleep(0.01)
 
     async def sweep(self) -> None:
-        await self.liveness.sweep(self.submit, self._system, self.health)
+        await asyncio.gather(
+            self.liveness.sweep(self.submit, self._system, self.health),
+            self.outside.watch(self.store, self.submit, self._system),
+        )
 
     # -- writer -----------------------------------------------------------------------------------------------------
 
@@ -177,7 +206,9 @@ class Hub:
                 await out.write(tx)
         except BaseException:
             out.journal.rollback()
+            self.outside.rolled_back()
             raise
+        self.outside.committed(tx.changes.seq)
         # Committed: only now may anything leave the hub.
         for item, value in results:
             if item.done is not None and not item.done.done():
@@ -192,10 +223,32 @@ class Hub:
             self.last_event = now
             self._publish(tx.changes, out.toasts, not self._queue.empty())
 
+    def _close_removed(self, nvr_id: int, out: Effects) -> None:
+        self.hostnames.forget(nvr_id)
+        session = self.sessions.get(nvr_id)
+        if session is not None:
+            out.journal.keep_sessions()
+            del self.sessions[nvr_id]  # its later frames (and its Gone) speak for nobody
+            out.closes.append((session, REMOVED_CLOSE))
+
     async def _apply(self, tx: Transaction, item: Item, out: Effects) -> int:
         session, work = item.session, item.work
         if isinstance(work, Hello):
             return await self._hello(tx, session, work, out)
+        if isinstance(work, Outside):
+            await out.flush_flips(tx)
+            for gone in await self.outside.take(tx):
+                self._close_removed(gone, out)
+            return 0
+        if isinstance(work, Remove):
+            await out.flush_flips(tx)
+            removed = await tx.remove_nvr(work.hostname, work.actor)
+            if removed is None:
+                return 0
+            self._close_removed(removed.nvr_id, out)
+            out.notify("info", f"{removed.hostname} removed", f"by {work.actor}", removed.hostname, "nvr")
+            log.info("NVR %s removed by %s", removed.hostname, work.actor)
+            return removed.nvr_id
         if isinstance(work, SettleRestart):
             await self.liveness.settle_restart(tx, out)
             return 0
@@ -259,8 +312,8 @@ class Hub:
             return 0
         await out.flush_flips(tx)
         reg = await tx.register_nvr(work.nvr)
-        self.hostnames.add(work.nvr.hostname)
         nvr_id = reg.nvr_id
+        self.hostnames.add(nvr_id, work.nvr.hostname)
         out.journal.keep(session)
         out.journal.keep_sessions()
         previous = self.sessions.get(nvr_id)

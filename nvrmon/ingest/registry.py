@@ -15,23 +15,26 @@ from nvrmon import names
 class Hostnames:
     """skeleton -> the hostname registered with it. Only the hub's writer task and its endpoint read or change it."""
 
-    def __init__(self, hostnames: Iterable[str] = ()) -> None:
+    def __init__(self, registered: Iterable[tuple[int, str]] = ()) -> None:
         self._by_skeleton: dict[str, str] = {}
-        for hostname in hostnames:
-            self.add(hostname)
+        self._by_id: dict[int, str] = {}
+        for nvr_id, hostname in registered:
+            self.add(nvr_id, hostname)
 
     def lookalike(self, hostname: str) -> str | None:
         """The registered hostname that `hostname` can't be told apart from, if it is not that very hostname."""
         existing = self._by_skeleton.get(names.skeleton(hostname))
         return existing if existing is not None and existing != hostname else None
 
-    def add(self, hostname: str) -> None:
+    def add(self, nvr_id: int, hostname: str) -> None:
         self._by_skeleton.setdefault(names.skeleton(hostname), hostname)
+        self._by_id[nvr_id] = hostname
 
-    def remove(self, hostname: str) -> None:
-        key = names.skeleton(hostname)
-        if self._by_skeleton.get(key) == hostname:
-            del self._by_skeleton[key]
+    def forget(self, nvr_id: int) -> None:
+        """The NVR was removed: its name is free again (for itself, or a different-looking one)."""
+        hostname = self._by_id.pop(nvr_id, None)
+        if hostname is not None and self._by_skeleton.get(names.skeleton(hostname)) == hostname:
+            del self._by_skeleton[names.skeleton(hostname)]
 
     def __len__(self) -> int:
-        return len(self._by_skeleton)
+        return len(self._by_id)

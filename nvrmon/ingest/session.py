@@ -67,7 +67,20 @@ class Prune:
     before: float
 
 
-Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """An admin removes an NVR (decommissioned, or simulated): its rows become tombstones, its agent is closed."""
+
+    hostname: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outside:
+    """Another process (the CLI) committed seqs the hub did not write: publish what they stamped."""
+
+
+Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside
 
 
 @dataclass(eq=False)

@@ -35,7 +35,8 @@ class Batch:
     async def nvrs(self) -> list[Nvr]:
         """The changed NVRs."""
         if self._nvrs is None:
-            self._nvrs = await self.store.nvrs(self.changes.nvr_ids) if self.changes.nvr_ids else []
+            ids = self.changes.nvr_ids  # removed ones included (they become deletes)
+            self._nvrs = await self.store.nvrs(ids, include_removed=True) if ids else []
         return self._nvrs
 
     async def cameras(self) -> list[Camera]:

@@ -216,8 +216,9 @@ class Views:
         if scope.view != "nvrs" or not data.changes.nvr_ids:
             return ""
         nvrs = await data.nvrs()
-        upserts = f.items(data, "nvr", "row", "nvr-rows", [n for n in nvrs if scope.shows(n)])
-        return upserts + "".join(f.delete("tr", n.dom_id) for n in nvrs if not scope.shows(n))
+        shown = [n for n in nvrs if scope.shows(n) and not n.removed]
+        return f.items(data, "nvr", "row", "nvr-rows", shown) + "".join(f.delete("tr", n.dom_id) for n in nvrs
+                                                                        if n not in shown)  # fmt: skip
 
     async def _nvr_parts(self, nvr_id: int, data: Batch, *, events: bool) -> str:
         f = self.fragments

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: nvrs.removed (NVR tombstones)
 SCRIPTS = ("schema.sql", "security.sql")
 BUSY_TIMEOUT_MS = 5000
 
@@ -101,6 +101,10 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     package = resources.files("nvrmon.store")
     for script in SCRIPTS:
         await writer.executescript(package.joinpath(script).read_text())
+    cursor = await writer.execute("SELECT count(*) FROM pragma_table_info('nvrs') WHERE name = 'removed'")
+    has_removed = await cursor.fetchone()
+    if has_removed is not None and not has_removed[0]:  # a version 1 file: CREATE TABLE IF NOT EXISTS kept its nvrs
+        await writer.execute("ALTER TABLE nvrs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",

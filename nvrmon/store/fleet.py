@@ -64,11 +64,14 @@ class Store:
         seq = await self.current_seq()
         return Summary.of(await self.fleet(), seq)
 
-    async def nvrs(self, ids: Iterable[int] | None = None) -> list[Nvr]:
+    async def nvrs(self, ids: Iterable[int] | None = None, *, include_removed: bool = False) -> list[Nvr]:
+        """Every NVR, or those of `ids`; removed ones (tombstones) only when asked, for live deletes."""
         if ids is None:
             sql = f"SELECT {rows.NVR_BASE}, {rows.FLEET_COUNTS}, n.stats {rows.FLEET_FROM} ORDER BY n.hostname"
             return [rows.nvr(row) for row in await self.database.fetch_all(sql)]
         clauses, params = rows.ids_clause("n.id", ids)
+        if not include_removed:
+            clauses.append("n.removed = 0")
         sql = f"SELECT {rows.NVR_COLUMNS} FROM nvrs n {rows.where(clauses)} ORDER BY n.hostname"
         return [rows.nvr(row) for row in await self.database.fetch_all(sql, params)]
 

@@ -12,7 +12,7 @@ from nvrmon.models import Camera, Event, Nvr
 
 NVR_BASE = """
     n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, n.status, n.status_reason,
-    n.last_seen, n.status_changed, n.updated_seq, n.unstable
+    n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed
 """
 # A few NVRs: correlated counts, each an index-only lookup on cameras_nvr_status.
 NVR_COLUMNS = f"""{NVR_BASE},
@@ -26,6 +26,7 @@ FLEET_FROM = """
         SELECT nvr_id, sum(status = 'online') AS online, count(*) AS total
         FROM cameras WHERE removed = 0 GROUP BY nvr_id
     ) k ON k.nvr_id = n.id
+    WHERE n.removed = 0
 """
 FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0)"
 # How a camera shows (models.Camera.display), in SQL, for filtering, counting and sorting.
@@ -85,12 +86,12 @@ def where(clauses: list[str]) -> str:
 
 def nvr(row: sqlite3.Row | tuple[Any, ...]) -> Nvr:
     # The fleet query sends '{}' for every row: skipping json.loads for it keeps 2,000 rows cheap.
-    stats = json.loads(row[16]) if row[16] and row[16] != "{}" else {}
+    stats = json.loads(row[17]) if row[17] and row[17] != "{}" else {}
     return Nvr(
         id=row[0], hostname=row[1], device_name=row[2], region=row[3], site=row[4], model=row[5], firmware=row[6],
         ip_address=row[7], status=row[8], status_reason=row[9], last_seen=row[10], status_changed=row[11],
-        updated_seq=row[12], unstable=bool(row[13]), cameras_online=int(row[14]), cameras_total=int(row[15]),
-        stats=stats,
+        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), cameras_online=int(row[15]),
+        cameras_total=int(row[16]), stats=stats,
     )  # fmt: skip
 
 

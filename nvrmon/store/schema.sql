@@ -24,7 +24,9 @@ CREATE TABLE IF NOT EXISTS nvrs (
     -- The agent's numbered-frame session and the last frame of it committed here (duplicates are dropped).
     agent_session  TEXT NOT NULL DEFAULT '',
     agent_seq      INTEGER NOT NULL DEFAULT 0,
-    updated_seq    INTEGER NOT NULL
+    updated_seq    INTEGER NOT NULL,
+    -- A removed NVR stays as a tombstone (like a removed camera) so a replay can drop it from open pages.
+    removed        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS nvrs_status ON nvrs (status);
 CREATE INDEX IF NOT EXISTS nvrs_updated_seq ON nvrs (updated_seq);

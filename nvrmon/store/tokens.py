@@ -89,8 +89,9 @@ class TokenTables:
             if await cursor.fetchone() is None:
                 return False
             cursor = await db.execute(
-                "SELECT (SELECT count(*) FROM nvrs WHERE hostname = ?) + (SELECT count(*) FROM agent_tokens "
-                "WHERE hostname = ? AND revoked = 0 AND (expires = 0 OR expires > ?))",
+                "SELECT (SELECT count(*) FROM nvrs WHERE hostname = ? AND removed = 0) "
+                "+ (SELECT count(*) FROM agent_tokens WHERE hostname = ? AND revoked = 0 "
+                "AND (expires = 0 OR expires > ?))",
                 (hostname, hostname, now),
             )
             row = await cursor.fetchone()

@@ -11,6 +11,8 @@ import aiosqlite
 
 from nvrmon.models import NvrStatus, Severity, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
+from nvrmon.store import removal
+from nvrmon.store.removal import Outside, Removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ class Transaction:
         """Insert or update the NVR identified by hostname and mark it online."""
         seq = await self._seq()
         cursor = await self._db.execute(
-            "SELECT status, agent_session, agent_seq FROM nvrs WHERE hostname = ?", (info.hostname,)
+            "SELECT status, agent_session, agent_seq, removed FROM nvrs WHERE hostname = ?", (info.hostname,)
         )
         before = await cursor.fetchone()
         cursor = await self._db.execute(
@@ -84,7 +86,7 @@ class Transaction:
                 model = excluded.model, firmware = excluded.firmware, ip_address = excluded.ip_address,
                 status_changed = CASE WHEN status = 'online' THEN status_changed ELSE excluded.status_changed END,
                 status = 'online', status_reason = '', last_seen = excluded.last_seen,
-                updated_seq = excluded.updated_seq
+                updated_seq = excluded.updated_seq, removed = 0
             RETURNING id
             """,
             (
@@ -105,8 +107,8 @@ class Transaction:
         nvr_id = int(row[0])
         self.changes.nvr_ids.add(nvr_id)
         await self._stamp_cameras_of(nvr_id)
-        if before is None:
-            return Registration(nvr_id, None, "", 0)
+        if before is None or before[3]:
+            return Registration(nvr_id, None, "", 0)  # new, or back after it was removed: registered anew
         return Registration(nvr_id, before[0], before[1], int(before[2]))
 
     async def replace_cameras(
@@ -248,6 +250,33 @@ class Transaction:
         )
         self.changes.event_ids.extend(r[0] for r in rows)
 
+    async def remove_nvr(self, hostname: str, actor: str) -> Removed | None:
+        """Remove a (decommissioned) NVR with its cameras and agent tokens, logged as removed by `actor`."""
+        cursor = await self._db.execute("SELECT 1 FROM nvrs WHERE hostname = ? AND removed = 0", (hostname,))
+        if await cursor.fetchone() is None:
+            return None  # no seq taken: nothing changed
+        removed = await removal.tombstone_nvr(self._db, hostname, await self._seq(), self.now)
+        assert removed is not None  # inside BEGIN IMMEDIATE nobody else could remove it in between
+        self.changes.nvr_ids.add(removed.nvr_id)
+        self.changes.camera_ids.update(removed.camera_ids)
+        await self.add_events(
+            [NewEvent("status", "info", f"NVR {removed.hostname} removed by {actor}", removed.nvr_id)]
+        )
+        return removed
+
+    async def take_outside(self, after: int) -> tuple[Outside, int]:
+        """What other processes committed after seq `after`, added to this transaction's changes; returns it and the
+        last outside seq. This transaction then takes a seq of its own, newer than all of them, so a cursor at it has
+        seen them."""
+        upto = self.changes.seq - 1 if self.changes.seq else await removal.committed_seq(self._db)
+        found = await removal.outside(self._db, after, upto)
+        self.changes.nvr_ids.update(found.nvr_ids)
+        self.changes.camera_ids.update(found.camera_ids)
+        self.changes.event_ids.extend(found.event_ids)
+        if found.nvr_ids or found.camera_ids or found.event_ids:
+            await self._seq()
+        return found, upto
+
     async def prune(self, before: float) -> int:
         """Drop events and camera tombstones older than `before`; raises the replay horizon past dropped tombstones."""
         cursor = await self._db.execute("DELETE FROM events WHERE ts < ?", (before,))
@@ -266,6 +295,8 @@ class Transaction:
                 "AND id NOT IN (SELECT camera_id FROM events WHERE camera_id IS NOT NULL)",
                 (horizon,),
             )
+        horizon = max(horizon, await removal.prune_nvrs(self._db, before))
+        if horizon:
             await self._db.execute(
                 "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'horizon'", (horizon,)
             )

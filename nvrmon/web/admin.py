@@ -1,4 +1,4 @@
-"""Stage 7, administration pages (admin role): accounts, agent tokens and embed tokens; create, list and revoke."""
+"""Stage 7, administration pages (admin role): accounts, agent and embed tokens (create, list, revoke), NVR removal."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from nvrmon.access import embed_tokens as embed
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
+from nvrmon.models import FleetAdmin, Nvr
+from nvrmon.store.fleet import Store
+
+NVR_ORDER = {"offline": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
 
 
 async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:
@@ -26,11 +30,13 @@ async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLR
         (e, embed.Scope(e.view, e.nvr_id, e.region), "revoked" if e.revoked else "expired" if now >= e.expires else "")
         for e in await credentials.embeds()
     ]
-    context: dict[str, Any] = {"created": None, "error": "", "form": {}}
+    store: Store = request.state.store
+    nvrs: list[Nvr] = sorted(await store.nvrs(), key=lambda n: (NVR_ORDER[n.status], n.hostname))
+    context: dict[str, Any] = {"created": None, "error": "", "form": {}, "notice": ""}
     context.update(extra)
     html = renderer.render(
         "admin.html", title="Administration", active="admin", users=await credentials.users(),
-        agent_tokens=agent_tokens, embeds=embeds, views=embed.VIEWS, now=now, base_url=str(request.base_url),
+        agent_tokens=agent_tokens, embeds=embeds, views=embed.VIEWS, now=now, base_url=str(request.base_url), nvrs=nvrs,
         **context, **page_context(request),
     )  # fmt: skip
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
@@ -90,6 +96,19 @@ async def revoke_agent_token(request: Request) -> Response:
     return await _render(request)
 
 
+async def remove_nvr(request: Request) -> Response:
+    """Remove an NVR with its cameras and agent tokens, through the hub's writer; open pages drop its rows."""
+    auth: Auth = request.state.auth
+    identity: Identity = request.state.identity
+    store: Store = request.state.store
+    hub: FleetAdmin = request.state.hub
+    nvr = await store.nvr(request.path_params["nvr_id"])
+    if nvr is None or not await hub.remove_nvr(nvr.hostname, identity.name):
+        return await _render(request, status=404, error="No such NVR (removed already?).")
+    auth.revocations.notify()  # connections on its own agent tokens close now, not at the next poll
+    return await _render(request, notice=f"Removed NVR {nvr.hostname}, its cameras and its agent tokens.")
+
+
 def routes() -> list[Route]:
     return [
         Route("/admin", guard("admin", overview), methods=["GET"]),
@@ -97,4 +116,5 @@ def routes() -> list[Route]:
         Route("/admin/embeds/{embed_id:int}/revoke", guard("admin", revoke_embed), methods=["POST"]),
         Route("/admin/tokens", guard("admin", create_agent_token), methods=["POST"]),
         Route("/admin/tokens/{token_id:int}/revoke", guard("admin", revoke_agent_token), methods=["POST"]),
+        Route("/admin/nvrs/{nvr_id:int}/remove", guard("admin", remove_nvr), methods=["POST"]),
     ]

@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from nvrmon.access import accounts
+from nvrmon.access import accounts, sessions
 from nvrmon.access.guard import guard, page_context
-from nvrmon.access.sessions import CSRF_COOKIE, Auth, Identity, read_form
+from nvrmon.access.sessions import CSRF_COOKIE, SESSION_COOKIE, Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
 
 log = logging.getLogger("nvrmon.web.login")
@@ -36,21 +36,37 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+# One sentence per reason; a removed account and a changed password read the same, so nothing says which exists.
+ENDED = {
+    sessions.SIGNED_OUT: "You signed out.",
+    sessions.SESSION_EXPIRED: "Your session expired. Sign in again to go on.",
+    sessions.SESSION_GONE: "Your session ended: signed out elsewhere, expired, or the account was removed or its "
+    "password changed. Sign in again to go on.",
+}
+
+
 async def login_page(request: Request) -> Response:
     if request.state.identity is not None:
         return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303)
-    return _login_form(request, safe_next(request.query_params.get("next")), "", "")
+    # The reason comes with the redirect (?ended=) or from the browser's stale session cookie, checked just now.
+    reason = str(request.query_params.get("ended") or getattr(request.state, "session_end", ""))
+    response = _login_form(request, safe_next(request.query_params.get("next")), "", "", notice=ENDED.get(reason, ""))
+    if getattr(request.state, "session_end", ""):
+        auth: Auth = request.state.auth
+        auth.clear_cookie(request, response, SESSION_COOKIE)  # said once; a reload shows a plain form
+    return response
 
 
 def _login_form(
-    request: Request, next_path: str, name: str, error: str, status: int = 200, retry_after: float = 0.0
-) -> Response:
+    request: Request, next_path: str, name: str, error: str, status: int = 200, retry_after: float = 0.0,
+    notice: str = "",
+) -> Response:  # fmt: skip
     auth: Auth = request.state.auth
     renderer: Renderer = request.state.renderer
     token, new = auth.login_csrf(request)
     html = renderer.render(
         "login.html", title="Log in", active="", next_path=next_path, username=name, error=error, login_csrf=token,
-        user=None, csrf_token="",
+        user=None, csrf_token="", notice=notice,
     )  # fmt: skip
     headers = {"Cache-Control": "no-store"}
     if retry_after > 0:
@@ -97,7 +113,7 @@ def _wait_message(wait: float) -> str:
 async def logout(request: Request) -> Response:
     auth: Auth = request.state.auth
     identity: Identity = request.state.identity
-    response = RedirectResponse("/login", status_code=303)
+    response = RedirectResponse(f"/login?ended={sessions.SIGNED_OUT}", status_code=303)
     await auth.end_session(request, response, identity)
     return response
 
