@@ -181,7 +181,8 @@ async def poll(request: Request) -> Response:
             caught = await views.catch_up(view, views.cursor(caught.head))
     finally:
         broadcaster.unsubscribe(sub)
-    seen = cursor.seq if cursor is not None and cursor.epoch == views.store.epoch else caught.head
+    # Toasts after the browser's own position, unless it got a refresh (its position meant nothing here).
+    seen = caught.head if cursor is None or caught.refresh else cursor.seq
     toasts = broadcaster.toasts_since(seen)
     poller = renderer.render(
         "fragments/poller.html",

@@ -253,7 +253,11 @@ class Views:
         if head != self._catch_up_head:
             self._catch_ups.clear()
             self._catch_up_head = head
-        valid = cursor is not None and cursor.epoch == self.store.epoch and cursor.seq >= await self.store.horizon()
+        # A cursor past the head was not handed out by this database (one restored from an older backup, say): the
+        # browser shows rows this store never had, so it is as unknown as a foreign epoch and gets a full refresh.
+        valid = (
+            cursor is not None and cursor.epoch == self.store.epoch and await self.store.horizon() <= cursor.seq <= head
+        )
         key = (view.key, cursor.seq if cursor is not None and valid else -1)
         shared = self._catch_ups.get(key)
         if shared is None:
@@ -266,7 +270,7 @@ class Views:
 
     async def _catch_up(self, view: View, cursor: Cursor | None, head: int) -> CatchUp:
         if cursor is not None:
-            if cursor.seq >= head:
+            if cursor.seq == head:
                 return CatchUp(head, "", changed=False)
             changed = await self.store.changed_since(cursor.seq, self.settings.replay_max_rows)
             if changed is not None:
