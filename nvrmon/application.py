@@ -24,6 +24,7 @@ from nvrmon.access.sessions import Auth
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
+from nvrmon.live.admission import StreamCaps
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
@@ -75,7 +76,9 @@ def create_app(settings: Settings) -> ASGIApp:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         store = await Store.open(settings.db_path)
-        broadcaster = Broadcaster(settings.subscriber_queue)
+        proxies = frozenset(address.strip() for address in settings.trusted_proxies.split(",") if address.strip())
+        caps = StreamCaps(settings.max_streams_per_session, settings.max_streams_per_address, proxies)
+        broadcaster = Broadcaster(settings.subscriber_queue, caps)
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)

@@ -107,6 +107,10 @@ def guarded_protocols(settings: Settings) -> tuple[type[asyncio.Protocol], type[
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            # The app's SSE streams need the transport to cut off a client that stopped reading (abort frees the
+            # buffers; nvrmon.live.broadcaster.Subscriber.cut_off). uvicorn puts it nowhere an app can reach.
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions["nvrmon.transport"] = self.transport
             super().on_headers_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:

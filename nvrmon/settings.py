@@ -41,6 +41,10 @@ class Settings:
     sse_heartbeat: float = 15.0
     sse_send_timeout: float = 10.0
     sse_retry_ms: int = 1000
+    # Open SSE streams one session, and one client address, may hold (0: no cap; trusted_proxies are exempt from
+    # the per-address cap): more get 429.
+    max_streams_per_session: int = 32
+    max_streams_per_address: int = 512
     # Browser transport: "auto" (SSE, falling back to long-poll when events can't get through), "sse" or "poll".
     transport: str = "auto"
     poll_timeout: float = 25.0
