@@ -12,7 +12,7 @@ from starlette.types import Send
 
 from nvrmon.live import sse
 from nvrmon.live.admission import StreamCaps
-from nvrmon.live.backlog import Backlog
+from nvrmon.live.backlog import Backlog, give_back_memory
 
 log = logging.getLogger("nvrmon.live.broadcaster")
 
@@ -211,6 +211,9 @@ class Broadcaster:
                 log.info("cutting off a subscriber of %s: it took nothing for %.0f s", sub.view, send_timeout)
                 sub.cut_off()
                 self.unsubscribe(sub)
+            if stuck:
+                # Their transports are released once the loop has run their connection_lost callbacks.
+                loop.call_later(0.5, give_back_memory)
             if now >= next_beat:
                 next_beat = now + heartbeat
                 beat = sse.heartbeat()
