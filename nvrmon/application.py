@@ -85,6 +85,8 @@ def create_app(settings: Settings) -> ASGIApp:
         hub = Hub(store, settings, publisher.submit)
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
+        hub.health.on_change = publisher.storage_changed  # ... and pushed to open pages when it changes
+        views.storage_degraded = lambda: hub.health.degraded
         await hub.start()
         token = await agent_token(store, settings)
         security = await Auth.open(settings)

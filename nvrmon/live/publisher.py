@@ -9,7 +9,9 @@ import time
 from dataclasses import asdict
 
 from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.sse import encode
 from nvrmon.live.toasts import summarise
+from nvrmon.live.viewkey import EMBED
 from nvrmon.live.views import Views
 from nvrmon.models import Toast
 from nvrmon.settings import Settings
@@ -127,6 +129,12 @@ class Publisher:
             self.window = min(s.coalesce_window, self.window * 2)
         elif backlog == 0:
             self.window = max(s.coalesce_min, self.window / 2)
+
+    def storage_changed(self, health: object) -> None:
+        """The hub's storage went degraded or recovered: the banner, on every open page at once. Sequence 0: it
+        carries no rows, so it moves no cursor (a reconnecting page gets the banner afresh, see EventStream)."""
+        data = encode(self._views.health_banner())
+        self._broadcaster.publish(0, {key: data for key in self._broadcaster.views() if not key.startswith(EMBED)})
 
     async def _flush_stats(self) -> None:
         self._stats_dirty_since = 0.0

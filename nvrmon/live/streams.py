@@ -134,8 +134,12 @@ class EventStream:
         first = sse.ready(self.view.key, self.settings.sse_retry_ms)
         caught = await views.catch_up(self.view, self.cursor)
         sub.cursor = caught.head
-        if caught.changed:
-            first += sse.encode(caught.html, id=str(views.cursor(caught.head)))
+        html = caught.html
+        if self.view.kind != "embed" and (caught.changed or views.storage_degraded()):
+            # The storage banner as it is now: its state may have changed while this page was away.
+            html += views.health_banner()
+        if html:
+            first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
         await self._send(sub, send, first)
         loop = asyncio.get_running_loop()
         while True:
@@ -225,7 +229,8 @@ async def poll(request: Request) -> Response:
         toasts=json.dumps(toasts) if toasts else "",
         first=False,
     )
-    return HTMLResponse(caught.html + poller, headers={"Cache-Control": "no-store"})
+    banner = views.health_banner() if view.kind != "embed" else ""  # poll clients hear of storage state here
+    return HTMLResponse(caught.html + banner + poller, headers={"Cache-Control": "no-store"})
 
 
 async def watch_shutdown(broadcaster: Broadcaster) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,8 @@ class Views:
         self._catch_ups: dict[tuple[str, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
         self.windows = Windows(self.fragments)
+        # Whether the hub's storage refuses writes now (set by the application; the banner's state).
+        self.storage_degraded: Callable[[], bool] = lambda: False
 
     @property
     def hub(self) -> HubInfo | None:
@@ -288,6 +290,10 @@ class Views:
         if view.kind == "embed":
             return self.renderer.render("embed_regions.html", oob=True, **ctx)
         return self.renderer.render("refresh.html", oob=True, flash=(), **ctx)
+
+    def health_banner(self) -> str:
+        """The storage banner as an out-of-band swap (the hub's state is the renderer's `hub_health` global)."""
+        return self.renderer.render("fragments/hub_health.html", oob=True)
 
     def cursor(self, seq: int) -> Cursor:
         return Cursor(self.store.epoch, seq)
