@@ -16,7 +16,7 @@ from tests.test_faults import rss_kb
 pytestmark = pytest.mark.anyio
 
 ESTABLISHED = "01"
-QUERY = "view=cameras&since=x-0&per_page=200"
+QUERY = "view=cameras&since=x-0"
 STREAMS = 60
 
 

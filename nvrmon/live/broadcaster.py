@@ -63,10 +63,9 @@ class Subscriber:
             return
         if len(self._queue) >= self._limit:
             # Too slow to keep up: forget the backlog; the stream resumes from `cursor` out of the store instead.
-            self._queue.clear()
-            self.lagged = True
-        else:
-            self._queue.append((seq, data))
+            self.resync()
+            return
+        self._queue.append((seq, data))
         self._wakeup.set()
 
     def _write_now(self, send: Send, data: bytes) -> None:
@@ -99,6 +98,12 @@ class Subscriber:
         return items
 
     def poke(self) -> None:
+        self._wakeup.set()
+
+    def resync(self) -> None:
+        """Forget what is queued and catch up from `cursor` out of the store (the stream's task does it)."""
+        self._queue.clear()
+        self.lagged = True
         self._wakeup.set()
 
     def stalled(self, now: float, limit: float) -> bool:
@@ -220,6 +225,13 @@ class Broadcaster:
                 for subs in self._views.values():
                     for sub in subs:
                         sub.offer(0, beat)
+
+    def resync_all(self) -> None:
+        """Changes were committed that no live message will carry: every stream converges from the store, as a
+        stream whose queue overflowed does (and a held long-poll looks again)."""
+        for subs in self._views.values():
+            for sub in subs:
+                sub.resync()
 
     def close_all(self) -> None:
         """Shutdown: wake every stream so it can say goodbye (a randomised retry) and end."""

@@ -87,8 +87,10 @@ class Publisher:
                 if due is not None and due <= 0:
                     await self._flush_stats()
             except Exception:
-                # A rendering bug must not stop live updates for everyone; browsers converge on their next replay.
-                log.exception("publishing failed")
+                # A rendering (or reading) failure must not stop live updates, nor lose the changes taken for this
+                # flush: every subscriber converges from the store instead, from its own cursor.
+                log.exception("publishing failed; every stream catches up from the store")
+                self._broadcaster.resync_all()
 
     def _holding(self) -> bool:
         """A burst is still being committed: wait for its next commit, but never past coalesce_window."""

@@ -216,6 +216,7 @@ async def poll(request: Request) -> Response:
             except TimeoutError:
                 break
             sub.drain()  # a wake-up may carry only statistics: keep holding until rows change
+            sub.lagged = False  # (an overflow or a resync asks for a look at the store: the catch-up below is it)
             caught = await views.catch_up(view, views.cursor(caught.head))
     finally:
         broadcaster.unsubscribe(sub)

@@ -40,7 +40,7 @@ class Views:
         self.renderer = renderer
         self.settings = settings
         self.fragments = Fragments(renderer)
-        self._catch_ups: dict[tuple[str, int], asyncio.Task[CatchUp]] = {}
+        self._catch_ups: dict[tuple[str, int, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
         self.windows = Windows(self.fragments)
         # Whether the hub's storage refuses writes now (set by the application; the banner's state).
@@ -249,18 +249,21 @@ class Views:
 
         SSE replay and long-poll both come through here, so the two transports give identical results. Browsers
         arrive in crowds with the same cursor (a page load wave, a hub restart, slow subscribers dropped together),
-        so each (view, cursor) is rendered once per store head and shared, even while the first render is running.
+        so each (view, cursor, head) is rendered once and shared, even while the first render is running. The head is
+        read before the rows (and the caller subscribed before that), so what is shared is at least as new as the
+        head it claims, and every change after that head reaches the subscriber live.
         """
+        horizon = await self.store.horizon()
         head = await self.store.current_seq()
+        # No await from here to the lookup: the entry found (or made) is exactly this head's, never one a slower
+        # caller computed for an older head and stored after a newer one was seen.
         if head != self._catch_up_head:
             self._catch_ups.clear()
             self._catch_up_head = head
         # A cursor past the head was not handed out by this database (one restored from an older backup, say): the
         # browser shows rows this store never had, so it is as unknown as a foreign epoch and gets a full refresh.
-        valid = (
-            cursor is not None and cursor.epoch == self.store.epoch and await self.store.horizon() <= cursor.seq <= head
-        )
-        key = (view.key, cursor.seq if cursor is not None and valid else -1)
+        valid = cursor is not None and cursor.epoch == self.store.epoch and horizon <= cursor.seq <= head
+        key = (view.key, cursor.seq if cursor is not None and valid else -1, head)
         shared = self._catch_ups.get(key)
         if shared is None:
             if len(self._catch_ups) >= 256:
