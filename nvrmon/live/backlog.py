@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import fcntl
 import socket
 import struct
@@ -23,11 +22,8 @@ def kernel_unsent(fd: int) -> int:
 def give_back_memory() -> None:
     """Return freed heap to the system (glibc malloc_trim). The buffers of streams just cut off are freed, but
     glibc keeps freed heap for reuse, so the hub's RSS stayed at its peak for good after a crowd of stuck clients."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL(name).malloc_trim(0)
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 class Backlog:
@@ -59,6 +55,8 @@ class Backlog:
     def stalled(self, now: float, limit: float) -> bool:
         """Look once (the broadcaster's housekeeping does, every second): True once bytes have waited for this
         client and it has taken none of them for `limit` seconds."""
+        if self._queued == 0 and self.sent == self._seen_sent:
+            return False  # nothing waited at the last look and nothing was sent since: nothing can wait now
         queued = self.queued()
         taken = self._queued + (self.sent - self._seen_sent) - queued
         self._queued, self._seen_sent = queued, self.sent
