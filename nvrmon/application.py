@@ -24,6 +24,7 @@ from nvrmon.access.sessions import Auth
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
+from nvrmon.live.admission import StreamCaps
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
@@ -78,13 +79,16 @@ def create_app(settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         database = await Database.open(settings.db_path)  # the process's one owner of connections
         store = Store(database)
-        broadcaster = Broadcaster(settings.subscriber_queue)
+        caps = StreamCaps(settings.max_streams_per_session, settings.max_streams_per_address, settings.proxies)
+        broadcaster = Broadcaster(settings.subscriber_queue, caps)
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)
         hub = Hub(store, settings, publisher.submit)
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
+        hub.health.on_change = publisher.storage_changed  # ... and pushed to open pages when it changes
+        views.storage_degraded = lambda: hub.health.degraded
         await hub.start()
         token = await agent_token(store, settings)
         security = await Auth.open(settings, Credentials(database))

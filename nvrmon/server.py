@@ -87,8 +87,7 @@ class ConnectionLimits:
 
 def guarded_protocols(settings: Settings) -> tuple[type[asyncio.Protocol], type[asyncio.Protocol]]:
     """The HTTP and WebSocket protocol classes for uvicorn.Config(http=..., ws=...), sharing one ConnectionLimits."""
-    exempt = frozenset(address.strip() for address in settings.trusted_proxies.split(",") if address.strip())
-    limits = ConnectionLimits(settings.request_head_timeout, settings.max_connections_per_address, exempt)
+    limits = ConnectionLimits(settings.request_head_timeout, settings.max_connections_per_address, settings.proxies)
 
     class GuardedHttp(HttpToolsProtocol):
         head_timer: asyncio.TimerHandle | None = None
@@ -107,6 +106,10 @@ def guarded_protocols(settings: Settings) -> tuple[type[asyncio.Protocol], type[
 
         def on_headers_complete(self) -> None:
             self._disarm()
+            # The app's SSE streams need the transport to cut off a client that stopped reading (abort frees the
+            # buffers; nvrmon.live.broadcaster.Subscriber.cut_off). uvicorn puts it nowhere an app can reach.
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions["nvrmon.transport"] = self.transport
             super().on_headers_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:

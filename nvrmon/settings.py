@@ -41,6 +41,10 @@ class Settings:
     sse_heartbeat: float = 15.0
     sse_send_timeout: float = 10.0
     sse_retry_ms: int = 1000
+    # Open SSE streams one session, and one client address, may hold (0: no cap; trusted_proxies are exempt from
+    # the per-address cap): more get 429.
+    max_streams_per_session: int = 32
+    max_streams_per_address: int = 512
     # Browser transport: "auto" (SSE, falling back to long-poll when events can't get through), "sse" or "poll".
     transport: str = "auto"
     poll_timeout: float = 25.0
@@ -86,6 +90,11 @@ class Settings:
     max_connections_per_address: int = 1000
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
+
+    @property
+    def proxies(self) -> frozenset[str]:
+        """The trusted proxy addresses as a set (exempt from per-address caps: every browser behind one shares it)."""
+        return frozenset(address.strip() for address in self.trusted_proxies.split(",") if address.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

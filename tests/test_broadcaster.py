@@ -5,6 +5,8 @@ import asyncio
 import pytest
 
 from nvrmon.live import sse
+from nvrmon.live.admission import StreamCaps
+from nvrmon.live.backlog import Backlog
 from nvrmon.live.broadcaster import Broadcaster, resume
 from nvrmon.live.sse import encode
 
@@ -125,3 +127,69 @@ async def test_failed_direct_send_marks_the_subscriber_broken() -> None:
     sub.direct = send
     hub.publish(1, {"nvrs": b"x"})
     assert sub.broken and sub.direct is None
+
+
+class HeldBytes:
+    """A transport whose client takes nothing unless told to: what the server holds for it, and whether it was
+    aborted."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.aborted = False
+
+    def get_write_buffer_size(self) -> int:
+        return self.size
+
+    def get_extra_info(self, name: str) -> object:
+        return None
+
+    def is_closing(self) -> bool:
+        return self.aborted
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def test_a_client_that_takes_nothing_is_stalled_after_the_limit_even_with_nothing_more_sent() -> None:
+    hub = Broadcaster(queue_limit=8)
+    sub = hub.subscribe("cameras")
+    held = HeldBytes()
+    sub.backlog = Backlog(held)  # type: ignore[arg-type]
+    held.size = sub.backlog.sent = 50_000  # the last change went out; the client read none of it
+    assert not sub.stalled(100.0, 10.0)
+    assert not sub.stalled(105.0, 10.0)
+    assert sub.stalled(110.5, 10.0)  # no send is waiting, and none will come: the clock alone decides
+
+
+def test_a_slow_client_that_keeps_taking_bytes_is_not_stalled() -> None:
+    hub = Broadcaster(queue_limit=8)
+    sub = hub.subscribe("cameras")
+    held = HeldBytes()
+    sub.backlog = Backlog(held)  # type: ignore[arg-type]
+    for second in range(30):
+        sub.backlog.sent += 3_000  # more goes out every second ...
+        held.size = 40_000 + (second % 3) * 1_000  # ... and the client takes about as much
+        assert not sub.stalled(float(second), 10.0)
+
+
+def test_cut_off_aborts_the_connection_and_ends_the_stream_without_cancelling_it() -> None:
+    hub = Broadcaster(queue_limit=8)
+    sub = hub.subscribe("cameras")
+    held = HeldBytes()
+    sub.backlog = Backlog(held)  # type: ignore[arg-type]
+    hub.publish(1, {"cameras": b"x"})
+    sub.cut_off()
+    assert held.aborted and sub.broken and sub.drain() == []
+    hub.publish(2, {"cameras": b"y"})
+    assert sub.drain() == []  # nothing more is queued for a connection that is gone
+
+
+def test_stream_caps_count_per_session_and_per_address_and_exempt_proxies() -> None:
+    caps = StreamCaps(per_session=2, per_address=3, exempt=frozenset({"10.0.0.1"}))
+    assert caps.admit("s1", "a") is None and caps.admit("s1", "a") is None
+    assert "session" in (caps.admit("s1", "a") or "")
+    assert caps.admit("s2", "a") is None
+    assert "address" in (caps.admit("s3", "a") or "")
+    caps.release("s1", "a")
+    assert caps.admit("s3", "a") is None
+    assert all(caps.admit(f"p{n}", "10.0.0.1") is None for n in range(10))  # behind a trusted proxy

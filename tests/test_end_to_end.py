@@ -234,3 +234,19 @@ async def test_numbered_frames_are_acked_and_replays_are_dropped(live_hub: LiveH
     messages = [e["message"] for e in live_hub.get("/api/events?limit=10").json()["events"]]
     assert "new" in messages and "replayed" not in messages
     await agent.close()
+
+
+async def test_cursor_ahead_of_the_head_gets_a_full_refresh_on_stream_and_poll(live_hub: LiveHub) -> None:
+    # A browser whose cursor this database never handed out (e.g. the database was restored from an older backup)
+    # shows rows the store doesn't have: it must be refreshed, not told it is up to date.
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-ahead", cameras=2)
+    epoch, seq = cursor_of(live_hub).rsplit("-", 1)
+    ahead = f"{epoch}-{int(seq) + 1000}"
+    async with open_stream(live_hub, "view=nvrs", last_event_id=ahead) as stream:
+        msg = await stream.next(timeout=3)
+        assert 'id="nvr-rows"' in msg.data and 'hx-swap-oob="true"' in msg.data and f'id="nvr-{nvr_id}"' in msg.data
+        assert msg.id == cursor_of(live_hub)
+    polled = live_hub.get(f"/poll?view=nvrs&since={ahead}", timeout=10).text
+    assert 'id="nvr-rows"' in polled and f'id="nvr-{nvr_id}"' in polled
+    assert f'data-cursor="{cursor_of(live_hub)}"' in polled
+    await agent.close()

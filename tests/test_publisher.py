@@ -132,3 +132,26 @@ async def test_a_burst_is_never_held_past_the_window(rig) -> None:  # type: igno
     while not any(seq for seq, _ in sub.drain()):  # statistics (seq 0) may come first; wait for the rows
         await sub.wait()
     assert 0.3 <= time.monotonic() - started < 1.0  # coalesce_window is 0.4 s in this rig
+
+
+async def test_a_failed_render_sends_every_stream_to_the_store_instead_of_losing_the_change(  # type: ignore[no-untyped-def]
+    rig, monkeypatch
+) -> None:
+    store, broadcaster, publisher = rig
+    sub = broadcaster.subscribe("nvrs")
+    views = publisher._views
+    real = views.render_changes
+    failures = []
+
+    async def broken_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not failures:
+            failures.append(1)
+            raise OSError("database is locked")  # a read failing mid-render, say
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "render_changes", broken_once)
+    publisher.submit(await register(store), [])
+    await asyncio.wait_for(sub.wait(), 2)
+    # The change taken for that flush is in no message: the stream must converge from the store (its catch-up from
+    # its cursor), not wait for a next change to the same rows that may never come.
+    assert failures and sub.lagged and sub.drain() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 log = logging.getLogger("nvrmon.ingest.health")
@@ -25,6 +26,9 @@ class StorageHealth:
         self.since = time.time()
         self.last_error = ""
         self.failures = 0  # failed write attempts in the current outage
+        # Told of each change of state, after it is recorded (the application shows it on every open page); must
+        # not block or raise: it runs on the writer's task.
+        self.on_change: Callable[[StorageHealth], None] | None = None
 
     @property
     def degraded(self) -> bool:
@@ -38,6 +42,7 @@ class StorageHealth:
             return False
         self.status, self.since = "degraded", time.time()
         log.error("storage refused a write (%s): acknowledgements paused, retrying with backoff", self.last_error)
+        self._changed()
         return True
 
     def committed(self) -> bool:
@@ -47,7 +52,15 @@ class StorageHealth:
         outage, attempts = time.time() - self.since, self.failures
         self.status, self.since, self.failures = "ok", time.time(), 0
         log.warning("storage accepts writes again after %.1f s and %d failed attempts", outage, attempts)
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(self)
+            except Exception:  # showing the state must never stop the writer that records it
+                log.exception("telling of a storage state change failed")
 
     def as_json(self) -> dict[str, Any]:
         return {"status": self.status, "since": round(self.since, 3), "last_error": self.last_error,

@@ -11,6 +11,8 @@ from typing import Any
 from starlette.types import Send
 
 from nvrmon.live import sse
+from nvrmon.live.admission import StreamCaps
+from nvrmon.live.backlog import Backlog, give_back_memory
 
 log = logging.getLogger("nvrmon.live.broadcaster")
 
@@ -23,11 +25,14 @@ class Subscriber:
     nothing queued it hands the broadcaster its server `send` (`direct`), and each delivery is written on the spot,
     with no task switch. If the server applies backpressure (the client reads slowly), that send can't finish at
     once: it is parked in `parked`, direct mode ends, and the stream's task finishes it and takes over again.
+
+    A client that stops reading is cut off (`cut_off`): its connection is aborted, which drops what the server holds
+    for it at once and ends any send waiting for it to drain.
     """
 
     __slots__ = (
-        "view", "cursor", "lagged", "broken", "task", "sending_since", "direct", "parked", "_queue", "_limit",
-        "_wakeup",
+        "view", "cursor", "lagged", "broken", "task", "sending_since", "direct", "parked", "backlog", "_queue",
+        "_limit", "_wakeup",
     )  # fmt: skip
 
     def __init__(self, view: str, limit: int) -> None:
@@ -39,12 +44,15 @@ class Subscriber:
         self.sending_since = 0.0  # loop time a send started; 0 when not sending
         self.direct: Send | None = None
         self.parked: tuple[Generator[Any, None, None], Any] | None = None
+        # What the connection holds for the client, through the server's transport (None when the server doesn't
+        # hand it over, e.g. in-process tests): how a stuck client is seen, and cut off (abort).
+        self.backlog: Backlog | None = None
         self._queue: deque[tuple[int, bytes]] = deque()
         self._limit = limit
         self._wakeup = asyncio.Event()
 
     def offer(self, seq: int, data: bytes) -> None:
-        if self.lagged:
+        if self.lagged or self.broken:
             return
         if self.direct is not None:
             if seq:
@@ -55,16 +63,17 @@ class Subscriber:
             return
         if len(self._queue) >= self._limit:
             # Too slow to keep up: forget the backlog; the stream resumes from `cursor` out of the store instead.
-            self._queue.clear()
-            self.lagged = True
-        else:
-            self._queue.append((seq, data))
+            self.resync()
+            return
+        self._queue.append((seq, data))
         self._wakeup.set()
 
     def _write_now(self, send: Send, data: bytes) -> None:
         # The server's send is a coroutine that, without backpressure, writes to the socket and returns without
         # ever suspending; stepping it here does exactly that. If it does suspend, it is waiting for the socket to
         # drain: park it (with what it waits for) for the stream's task, which resumes it like any awaited call.
+        if self.backlog is not None:
+            self.backlog.sent += len(data)
         sending = send({"type": "http.response.body", "body": data, "more_body": True}).__await__()
         try:
             waiting = sending.send(None)
@@ -91,6 +100,33 @@ class Subscriber:
     def poke(self) -> None:
         self._wakeup.set()
 
+    def resync(self) -> None:
+        """Forget what is queued and catch up from `cursor` out of the store (the stream's task does it)."""
+        self._queue.clear()
+        self.lagged = True
+        self._wakeup.set()
+
+    def stalled(self, now: float, limit: float) -> bool:
+        """True once this client has taken nothing for `limit` seconds while bytes waited for it (which also
+        catches a client that stopped reading after the last change: no send is waiting then, and none may come for
+        a long time), or, without a transport to look at, once a send has waited that long."""
+        if self.backlog is not None:
+            return self.backlog.stalled(now, limit)
+        return bool(self.sending_since) and now - self.sending_since > limit
+
+    def cut_off(self) -> None:
+        """End this stream now: the connection is reset (see Backlog.abort), which frees what is buffered for it
+        at once, and uvicorn then sees the connection lost, which releases a send waiting to drain; the stream's
+        task finds `broken` and ends normally, with nothing to cancel."""
+        self.broken = True
+        self.direct = None
+        self._queue.clear()
+        if self.backlog is not None:
+            self.backlog.abort()
+        elif self.task is not None:
+            self.task.cancel()
+        self._wakeup.set()
+
 
 async def resume(sending: Generator[Any, None, None], waiting: Any) -> None:
     """Finish a send that suspended in `Subscriber._write_now`: await what it waits for, then step it on, exactly
@@ -114,8 +150,9 @@ async def resume(sending: Generator[Any, None, None], waiting: Any) -> None:
 
 
 class Broadcaster:
-    def __init__(self, queue_limit: int) -> None:
+    def __init__(self, queue_limit: int, caps: StreamCaps | None = None) -> None:
         self._queue_limit = queue_limit
+        self.caps = caps or StreamCaps(0, 0)  # streams per session and per address (EventStream admits them)
         self._views: dict[str, set[Subscriber]] = {}
         # Long-poll clients aren't connected when a toast goes out, so the last few are kept for them.
         self._toasts: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=32)
@@ -166,24 +203,35 @@ class Broadcaster:
 
     async def housekeeping(self, heartbeat: float, send_timeout: float) -> None:
         """For every stream at once: a named heartbeat every `heartbeat` seconds, rendered once (the page's watchdog
-        listens for it), and a stream whose send has hung longer than `send_timeout` is cut off (its browser
-        reconnects and resumes from its cursor)."""
+        listens for it), and a stream whose client has taken nothing for `send_timeout` is cut off (its browser
+        reconnects and resumes from its cursor). This runs on its own clock, so a stuck client is cut off even when
+        nothing more is sent to it."""
         loop = asyncio.get_running_loop()
         next_beat = loop.time() + heartbeat
         while True:
             await asyncio.sleep(min(1.0, heartbeat))
             now = loop.time()
-            for subs in self._views.values():
-                for sub in subs:
-                    if sub.sending_since and now - sub.sending_since > send_timeout and sub.task is not None:
-                        log.info("dropping a subscriber of %s: a send hung for %.0f s", sub.view, send_timeout)
-                        sub.task.cancel()
+            stuck = [sub for subs in self._views.values() for sub in subs if sub.stalled(now, send_timeout)]
+            for sub in stuck:
+                log.info("cutting off a subscriber of %s: it took nothing for %.0f s", sub.view, send_timeout)
+                sub.cut_off()
+                self.unsubscribe(sub)
+            if stuck:
+                # Their transports are released once the loop has run their connection_lost callbacks.
+                loop.call_later(0.5, give_back_memory)
             if now >= next_beat:
                 next_beat = now + heartbeat
                 beat = sse.heartbeat()
                 for subs in self._views.values():
                     for sub in subs:
                         sub.offer(0, beat)
+
+    def resync_all(self) -> None:
+        """Changes were committed that no live message will carry: every stream converges from the store, as a
+        stream whose queue overflowed does (and a held long-poll looks again)."""
+        for subs in self._views.values():
+            for sub in subs:
+                sub.resync()
 
     def close_all(self) -> None:
         """Shutdown: wake every stream so it can say goodbye (a randomised retry) and end."""

@@ -9,7 +9,9 @@ import time
 from dataclasses import asdict
 
 from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.sse import encode
 from nvrmon.live.toasts import summarise
+from nvrmon.live.viewkey import EMBED
 from nvrmon.live.views import Views
 from nvrmon.models import Toast
 from nvrmon.settings import Settings
@@ -85,8 +87,10 @@ class Publisher:
                 if due is not None and due <= 0:
                     await self._flush_stats()
             except Exception:
-                # A rendering bug must not stop live updates for everyone; browsers converge on their next replay.
-                log.exception("publishing failed")
+                # A rendering (or reading) failure must not stop live updates, nor lose the changes taken for this
+                # flush: every subscriber converges from the store instead, from its own cursor.
+                log.exception("publishing failed; every stream catches up from the store")
+                self._broadcaster.resync_all()
 
     def _holding(self) -> bool:
         """A burst is still being committed: wait for its next commit, but never past coalesce_window."""
@@ -127,6 +131,12 @@ class Publisher:
             self.window = min(s.coalesce_window, self.window * 2)
         elif backlog == 0:
             self.window = max(s.coalesce_min, self.window / 2)
+
+    def storage_changed(self, health: object) -> None:
+        """The hub's storage went degraded or recovered: the banner, on every open page at once. Sequence 0: it
+        carries no rows, so it moves no cursor (a reconnecting page gets the banner afresh, see EventStream)."""
+        data = encode(self._views.health_banner())
+        self._broadcaster.publish(0, {key: data for key in self._broadcaster.views() if not key.startswith(EMBED)})
 
     async def _flush_stats(self) -> None:
         self._stats_dirty_since = 0.0

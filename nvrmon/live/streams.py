@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from nvrmon.live import sse
+from nvrmon.live.backlog import Backlog
 from nvrmon.live.broadcaster import Broadcaster, Subscriber, resume
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.viewkey import View, ViewError
@@ -37,6 +38,25 @@ async def events(request: Request) -> Response | EventStream:
     # Last-Event-ID (the browser's own position) wins over the cursor the page was rendered with.
     cursor = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(request.query_params.get("since"))
     return EventStream(request.state.views, request.state.broadcaster, request.state.settings, view, cursor)
+
+
+# The scope extension under which nvrmon.server hands a connection's transport to the app (see Subscriber.cut_off).
+TRANSPORT = "nvrmon.transport"
+
+
+def _owner(scope: Scope) -> tuple[str, str]:
+    """Whose stream this is, for the caps: the session (the guard's identity, none for an embed) and the client
+    address (the browser's own behind a trusted proxy, as uvicorn's proxy headers handling sets it)."""
+    identity = scope.get("state", {}).get("identity")
+    client = scope.get("client")
+    return (identity.session_hash if identity is not None else ""), (str(client[0]) if client else "")
+
+
+async def _refuse(send: Send, text: str) -> None:
+    await send({"type": "http.response.start", "status": 429, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"30"), (b"cache-control", b"no-store"),
+    ]})  # fmt: skip
+    await send({"type": "http.response.body", "body": text.encode()})
 
 
 class EventStream:
@@ -77,7 +97,14 @@ class EventStream:
             await send(start)
             await send({"type": "http.response.body", "body": b""})
             return
+        session, address = _owner(scope)
+        refusal = self.broadcaster.caps.admit(session, address)
+        if refusal is not None:
+            await _refuse(send, refusal)
+            return
         sub = self.broadcaster.subscribe(self.view.key)
+        transport = scope.get("extensions", {}).get(TRANSPORT)
+        sub.backlog = Backlog(transport) if transport is not None else None
         try:
             writer = asyncio.create_task(self._write(sub, start, send))
             sub.task = writer
@@ -97,6 +124,7 @@ class EventStream:
                 raise error
         finally:
             self.broadcaster.unsubscribe(sub)
+            self.broadcaster.caps.release(session, address)
 
     async def _write(self, sub: Subscriber, start: Message, send: Send) -> None:
         views, broadcaster = self.views, self.broadcaster
@@ -106,9 +134,13 @@ class EventStream:
         first = sse.ready(self.view.key, self.settings.sse_retry_ms)
         caught = await views.catch_up(self.view, self.cursor)
         sub.cursor = caught.head
-        if caught.changed:
-            first += sse.encode(caught.html, id=str(views.cursor(caught.head)))
-        await send({"type": "http.response.body", "body": first, "more_body": True})
+        html = caught.html
+        if self.view.kind != "embed" and (caught.changed or views.storage_degraded()):
+            # The storage banner as it is now: its state may have changed while this page was away.
+            html += views.health_banner()
+        if html:
+            first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
+        await self._send(sub, send, first)
         loop = asyncio.get_running_loop()
         while True:
             if sub.broken:
@@ -122,7 +154,7 @@ class EventStream:
                 sub.sending_since = 0.0
                 continue
             if broadcaster.closing:
-                await send({"type": "http.response.body", "body": sse.bye(), "more_body": True})
+                await self._send(sub, send, sse.bye())
                 break
             if sub.lagged:
                 # The queue overflowed and was dropped; converge from the store instead of from memory.
@@ -142,7 +174,7 @@ class EventStream:
                 body = b"".join(chunks)
             if body:
                 sub.sending_since = loop.time()
-                await send({"type": "http.response.body", "body": body, "more_body": True})
+                await self._send(sub, send, body)
                 sub.sending_since = 0.0
                 continue
             # Nothing left for this task: let the broadcaster write to the client directly until something (a
@@ -151,6 +183,12 @@ class EventStream:
             await sub.wait()
             sub.direct = None
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _send(sub: Subscriber, send: Send, body: bytes) -> None:
+        if sub.backlog is not None:
+            sub.backlog.sent += len(body)  # what the client should take: how its progress is measured
+        await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def poll(request: Request) -> Response:
@@ -178,10 +216,12 @@ async def poll(request: Request) -> Response:
             except TimeoutError:
                 break
             sub.drain()  # a wake-up may carry only statistics: keep holding until rows change
+            sub.lagged = False  # (an overflow or a resync asks for a look at the store: the catch-up below is it)
             caught = await views.catch_up(view, views.cursor(caught.head))
     finally:
         broadcaster.unsubscribe(sub)
-    seen = cursor.seq if cursor is not None and cursor.epoch == views.store.epoch else caught.head
+    # Toasts after the browser's own position, unless it got a refresh (its position meant nothing here).
+    seen = caught.head if cursor is None or caught.refresh else cursor.seq
     toasts = broadcaster.toasts_since(seen)
     poller = renderer.render(
         "fragments/poller.html",
@@ -190,7 +230,8 @@ async def poll(request: Request) -> Response:
         toasts=json.dumps(toasts) if toasts else "",
         first=False,
     )
-    return HTMLResponse(caught.html + poller, headers={"Cache-Control": "no-store"})
+    banner = views.health_banner() if view.kind != "embed" else ""  # poll clients hear of storage state here
+    return HTMLResponse(caught.html + banner + poller, headers={"Cache-Control": "no-store"})
 
 
 async def watch_shutdown(broadcaster: Broadcaster) -> None:

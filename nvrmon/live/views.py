@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,9 +40,11 @@ class Views:
         self.renderer = renderer
         self.settings = settings
         self.fragments = Fragments(renderer)
-        self._catch_ups: dict[tuple[str, int], asyncio.Task[CatchUp]] = {}
+        self._catch_ups: dict[tuple[str, int, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
         self.windows = Windows(self.fragments)
+        # Whether the hub's storage refuses writes now (set by the application; the banner's state).
+        self.storage_degraded: Callable[[], bool] = lambda: False
 
     @property
     def hub(self) -> HubInfo | None:
@@ -248,14 +250,21 @@ class Views:
 
         SSE replay and long-poll both come through here, so the two transports give identical results. Browsers
         arrive in crowds with the same cursor (a page load wave, a hub restart, slow subscribers dropped together),
-        so each (view, cursor) is rendered once per store head and shared, even while the first render is running.
+        so each (view, cursor, head) is rendered once and shared, even while the first render is running. The head is
+        read before the rows (and the caller subscribed before that), so what is shared is at least as new as the
+        head it claims, and every change after that head reaches the subscriber live.
         """
+        horizon = await self.store.horizon()
         head = await self.store.current_seq()
+        # No await from here to the lookup: the entry found (or made) is exactly this head's, never one a slower
+        # caller computed for an older head and stored after a newer one was seen.
         if head != self._catch_up_head:
             self._catch_ups.clear()
             self._catch_up_head = head
-        valid = cursor is not None and cursor.epoch == self.store.epoch and cursor.seq >= await self.store.horizon()
-        key = (view.key, cursor.seq if cursor is not None and valid else -1)
+        # A cursor past the head was not handed out by this database (one restored from an older backup, say): the
+        # browser shows rows this store never had, so it is as unknown as a foreign epoch and gets a full refresh.
+        valid = cursor is not None and cursor.epoch == self.store.epoch and horizon <= cursor.seq <= head
+        key = (view.key, cursor.seq if cursor is not None and valid else -1, head)
         shared = self._catch_ups.get(key)
         if shared is None:
             if len(self._catch_ups) >= 256:
@@ -267,7 +276,7 @@ class Views:
 
     async def _catch_up(self, view: View, cursor: Cursor | None, head: int) -> CatchUp:
         if cursor is not None:
-            if cursor.seq >= head:
+            if cursor.seq == head:
                 return CatchUp(head, "", changed=False)
             changed = await self.store.changed_since(cursor.seq, self.settings.replay_max_rows)
             if changed is not None:
@@ -285,6 +294,10 @@ class Views:
         if view.kind == "embed":
             return self.renderer.render("embed_regions.html", oob=True, **ctx)
         return self.renderer.render("refresh.html", oob=True, flash=(), **ctx)
+
+    def health_banner(self) -> str:
+        """The storage banner as an out-of-band swap (the hub's state is the renderer's `hub_health` global)."""
+        return self.renderer.render("fragments/hub_health.html", oob=True)
 
     def cursor(self, seq: int) -> Cursor:
         return Cursor(self.store.epoch, seq)
