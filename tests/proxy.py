@@ -18,6 +18,7 @@ class BufferingProxy:
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
         self.held_stream = False  # an event stream was opened through us (and never reached the client)
+        self.serving: set[asyncio.Task[None]] = set()  # held connections, ended (and their sockets closed) by stop()
 
     async def start(self) -> BufferingProxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -28,10 +29,17 @@ class BufferingProxy:
     async def stop(self) -> None:
         if self.server is not None:
             self.server.close()
+            for task in list(self.serving):
+                task.cancel()
+            await asyncio.gather(*self.serving, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.server.wait_closed(), 2)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.serving.add(task)
+        task.add_done_callback(self.serving.discard)
         upstream_writer: asyncio.StreamWriter | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
