@@ -145,9 +145,9 @@ def _run_soak(args: argparse.Namespace, plan: CpuPlan, tmp: Path, procs: Process
             print(f"{row['minute']:7.1f} {row['rss_mb']:8.1f} {row['delta_mb']:+7.1f} {row['mb_per_hour']:+15.1f} "
                   f"{row['fds']:5d} {row['threads']:7d} {row['reconnects']:10d}", flush=True)  # fmt: skip
 
+    during = hub_sample(pid)
     clients_conn.send(("stop", None))
     counters = expect(clients_conn, "stopped", 60, "browsers")
-    during = hub_sample(pid)
     time.sleep(args.settle)
     after_browsers = hub_sample(pid)
     expect(agents_conn, "sent", 60, "change generator")
