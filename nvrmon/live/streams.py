@@ -123,11 +123,16 @@ class EventStream:
             if not writer.cancelled() and (error := writer.exception()) is not None:
                 raise error
         finally:
+            # The cancelled writer's exception holds its frame, which holds `sub`, which holds the writer: a cycle
+            # only a full collection would free, with everything the frame held. Cut it now.
+            sub.task = None
             self.broadcaster.unsubscribe(sub)
             self.broadcaster.caps.release(session, address)
 
-    async def _write(self, sub: Subscriber, start: Message, send: Send) -> None:
-        views, broadcaster = self.views, self.broadcaster
+    async def _open(self, sub: Subscriber, start: Message, send: Send) -> None:
+        """Headers, `ready` and the catch-up. A function of its own so that the catch-up (often a whole page window,
+        hundreds of KB) is freed once sent instead of living in the writer's frame as long as the stream."""
+        views = self.views
         await send(start)
         # Subscribed before reading the store: a change committed while we read is then either in the replay or
         # queued (or both; fragments are keyed replacements, so a duplicate is harmless).
@@ -141,6 +146,17 @@ class EventStream:
         if html:
             first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
         await self._send(sub, send, first)
+
+    async def _from_store(self, sub: Subscriber) -> bytes:
+        """After an overflow: what the subscriber missed, from the store, as one SSE message (b"" if nothing)."""
+        views = self.views
+        caught = await views.catch_up(self.view, views.cursor(sub.cursor))
+        sub.cursor = caught.head
+        return sse.encode(caught.html, id=str(views.cursor(caught.head))) if caught.changed else b""
+
+    async def _write(self, sub: Subscriber, start: Message, send: Send) -> None:
+        broadcaster = self.broadcaster
+        await self._open(sub, start, send)
         loop = asyncio.get_running_loop()
         while True:
             if sub.broken:
@@ -160,9 +176,7 @@ class EventStream:
                 # The queue overflowed and was dropped; converge from the store instead of from memory.
                 sub.lagged = False
                 sub.drain()
-                caught = await views.catch_up(self.view, views.cursor(sub.cursor))
-                sub.cursor = caught.head
-                body = sse.encode(caught.html, id=str(views.cursor(caught.head))) if caught.changed else b""
+                body = await self._from_store(sub)
             else:
                 chunks = []
                 for seq, data in sub.drain():
@@ -178,7 +192,9 @@ class EventStream:
                 sub.sending_since = 0.0
                 continue
             # Nothing left for this task: let the broadcaster write to the client directly until something (a
-            # send meeting backpressure, an overflow, shutdown) needs it again.
+            # send meeting backpressure, an overflow, shutdown) needs it again. The last body (a catch-up after an
+            # overflow can be a whole window) must not stay alive in this frame while the stream idles.
+            body = b""
             sub.direct = send
             await sub.wait()
             sub.direct = None
