@@ -149,8 +149,15 @@ def start_server(
 ) -> Server:
     port = free_port()
     log_path = tmp / f"{impl}-{port}.log"
-    # Every simulated browser and agent shares 127.0.0.1: lift the per-address connection cap for the benchmark.
-    env = {**os.environ, "NVRMON_AGENT_TOKEN": TOKEN, "NVRMON_MAX_CONNECTIONS_PER_ADDRESS": "0"}
+    # Every simulated browser and agent shares 127.0.0.1 and the browsers one session: lift the per-address
+    # connection cap and the per-session/-address stream caps for the benchmark (a hub's own env may still set them).
+    env = {
+        "NVRMON_MAX_CONNECTIONS_PER_ADDRESS": "0",
+        "NVRMON_MAX_STREAMS_PER_SESSION": "0",
+        "NVRMON_MAX_STREAMS_PER_ADDRESS": "0",
+        **os.environ,
+        "NVRMON_AGENT_TOKEN": TOKEN,
+    }
     gc_file = None
     if impl == "nvrmon":
         src = hub_src or ROOT

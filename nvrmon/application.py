@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.headers import SecurityHeaders
+from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
@@ -28,6 +29,7 @@ from nvrmon.live.admission import StreamCaps
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
+from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
@@ -48,13 +50,18 @@ class StreamFastPath:
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        self.app = SecurityHeaders(app)
         self.events = guard("viewer", streams.events, "stream")  # the same access rule as the /events route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/events":
             response = await self.events(Request(scope, receive))
-            await response(scope, receive, send)
+            stream = response.app if isinstance(response, Bound) else response
+            if isinstance(stream, EventStream):
+                # A stream sets the security headers itself and gets the server's own send: no layer per delivery.
+                await response(scope, receive, send)
+            else:
+                await SecurityHeaders(response)(scope, receive, send)  # a refusal (400, 401, 404): a plain response
             return
         await self.app(scope, receive, send)
 
@@ -175,7 +182,7 @@ def create_app(settings: Settings) -> ASGIApp:
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     # Outermost, around the /events fast path too: the one place every response gets its security headers.
-    return SecurityHeaders(StreamFastPath(app))
+    return StreamFastPath(app)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
+from nvrmon.access.headers import with_defaults
 from nvrmon.live import sse
 from nvrmon.live.backlog import Backlog
 from nvrmon.live.broadcaster import Broadcaster, Subscriber, resume
@@ -53,9 +54,9 @@ def _owner(scope: Scope) -> tuple[str, str]:
 
 
 async def _refuse(send: Send, text: str) -> None:
-    await send({"type": "http.response.start", "status": 429, "headers": [
+    await send({"type": "http.response.start", "status": 429, "headers": with_defaults([
         (b"content-type", b"text/plain; charset=utf-8"), (b"retry-after", b"30"), (b"cache-control", b"no-store"),
-    ]})  # fmt: skip
+    ], cacheable=False)})  # fmt: skip
     await send({"type": "http.response.body", "body": text.encode()})
 
 
@@ -89,7 +90,9 @@ class EventStream:
         # Extra response headers (an embed's CORS answer); the stream's own headers always win.
         own = {name for name, _ in self.HEADERS}
         extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items() if k.lower().encode() not in own]
-        self.headers = self.HEADERS + extra
+        # The security headers are the stream's own (computed here, once): the application hands a stream the
+        # server's `send` unwrapped, so no header layer costs a call on every delivery (application.StreamFastPath).
+        self.headers = with_defaults(self.HEADERS + extra, cacheable=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: Message = {"type": "http.response.start", "status": 200, "headers": self.headers}
