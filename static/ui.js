@@ -238,6 +238,7 @@
   var QUIET_MS = 350; // toasts arriving closer together than this are one burst
   var MAX_WAIT_MS = 1200; // a long burst still shows within this
   var FOLD_AT = 3; // a burst of this many or more becomes one summarising toast
+  var NAMED = 2; // devices named per group in a summary (as the hub's own summaries do)
   var pending = [];
   var burstStarted = 0;
   var flushTimer = null;
@@ -285,14 +286,29 @@
     // One toast, or a couple of small ones, show as they are; anything more (counting the changes inside the hub's
     // own summaries) becomes one summary.
     if (items.length === 1 || total < FOLD_AT) { items.forEach(showToast); return; }
+    // Name the first few devices of each group (the hub's own summaries are counted, their names are inside them).
+    var names = { down: [], up: [] };
+    items.forEach(function (t) {
+      if (!t.device || /^(\d+) changes$/.test(t.title || "")) return;
+      if (t.level === "error") names.down.push(t.device);
+      else if (t.level === "success") names.up.push(t.device);
+    });
+    function group(count, named, verb) {
+      if (!named.length) return count + " " + verb;
+      var shown = named.slice(0, NAMED);
+      var rest = count - shown.length;
+      return count + " " + verb + ": " + shown.join(", ") + (rest > 0 ? " and " + rest + " more" : "");
+    }
     var parts = [];
-    if (sum.down) parts.push(sum.down + " went offline");
-    if (sum.up) parts.push(sum.up + " came online");
+    if (sum.down) parts.push(group(sum.down, names.down, "went offline"));
+    if (sum.up) parts.push(group(sum.up, names.up, "came online"));
     if (sum.other) parts.push(sum.other + " alerts");
+    var cameras = items.some(function (t) { return t.kind === "camera"; });
     showToast({
       level: sum.down ? "error" : sum.other ? "warning" : "success",
       title: total + " changes",
-      body: parts.join(", "),
+      body: parts.join("; "),
+      link: sum.down ? (cameras ? "/cameras?status=offline" : "/nvrs?status=offline") : "",
       summary: true
     });
   }

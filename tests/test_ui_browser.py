@@ -5,6 +5,7 @@ recovers. Also saves screenshots (light, dark, phone) into $NVRMON_ARTIFACTS."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -143,6 +144,9 @@ async def test_camera_burst_gives_one_summarising_toast(live_hub: LiveHub, brows
     await expect(toast).to_have_count(1)
     await expect(toast).to_contain_text("12 changes")
     await expect(toast).to_contain_text("12 went offline")
+    # It names the first devices, whether the hub or the page folded the burst, and links the list of the rest.
+    await expect(toast).to_contain_text(re.compile(r"12 went offline: [^,;]+(, [^,;]+)? and \d+ more"))
+    await expect(toast.locator("a.toast-link")).to_be_visible()
     await page.wait_for_timeout(800)
     await expect(toast).to_have_count(1)  # nothing trickles in after the summary
     assert await page.locator("#unread").get_attribute("data-count") != "0"

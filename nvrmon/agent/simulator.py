@@ -248,7 +248,7 @@ class Fleet:
             site = f"{region} site {number + 1}"
             recorder = n // len(regions) % SITE_SIZE + 1
             cams = [
-                SimCamera(f"cam{c + 1:02d}", f"{site} rec {recorder} cam {c + 1}", f"10.{n // 250}.{n % 250}.{c + 10}")
+                SimCamera(f"cam{c + 1:02d}", camera_name(c, recorder), f"10.{n // 250}.{n % 250}.{c + 10}")
                 for c in range(cameras)
             ]
             hostname = f"{prefix}-{region.lower().replace(' ', '-')}-{n + 1:04d}"
@@ -350,3 +350,15 @@ class Fleet:
                 frame["camera_id"] = agent.cameras[action.camera].id
             agent.send(frame)
             self.sent += 1
+
+
+# Where cameras hang, as operators name them: short, the distinguishing word first (tiles truncate long names).
+PLACES = ("Entrance", "Lobby", "Car park", "Loading dock", "Corridor", "Stairs", "Server room", "Gate",
+          "Reception", "Warehouse", "Yard", "Roof", "Office", "Canteen", "Fence", "Back door")  # fmt: skip
+
+
+def camera_name(index: int, recorder: int) -> str:
+    """`Lobby 2` for the second recorder of a site's lobby camera; a 17th camera becomes `Entrance 2b`, and so on."""
+    place = PLACES[index % len(PLACES)]
+    lap = index // len(PLACES)
+    return f"{place} {recorder}" + (chr(ord("a") + lap) if lap else "")
