@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sources import parse
+
 PACKAGE = Path(__file__).resolve().parent.parent / "nvrmon"
 
 # The shared vocabulary: imported by every room, importing only itself.
@@ -60,7 +62,7 @@ def modules() -> list[tuple[str, Path]]:
 def imports_of(path: Path) -> list[tuple[int, str]]:
     """Every module an import statement names, at any depth (lazy imports inside functions count too)."""
     names: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -105,7 +107,7 @@ def test_architecture_modules_stay_small_and_say_their_stage() -> None:
         source = path.read_text()
         if source.count("\n") > MAX_LINES:
             too_big.append(f"{name}: {source.count(chr(10))} lines")
-        tree = ast.parse(source)
+        tree = parse(source)
         if not (ast.get_docstring(tree) or "").strip():
             undocumented.append(name)
     assert too_big == []

@@ -17,6 +17,7 @@ from nvrmon.models import Cursor
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Changes, Store
+from tests.sources import parse
 
 pytestmark = pytest.mark.anyio
 
@@ -250,7 +251,7 @@ def test_python_modules_write_no_markup() -> None:
     tag = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9-]*[\s>/]|/[a-zA-Z]|!doctype)", re.IGNORECASE)
     found = []
     for path in Path(filters.__file__).parent.rglob("*.py"):
-        tree = ast.parse(path.read_text())
+        tree = parse(path.read_text())
         docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}  # prose, never sent
         for node in ast.walk(tree):
             text = node.value if isinstance(node, ast.Constant) and id(node) not in docstrings else None
