@@ -14,8 +14,10 @@ import hashlib
 import json
 import re
 import secrets
+import time
 import urllib.parse
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +125,7 @@ class FakeHikvision:
     username: str = "admin"
     password: str = "hik-password"
     time_offset_s: float = 0.0
-    documents: dict[str, str] = field(default_factory=dict)  # path -> XML, from the fixtures unless overridden
+    documents: dict[str, str | None] = field(default_factory=dict)  # path -> XML (None: unsupported), else fixtures
     realm: str = "DS-7608NI-K2"
     nonces: set[str] = field(default_factory=set)
 
@@ -131,7 +133,7 @@ class FakeHikvision:
         return Starlette(routes=[Route("/ISAPI/{path:path}", self.endpoint)])
 
     def document(self, path: str) -> str | None:
-        if path in self.documents:
+        if path in self.documents:  # an override; None makes the path unsupported (403 notSupport)
             return self.documents[path]
         name = "hikvision_" + path.removeprefix("/ISAPI/").replace("/", "_").lower() + ".xml"
         file = FIXTURES / name
@@ -152,9 +154,6 @@ class FakeHikvision:
         return xml(body)
 
     def time_document(self) -> str:
-        import time
-        from datetime import UTC, datetime
-
         moment = datetime.fromtimestamp(time.time() + self.time_offset_s, UTC)
         return (
             '<?xml version="1.0" encoding="UTF-8"?><Time version="2.0" xmlns="http://www.hikvision.com/ver20/XMLSchema">'

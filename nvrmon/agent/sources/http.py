@@ -42,8 +42,8 @@ async def fetch(
     label = config.kind
     try:
         async with http.stream(method, path, **kwargs) as response:
-            if response.status_code in (401, 403):
-                raise SourceError(f"{label} {response.status_code} unauthorized")
+            if response.status_code == 401:  # 403 is left to the caller: ISAPI says "notSupport" with it
+                raise SourceError(f"{label} 401 unauthorized")
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
