@@ -93,3 +93,11 @@ async def test_onvif_nvr_lists_at_most_max_cameras_and_is_the_onvif_kind() -> No
     report = await poll_fake(nvr(time.time()), max_cameras=2)
     assert [c.id for c in report.cameras] == ["VideoSource_1", "VideoSource_2"]
     assert make_source("onvif") is poll
+
+
+async def test_onvif_nvr_without_get_services_finds_media_through_get_capabilities() -> None:
+    device = nvr(time.time(), fault_on={"GetServices"})
+    report = await poll_fake(device)
+    assert report.ok, report.reason
+    assert [c.name for c in report.cameras] == ["Lobby", "Car Park", "Gate"]
+    assert "GetCapabilities" in device.operations

@@ -75,14 +75,28 @@ class OnvifSession:
         return self.clock_skew_s
 
     async def discover(self) -> None:
-        """The device's service addresses (GetServices, answered before authentication)."""
-        services = await self.call("devicemgmt", "GetServices", {"IncludeCapability": False})
+        """The device's service addresses: GetServices, or GetCapabilities on devices older than GetServices."""
+        try:
+            services = await self.call("devicemgmt", "GetServices", {"IncludeCapability": False})
+        except SourceError as error:
+            if error.reason in ("onvif timeout", "onvif 401 unauthorized"):
+                raise
+            await self._discover_capabilities()
+            return
         by_namespace = {ns: name for name, ns in NAMESPACES.items()}
         for service in services or []:
-            name = by_namespace.get(str(getattr(service, "Namespace", "")))
-            xaddr = str(getattr(service, "XAddr", "") or "")
-            if name and xaddr.startswith(("http://", "https://")):
-                self.xaddrs[name] = xaddr
+            self._found(by_namespace.get(str(getattr(service, "Namespace", ""))), getattr(service, "XAddr", None))
+
+    async def _discover_capabilities(self) -> None:
+        capabilities = await self.call("devicemgmt", "GetCapabilities", {"Category": "All"})
+        extension = getattr(capabilities, "Extension", None)
+        self._found("media", getattr(getattr(capabilities, "Media", None), "XAddr", None))
+        for name, element in (("recording", "Recording"), ("search", "Search")):
+            self._found(name, getattr(getattr(extension, element, None), "XAddr", None))
+
+    def _found(self, name: str | None, xaddr: object) -> None:
+        if name and isinstance(xaddr, str) and xaddr.startswith(("http://", "https://")):
+            self.xaddrs[name] = xaddr
 
     async def _call(self, service_name: str, operation: str, params: dict[str, Any] | None) -> Any:
         try:
