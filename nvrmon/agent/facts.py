@@ -1,4 +1,4 @@
-"""Agent side, device facts: what one probe of a camera or one poll of an NVR source measured, as frozen values."""
+"""Agent side, the facts: what one probe of a camera, an ONVIF device or an NVR source measured (no I/O)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class StreamFacts:
-    """What one probe of one camera measured."""
+    """What one probe of one camera's stream measured."""
 
     ok: bool
     reason: str = ""  # empty when ok
@@ -37,7 +37,7 @@ class Disk:
     id: str
     capacity_bytes: int | None = None
     used_bytes: int | None = None
-    state: str = "unknown"
+    state: str = "unknown"  # ok | failing | failed | unknown
 
 
 @dataclass(frozen=True, slots=True)
