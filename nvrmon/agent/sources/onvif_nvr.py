@@ -8,7 +8,7 @@ from typing import Any
 
 from nvrmon.agent.facts import DeviceFacts, SourceCamera, SourceReport, StreamFacts
 from nvrmon.agent.sources import SourceConfig
-from nvrmon.agent.sources.onvif_recording import CONCURRENT_CALLS, Recording, oldest, overall, recordings
+from nvrmon.agent.sources.onvif_recording import CONCURRENT_CALLS, Recording, field, oldest, overall, recordings
 from nvrmon.agent.sources.onvif_session import OnvifSession
 from nvrmon.agent.sources.reasons import SourceError, clean
 
@@ -51,7 +51,7 @@ async def poll(config: SourceConfig, *, timeout: float) -> SourceReport:
     cameras = tuple(channel(token, first.get(token), uris, found, skew) for token in tokens(sources))
     return SourceReport(
         ok=True, cameras=cameras, clock_skew_s=skew, oldest_recording=since_first,
-        model=clean(str(info.Model or "")), firmware=clean(str(info.FirmwareVersion or "")),
+        model=clean(field(info, "Model")), firmware=clean(field(info, "FirmwareVersion")),
     )  # fmt: skip
 
 
@@ -83,7 +83,7 @@ async def stream_uris(session: OnvifSession, profiles: list[Any]) -> dict[str, s
                 return str(profile.token), ""
         return str(profile.token), str(getattr(answer, "Uri", "") or "")
 
-    return dict(await asyncio.gather(*(uri(profile) for profile in profiles)))
+    return dict(await asyncio.gather(*(uri(profile) for profile in profiles if field(profile, "token"))))
 
 
 def channel(token: str, profile: Any, uris: dict[str, str], found: list[Recording], skew: float | None) -> SourceCamera:

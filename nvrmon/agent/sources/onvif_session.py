@@ -66,11 +66,14 @@ class OnvifSession:
         sent = time.time()
         answer = await self._call("devicemgmt", "authless_GetSystemDateAndTime", None)
         received = time.time()
-        moment = answer.UTCDateTime
-        device = datetime(
-            moment.Date.Year, moment.Date.Month, moment.Date.Day,
-            moment.Time.Hour, moment.Time.Minute, moment.Time.Second, tzinfo=UTC,
-        ).timestamp()  # fmt: skip
+        try:
+            moment = answer.UTCDateTime
+            device = datetime(
+                moment.Date.Year, moment.Date.Month, moment.Date.Day,
+                moment.Time.Hour, moment.Time.Minute, moment.Time.Second, tzinfo=UTC,
+            ).timestamp()  # fmt: skip
+        except (AttributeError, TypeError, ValueError, OverflowError) as error:
+            raise SourceError("onvif: unreadable clock") from error
         self.clock_skew_s = round(device - (sent + received) / 2, 1)
         return self.clock_skew_s
 
