@@ -35,7 +35,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, login, pages
+from nvrmon.web import admin, api, embed, login, metrics, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -96,6 +96,8 @@ def create_app(settings: Settings) -> ASGIApp:
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
         hub.health.on_change = publisher.storage_changed  # ... and pushed to open pages when it changes
         views.storage_degraded = lambda: hub.health.degraded
+        scrape = metrics.Metrics(store, hub, broadcaster, publisher)  # this app's own registry (docs/metrics.md)
+        hub.on_commit = scrape.observe_commit
         await hub.start()
         token = await agent_token(store, settings)
         security = await Auth.open(settings, Credentials(database))
@@ -124,6 +126,7 @@ def create_app(settings: Settings) -> ASGIApp:
         renderer.warm_up()
         gc.collect()
         gc.freeze()
+        gc.callbacks.append(scrape.pauses.callback)  # GC pauses for /metrics, until shutdown
         try:
             yield {
                 "settings": settings,
@@ -135,8 +138,10 @@ def create_app(settings: Settings) -> ASGIApp:
                 "agent_token": token,
                 "auth": security,
                 "error_page": login.error_page,  # how the guard refuses people (access/ renders no HTML)
+                "metrics": scrape,
             }
         finally:
+            gc.callbacks.remove(scrape.pauses.callback)
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
             await hub.drain(timeout=5.0)
             hub.close()
@@ -173,6 +178,8 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/api/events", guard("viewer", api.events, "api")),
         # Public for load balancers and container health checks; details only for a logged-in session.
         Route("/healthz", guard("public", api.healthz, "api")),
+        # The scrape token or an admin session: web/metrics.py checks (the guard only identifies the session).
+        Route("/metrics", guard("public", metrics.endpoint, "api")),
         *login.routes(),
         *admin.routes(),
         *embed.routes(),
