@@ -32,6 +32,7 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
 from nvrmon.settings import Settings
+from nvrmon.store.backup import HubLock
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        marker = HubLock.hold(settings.db_path)  # tells `nvrmon restore` a hub has this file open (store/backup.py)
         database = await Database.open(settings.db_path)  # the process's one owner of connections
         store = Store(database)
         caps = StreamCaps(settings.max_streams_per_session, settings.max_streams_per_address, settings.proxies)
@@ -149,6 +151,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await database.close()
+            marker.release()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
