@@ -31,6 +31,7 @@ from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
+from nvrmon.logs import RequestIds
 from nvrmon.settings import Settings
 from nvrmon.store.backup import HubLock
 from nvrmon.store.credentials import Credentials
@@ -191,8 +192,9 @@ def create_app(settings: Settings) -> ASGIApp:
         Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    # Outermost, around the /events fast path too: the one place every response gets its security headers.
-    return StreamFastPath(app)
+    # Outermost, around the /events fast path too: the one place every response gets its security headers; around
+    # that, each request's id for its log lines (nvrmon/logs.py).
+    return RequestIds(StreamFastPath(app))
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
