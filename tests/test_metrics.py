@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from tests.conftest import PASSWORD, TOKEN, LiveHub, create_user, login_form_tok
 from tests.prometheus import Prometheus
 
 SCRAPE_TOKEN = "scrape-token-for-tests"
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 NVR_STATUSES = ("online", "stale", "offline", "unknown")
 CAMERA_STATUSES = ("online", "offline", "nvr_offline", "unknown")
 
@@ -85,7 +88,8 @@ async def test_metrics_prometheus_sees_the_fleet_api_shows(
     assert prom.values('nvrmon_cameras{status="offline",region="South"}') == {(): 2.0}
     assert prom.values('nvrmon_nvrs{status="online",region="South"}') == {(): 1.0}
     assert prom.values("nvrmon_agents_connected") == {(): 3.0}
-    assert prom.values("up", "job") == {("nvrmon",): 1.0, ("wrong",): 0.0}
+    both_scraped = {("nvrmon",): 1.0, ("wrong",): 0.0}  # each job is scraped at its own offset within the second
+    assert await asyncio.to_thread(wait_for, lambda: prom.values("up", "job") == both_scraped), prom.query("up")
     assert prom.values("nvrmon_commit_seconds_count")[()] >= 3  # the hellos, at least, were committed
     assert prom.values("process_resident_memory_bytes")[()] > 0
 
@@ -98,6 +102,10 @@ async def test_metrics_prometheus_sees_the_fleet_api_shows(
     assert prom.values('nvrmon_cameras{status="nvr_offline",region="South"}') == {(): 4.0}
     assert prom.values('nvrmon_nvrs{status="offline",region="South"}') == {(): 1.0}
     assert prom.values("nvrmon_agents_connected") == {(): 2.0}
+    # The Grafana dashboard's queries are PromQL this Prometheus accepts and finds data for (rates need two scrapes).
+    for panel in json.loads((DOCS / "grafana-dashboard.json").read_text())["panels"]:
+        for target in panel["targets"]:
+            assert await asyncio.to_thread(wait_for, lambda e=target["expr"]: prom.query(e)), target["expr"]
     await north1.close()
     await north2.close()
 
@@ -135,9 +143,10 @@ def test_metrics_token_admits_prometheus_and_refuses_others(app_client: Callable
     client = app_client(metrics_token=SCRAPE_TOKEN)
     scraped = client.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"})
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain; version=")
-    assert {"nvrmon_nvrs", "nvrmon_cameras", "nvrmon_commit_seconds", "nvrmon_browsers_connected"} <= families(
-        scraped.text
-    )
+    # Every metric docs/metrics.md lists is served (counters under their _total name), and nothing unlisted.
+    documented = set(re.findall(r"^\| `(nvrmon_\w+)` \|", (DOCS / "metrics.md").read_text(), re.MULTILINE))
+    served = {n for n in families(scraped.text) if n.startswith("nvrmon_") and not n.endswith("_created")}
+    assert {name.removesuffix("_total") for name in documented} == served
     wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
     assert (wrong.status_code, wrong.json()) == (403, {"error": "wrong metrics token"})
     missing = client.get("/metrics")
