@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
@@ -21,6 +22,7 @@ from nvrmon.settings import Settings
 from tests.agent import Agent, hello
 from tests.conftest import PASSWORD, TOKEN, LiveHub, create_user, login_form_token
 from tests.prometheus import Prometheus
+from tests.sse import open_stream
 
 SCRAPE_TOKEN = "scrape-token-for-tests"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -193,3 +195,39 @@ def test_metrics_count_commits_and_gc_pauses(app_client: Callable[..., TestClien
     assert after[("nvrmon_commit_batch_size_sum", "")] > before[("nvrmon_commit_batch_size_sum", "")]
     assert after[("nvrmon_gc_pause_seconds_count", "2")] > before[("nvrmon_gc_pause_seconds_count", "2")]
     assert after[("nvrmon_agents_connected", "")] == 1.0
+
+
+def scrape(hub: LiveHub) -> dict[str, float]:
+    """One scrape of a live hub with the token: {sample name with labels: value}."""
+    text = httpx.get(f"{hub.url}/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"}, timeout=5).text
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            found[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return found
+
+
+@pytest.mark.anyio
+async def test_metrics_count_browsers_by_transport_and_deliveries(start_hub: Callable[..., LiveHub]) -> None:
+    hub = start_hub(METRICS_TOKEN=SCRAPE_TOKEN)
+    agent, _ = await Agent.register(hub.ws_url, hub.token, "nvr-watched", cameras=2)
+    health = hub.get("/healthz").json()
+    cursor = f"{health['epoch']}-{health['seq']}"
+    async with (
+        open_stream(hub, f"view=cameras&since={cursor}") as stream,
+        httpx.AsyncClient(base_url=hub.url, headers=hub.headers, timeout=30) as client,
+    ):
+        held = asyncio.create_task(client.get(f"/poll?view=nvrs&since={cursor}"))  # held until something changes
+        counts = await asyncio.to_thread(
+            wait_for, lambda: (s := scrape(hub))["nvrmon_browsers_connected{transport=poll}"] == 1 and s
+        )
+        assert counts and counts["nvrmon_browsers_connected{transport=sse}"] == 1
+        await agent.send({"type": "camera_status", "camera_id": "cam1", "status": "offline"})
+        await stream.until(lambda m: "camera-" in m.data)
+        assert (await held).status_code == 200
+        after = scrape(hub)
+    assert after["nvrmon_deliveries_total"] > counts["nvrmon_deliveries_total"]
+    assert after["nvrmon_delivered_bytes_total"] > counts["nvrmon_delivered_bytes_total"]
+    assert after["nvrmon_browsers_connected{transport=poll}"] == 0
+    await agent.close()
