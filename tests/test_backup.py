@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import random
 import re
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -14,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from nvrmon.application import create_app
+from nvrmon.settings import Settings
+from nvrmon.store.backup import BackupError, HubLock
 from tests.agent import Agent
 from tests.conftest import LiveHub, run_cli
 from tests.sse import open_stream
@@ -194,3 +199,24 @@ async def test_restored_older_copy_makes_open_pages_refresh(start_hub: Callable[
     assert msg.id is not None and not msg.id.startswith(page_cursor.rsplit("-", 1)[0] + "-")
     assert f'id="nvr-{nvr_id}' in msg.data or "nvr-history" in msg.data
     await agent.close()
+
+
+async def test_restore_after_a_killed_hub_and_no_hub_start_during_a_restore(
+    start_hub: Callable[..., LiveHub], tmp_path: Path
+) -> None:
+    hub = start_hub()
+    target = tmp_path / "copy.db"
+    assert run_cli(hub.db_path, "backup", str(target)).returncode == 0
+    hub.stop(signal.SIGKILL)  # no shutdown at all: the kernel still drops the hub's lock
+    restored = run_cli(hub.db_path, "restore", str(target))
+    assert restored.returncode == 0, restored.stderr
+
+    lock = HubLock.exclusive(hub.db_path)  # what a restore holds while it replaces the file
+    try:
+        refused = pytest.raises(BackupError, match=r"is being restored \(`nvrmon restore`\); start the hub when it")
+        with refused, TestClient(create_app(Settings(db_path=hub.db_path, agent_token="t"))):
+            pass
+    finally:
+        lock.release()
+    with TestClient(create_app(Settings(db_path=hub.db_path, agent_token="t"))) as client:
+        assert client.get("/healthz").status_code == 200
