@@ -208,7 +208,11 @@ def _replace(source: sqlite3.Connection, source_path: Path, db_path: Path) -> Co
     kept = None
     if db_path.exists():
         kept = db_path.with_name(f"{db_path.name}.before-restore-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
-        _fold_wal(db_path)
+        try:
+            _fold_wal(db_path)  # fails (database is locked) while another process, a CLI command, has it open
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         os.replace(db_path, kept)
     os.replace(temporary, db_path)
     _sync(db_path.parent)
