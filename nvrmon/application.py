@@ -31,11 +31,13 @@ from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
+from nvrmon.logs import RequestIds
 from nvrmon.settings import Settings
+from nvrmon.store.backup import HubLock
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, login, pages
+from nvrmon.web import admin, api, embed, login, metrics, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -84,6 +86,7 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        marker = HubLock.hold(settings.db_path)  # tells `nvrmon restore` a hub has this file open (store/backup.py)
         database = await Database.open(settings.db_path)  # the process's one owner of connections
         store = Store(database)
         caps = StreamCaps(settings.max_streams_per_session, settings.max_streams_per_address, settings.proxies)
@@ -96,6 +99,8 @@ def create_app(settings: Settings) -> ASGIApp:
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
         hub.health.on_change = publisher.storage_changed  # ... and pushed to open pages when it changes
         views.storage_degraded = lambda: hub.health.degraded
+        scrape = metrics.Metrics(store, hub, broadcaster, publisher)  # this app's own registry (docs/metrics.md)
+        hub.on_commit = scrape.observe_commit
         await hub.start()
         token = await agent_token(store, settings)
         security = await Auth.open(settings, Credentials(database))
@@ -124,6 +129,7 @@ def create_app(settings: Settings) -> ASGIApp:
         renderer.warm_up()
         gc.collect()
         gc.freeze()
+        gc.callbacks.append(scrape.pauses.callback)  # GC pauses for /metrics, until shutdown
         try:
             yield {
                 "settings": settings,
@@ -135,8 +141,10 @@ def create_app(settings: Settings) -> ASGIApp:
                 "agent_token": token,
                 "auth": security,
                 "error_page": login.error_page,  # how the guard refuses people (access/ renders no HTML)
+                "metrics": scrape,
             }
         finally:
+            gc.callbacks.remove(scrape.pauses.callback)
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
             await hub.drain(timeout=5.0)
             hub.close()
@@ -144,6 +152,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await database.close()
+            marker.release()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -173,6 +182,8 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/api/events", guard("viewer", api.events, "api")),
         # Public for load balancers and container health checks; details only for a logged-in session.
         Route("/healthz", guard("public", api.healthz, "api")),
+        # The scrape token or an admin session: web/metrics.py checks (the guard only identifies the session).
+        Route("/metrics", guard("public", metrics.endpoint, "api")),
         *login.routes(),
         *admin.routes(),
         *embed.routes(),
@@ -181,8 +192,9 @@ def create_app(settings: Settings) -> ASGIApp:
         Mount("/static", StaticFiles(directory=settings.static_dir), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
-    # Outermost, around the /events fast path too: the one place every response gets its security headers.
-    return StreamFastPath(app)
+    # Outermost, around the /events fast path too: the one place every response gets its security headers; around
+    # that, each request's id for its log lines (nvrmon/logs.py).
+    return RequestIds(StreamFastPath(app))
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

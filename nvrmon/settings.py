@@ -88,6 +88,11 @@ class Settings:
     # may hold at most this many connections (0: no cap; addresses in trusted_proxies are exempt). nvrmon/server.py.
     request_head_timeout: float = 10.0
     max_connections_per_address: int = 1000
+    # -- operations (docs/metrics.md, docs/operations.md) --
+    # The bearer token Prometheus sends to /metrics. Empty: /metrics needs an admin session.
+    metrics_token: str = ""
+    # Log lines: "text" (for people) or "json" (one JSON object a line, with request ids, for Loki or ELK).
+    log_format: str = "text"
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
 

@@ -26,15 +26,16 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"agent", "access", "store", "ingest", "live", "web", "wiring"},
     "wiring": {"agent", "access", "store", "ingest", "live", "web", "cli"},
 }
-# Third-party libraries that mark a stage: the store alone talks SQL, only live and web render HTML.
+# Third-party libraries that mark a stage: the store alone talks SQL, only live and web render HTML, only web
+# speaks Prometheus (web/metrics.py).
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
-    "vocabulary": {"aiosqlite", "sqlite3", "jinja2", "starlette", "websockets"},
-    "store": {"jinja2", "starlette", "websockets"},
-    "access": {"aiosqlite", "sqlite3", "jinja2"},
-    "ingest": {"aiosqlite", "sqlite3", "jinja2"},
-    "live": {"aiosqlite", "sqlite3"},
+    "vocabulary": {"aiosqlite", "sqlite3", "jinja2", "starlette", "websockets", "prometheus_client"},
+    "store": {"jinja2", "starlette", "websockets", "prometheus_client"},
+    "access": {"aiosqlite", "sqlite3", "jinja2", "prometheus_client"},
+    "ingest": {"aiosqlite", "sqlite3", "jinja2", "prometheus_client"},
+    "live": {"aiosqlite", "sqlite3", "prometheus_client"},
     "web": {"aiosqlite", "sqlite3"},
-    "agent": {"aiosqlite", "sqlite3", "jinja2", "starlette"},
+    "agent": {"aiosqlite", "sqlite3", "jinja2", "starlette", "prometheus_client"},
 }
 MAX_LINES = 400
 

@@ -193,3 +193,23 @@ def test_stream_caps_count_per_session_and_per_address_and_exempt_proxies() -> N
     caps.release("s1", "a")
     assert caps.admit("s3", "a") is None
     assert all(caps.admit(f"p{n}", "10.0.0.1") is None for n in range(10))  # behind a trusted proxy
+
+
+def test_broadcaster_counts_deliveries_overflows_and_cut_offs_for_metrics() -> None:
+    async def scenario() -> Broadcaster:
+        broadcaster = Broadcaster(queue_limit=2)
+        slow = broadcaster.subscribe("nvrs")
+        broadcaster.subscribe("nvrs", "poll")
+        for seq in (1, 2, 3):  # nobody drains: the third offer overflows the queues of both
+            broadcaster.publish(seq, {"nvrs": b"data: x\n\n"})
+        assert broadcaster.subscribers_by_transport() == {"sse": 1, "poll": 1}
+        slow.sending_since = asyncio.get_running_loop().time() - 60  # a send that has hung for a minute
+        housekeeping = asyncio.create_task(broadcaster.housekeeping(heartbeat=0.05, send_timeout=1))
+        await asyncio.sleep(0.2)
+        housekeeping.cancel()
+        return broadcaster
+
+    broadcaster = asyncio.run(scenario())
+    assert (broadcaster.deliveries, broadcaster.delivered_bytes) == (6, 6 * len(b"data: x\n\n"))
+    assert broadcaster.overflows == 2 and broadcaster.cut_offs == 1
+    assert broadcaster.subscribers_by_transport() == {"sse": 0, "poll": 1}

@@ -9,7 +9,8 @@ import os
 import sys
 from pathlib import Path
 
-from nvrmon.cli import manage, nvrs
+from nvrmon import logs
+from nvrmon.cli import backup, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--db", type=Path, help="SQLite database file (default ./nvrmon.db; NVRMON_DB_PATH)")
     serve.add_argument("--demo", type=int, metavar="N", help="also run N simulated NVRs against this hub")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", choices=["text", "json"], help="text (default) or JSON lines; NVRMON_LOG_FORMAT")
 
     sim = commands.add_parser("simulate", help="run simulated NVR agents against a hub")
     sim.add_argument("--url", default="ws://127.0.0.1:8000/ws/agent", help="the hub's agent WebSocket URL")
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manage.add_parsers(commands)
     nvrs.add_parsers(commands)
+    backup.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return manage.run(args)
     if args.command in nvrs.COMMANDS:
         return nvrs.run(args)
+    if args.command in backup.COMMANDS:
+        return backup.run(args)
     return _simulate(args)
 
 
@@ -62,7 +67,10 @@ def _serve(args: argparse.Namespace) -> int:
     from nvrmon.server import server_options
 
     try:
-        settings = Settings.from_env(host=args.host, port=args.port, db_path=args.db, demo=args.demo)
+        settings = Settings.from_env(
+            host=args.host, port=args.port, db_path=args.db, demo=args.demo, log_format=args.log_format
+        )
+        logs.configure(settings.log_format, args.log_level)
     except ValueError as exc:
         print(f"nvrmon: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=args.log_level,
+        log_config=logs.uvicorn_log_config(settings.log_format),
         # uvicorn's own cap sits above ours so an oversize frame still gets our error frame before the close.
         ws_max_size=settings.max_frame_bytes * 2,
         timeout_graceful_shutdown=5,
@@ -80,7 +89,9 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
     )
-    print(f"nvrmon: http://{settings.host}:{settings.port}/  database {settings.db_path.resolve()}", file=sys.stderr)
+    logs.announce(
+        settings.log_format, f"nvrmon: http://{settings.host}:{settings.port}/  database {settings.db_path.resolve()}"
+    )
     if settings.demo > 0:
         _announce_demo_login(settings)
     uvicorn.Server(config).run()
@@ -103,13 +114,13 @@ def _announce_demo_login(settings: Settings) -> None:
     name, password = asyncio.run(create())
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     bar = "=" * 72
-    print(
+    logs.announce(
+        settings.log_format,
         f"\n{bar}\n  DEMO MODE: simulated NVRs, and a demo admin account.\n"
         f"  Log in at http://{host}:{settings.port}/login\n"
         f"      user name: {name}\n      password:  {password}\n"
         f"  (kept for this database across restarts; never run --demo where others can reach it)\n{bar}\n",
-        file=sys.stderr,
-        flush=True,
+        logging.WARNING,  # shown at any log level, like the printed banner
     )
 
 

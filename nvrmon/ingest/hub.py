@@ -41,6 +41,9 @@ REMOVED_CLOSE = (4004, "NVR removed from the hub")
 # Called with each committed transaction's changes, and whether more work is already queued (a burst in progress);
 # must not block: the publisher merges and flushes on its own task.
 Publish = Callable[[Changes, list[Toast], bool], None]
+# Told of each committed batch: how many items it held and how long its transaction took (seconds); /metrics
+# observes it (nvrmon/web/metrics.py), so ingest itself knows nothing of Prometheus.
+CommitObserver = Callable[[int, float], None]
 
 
 class Hub:
@@ -60,6 +63,7 @@ class Hub:
         self._system = AgentSession(conn_id=0, remote="hub")
         self._timers: set[asyncio.TimerHandle] = set()
         self.outside = OutsideCommits()  # commits of other processes on the same file (`nvrmon nvr remove`)
+        self.on_commit: CommitObserver | None = None
 
     def new_session(self, remote: str) -> AgentSession:
         self._next_conn += 1
@@ -68,6 +72,11 @@ class Hub:
     @property
     def agents_connected(self) -> int:
         return len(self.sessions)
+
+    @property
+    def queue_depth(self) -> int:
+        """Work items waiting for the writer (at most settings.ingest_queue; full means agents wait)."""
+        return self._queue.qsize()
 
     async def start(self) -> None:
         """Before agents connect: NVRs that were up when the hub stopped are 'unknown' until they reconnect."""
@@ -199,6 +208,7 @@ class Hub:
         now = time.time()
         out = Effects(Journal(self.sessions))
         results: list[tuple[Item, int]] = []
+        began = time.perf_counter()
         try:
             async with self.store.transaction(now) as tx:
                 for item in items:
@@ -209,6 +219,8 @@ class Hub:
             self.outside.rolled_back()
             raise
         self.outside.committed(tx.changes.seq)
+        if self.on_commit is not None:
+            self.on_commit(len(items), time.perf_counter() - began)
         # Committed: only now may anything leave the hub.
         for item, value in results:
             if item.done is not None and not item.done.done():

@@ -32,11 +32,12 @@ class Subscriber:
 
     __slots__ = (
         "view", "cursor", "lagged", "broken", "task", "sending_since", "direct", "parked", "backlog", "_queue",
-        "_limit", "_wakeup",
+        "_limit", "_wakeup", "transport",
     )  # fmt: skip
 
-    def __init__(self, view: str, limit: int) -> None:
+    def __init__(self, view: str, limit: int, transport: str = "sse") -> None:
         self.view = view
+        self.transport = transport  # "sse" (an open stream) or "poll" (a held long-poll): counted apart on /metrics
         self.cursor = 0
         self.lagged = False
         self.broken = False  # a direct send failed: the connection is gone
@@ -157,9 +158,15 @@ class Broadcaster:
         # Long-poll clients aren't connected when a toast goes out, so the last few are kept for them.
         self._toasts: deque[tuple[int, list[dict[str, Any]]]] = deque(maxlen=32)
         self.closing = False
+        # For /metrics (read at scrape time): messages and bytes handed to subscribers, streams that overflowed their
+        # queue (they catch up from the store) and streams cut off for taking nothing.
+        self.deliveries = 0
+        self.delivered_bytes = 0
+        self.overflows = 0
+        self.cut_offs = 0
 
-    def subscribe(self, view: str) -> Subscriber:
-        sub = Subscriber(view, self._queue_limit)
+    def subscribe(self, view: str, transport: str = "sse") -> Subscriber:
+        sub = Subscriber(view, self._queue_limit, transport)
         self._views.setdefault(view, set()).add(sub)
         return sub
 
@@ -178,6 +185,13 @@ class Broadcaster:
     def subscriber_count(self) -> int:
         return sum(len(subs) for subs in self._views.values())
 
+    def subscribers_by_transport(self) -> dict[str, int]:
+        counts = {"sse": 0, "poll": 0}
+        for subs in self._views.values():
+            for sub in subs:
+                counts[sub.transport] = counts.get(sub.transport, 0) + 1
+        return counts
+
     def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> int:
         """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits.
 
@@ -188,9 +202,13 @@ class Broadcaster:
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
             if data:
+                self.deliveries += len(subs)
+                self.delivered_bytes += len(subs) * len(data)
                 for sub in subs:
                     if sub._queue or sub.parked is not None:  # a client that isn't keeping up
                         backlog = max(backlog, len(sub._queue) + 2 * (sub.parked is not None))
+                        if len(sub._queue) >= self._queue_limit and not sub.lagged:
+                            self.overflows += 1  # this offer drops its queue (Subscriber.resync)
                     sub.offer(seq, data)
         return backlog
 
@@ -212,6 +230,7 @@ class Broadcaster:
             await asyncio.sleep(min(1.0, heartbeat))
             now = loop.time()
             stuck = [sub for subs in self._views.values() for sub in subs if sub.stalled(now, send_timeout)]
+            self.cut_offs += len(stuck)
             for sub in stuck:
                 log.info("cutting off a subscriber of %s: it took nothing for %.0f s", sub.view, send_timeout)
                 sub.cut_off()

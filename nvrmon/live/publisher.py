@@ -47,6 +47,12 @@ class Publisher:
         self._more = False
         self.flushes = 0
 
+    @property
+    def pending_rows(self) -> int:
+        """Committed rows and events waiting for the next flush (its queue depth, for /metrics)."""
+        pending = self._pending
+        return len(pending.nvr_ids) + len(pending.camera_ids) + len(pending.event_ids)
+
     def submit(self, changes: Changes, toasts: list[Toast], more: bool = False) -> None:
         """Called by the hub right after a commit; never blocks the writer. `more`: the writer already has the next
         batch queued (a burst is arriving), so this flush may wait for it, up to coalesce_window."""

@@ -221,7 +221,7 @@ async def poll(request: Request) -> Response:
     settings: Settings = request.state.settings
     renderer: Renderer = request.state.renderer
     cursor = Cursor.parse(request.query_params.get("since"))
-    sub = broadcaster.subscribe(view.key)
+    sub = broadcaster.subscribe(view.key, "poll")
     try:
         caught = await views.catch_up(view, cursor)
         hold = request.query_params.get("wait") != "0"
