@@ -18,6 +18,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nvrmon.access import audit
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.headers import SecurityHeaders
 from nvrmon.access.revocation import Bound
@@ -32,6 +33,7 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
 from nvrmon.settings import Settings
+from nvrmon.store.audit import AuditLog
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
@@ -112,6 +114,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
         start(security.revocations.run(), "revocation-watch")
+        start(audit.prune_loop(AuditLog(database), settings), "audit-prune")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
