@@ -8,7 +8,7 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from nvrmon.access import accounts
 from nvrmon.access import agent_tokens as tokens
 from nvrmon.access import embed_tokens as embed
 from nvrmon.access.accounts import AccountError
+from nvrmon.access.api_tokens import ApiTokenError
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import ROLES, Conflict, Credentials
 from nvrmon.store.database import Database
@@ -77,15 +78,16 @@ def _action(
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, actions: Mapping[tuple[str, str], Action] | None = None) -> int:
+    """Run one command's action (from `actions`, by default this module's) on the database it names."""
     try:
         settings = Settings.from_env(db_path=args.db)
     except ValueError as exc:
         return _fail(str(exc), 2)
-    action: Action = _ACTIONS[(args.command, args.action)]
+    action: Action = (_ACTIONS if actions is None else actions)[(args.command, args.action)]
     try:
         return asyncio.run(_with_credentials(settings.db_path, action, args))
-    except (AccountError, Conflict, tokens.TokenError, embed.EmbedError) as exc:
+    except (AccountError, Conflict, tokens.TokenError, embed.EmbedError, ApiTokenError) as exc:
         return _fail(str(exc), 1)
 
 

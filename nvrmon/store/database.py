@@ -12,8 +12,8 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: audit_log (audit.sql)
-SCRIPTS = ("schema.sql", "security.sql", "audit.sql")
+SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled
+SCRIPTS = ("schema.sql", "security.sql", "audit.sql", "api_tokens.sql")
 BUSY_TIMEOUT_MS = 5000
 
 
