@@ -38,7 +38,8 @@ from nvrmon.store.audit import AuditLog
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, login, openapi, pages
+from nvrmon.web import admin, admin_accounts, api, embed, login, openapi, pages
+from nvrmon.web import audit as audit_pages
 
 log = logging.getLogger("nvrmon")
 
@@ -175,6 +176,8 @@ def create_app(settings: Settings) -> ASGIApp:
         *(route for section in api_sections for route in section.routes()),
         *login.routes(),
         *admin.routes(),
+        *admin_accounts.routes(),
+        *audit_pages.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),
