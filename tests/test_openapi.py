@@ -169,3 +169,17 @@ def test_schemathesis_finds_no_server_error_or_nonconforming_response(case: Any,
         ],
     )
     assert response.status_code != 401, "the token was not sent: the run would only have seen refusals"
+
+
+def test_read_token_never_writes_through_any_documented_path(fleet_hub: LiveHub) -> None:
+    """Every method but GET on every documented path: 403 for a read token where the route serves it, else 405."""
+    doc = document(fleet_hub)
+    token = bearer(create_token(fleet_hub.db_path, "reader", "read"))
+    served = app_routes()
+    ids = {"nvr_id": 1, "camera_id": 1}
+    for path in doc["paths"]:
+        for method in sorted(METHODS - {"GET"}):
+            response = httpx.request(method, fleet_hub.url + filled(path, ids), headers=token, content=b"{not json")
+            expected = 403 if (method, path) in served else 405
+            assert response.status_code == expected, (method, path, response.text)
+            assert response.json()["error"]["code"] == ("read_only_token" if expected == 403 else "method_not_allowed")
