@@ -187,6 +187,8 @@ def test_audit_records_logins_logouts_and_token_changes_and_exports_csv(live_hub
     assert all(r["actor"] == ADMIN and r["address"] == "127.0.0.1" and r["time"].endswith("Z") for r in rows)
     assert float(rows[0]["ts"]) >= float(rows[1]["ts"]) >= float(rows[2]["ts"])
     assert rows[1]["detail"] == "wrong user name or password" and rows[1]["target"] == ADMIN
+    (export,) = [e for e in page.audit(action="audit.export") if e["target"] == "csv"]  # taking a copy is audited
+    assert export["actor"] == ADMIN and export["detail"] == "action=login"
     shown = page.client.get("/admin/audit", params={"action": "login.failed"})
     assert shown.status_code == 200 and shown.text.count("data-audit-id=") == 1
     assert "wrong user name or password" in shown.text

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from nvrmon.access.audit import note
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import Auth
 from nvrmon.live.renderer import Renderer
@@ -84,13 +85,18 @@ async def _rows(audit: AuditLog, query: AuditQuery) -> AsyncIterator[dict[str, o
             return
 
 
+def _described(form: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in form.items() if v and k != "page") or "everything"
+
+
 def _filename(ext: str) -> dict[str, str]:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return {"Content-Disposition": f'attachment; filename="nvrmon-audit-{stamp}.{ext}"', "Cache-Control": "no-store"}
 
 
 async def export_csv(request: Request) -> Response:
-    query, _ = parse(request.query_params, limit=MAX_EXPORT)
+    query, form = parse(request.query_params, limit=MAX_EXPORT)
+    await note(request, "audit.export", "csv", _described(form))  # who took a copy of the log is itself audited
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -108,7 +114,8 @@ async def export_csv(request: Request) -> Response:
 
 
 async def export_json(request: Request) -> Response:
-    query, _ = parse(request.query_params, limit=MAX_EXPORT)
+    query, form = parse(request.query_params, limit=MAX_EXPORT)
+    await note(request, "audit.export", "json", _described(form))
 
     async def chunks() -> AsyncIterator[str]:
         yield '{"entries": ['
