@@ -46,9 +46,10 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
 
     async def checked(request: Request) -> Any:
         auth: Auth = request.state.auth
-        header = request.headers.get("authorization")
-        if kind == "api" and header is not None:
+        header = request.headers.get("authorization", "")
+        if kind == "api" and header[:7].lower() == "bearer ":
             # Bearer tokens on /api only: pages and streams are for browsers, whose credential is the session cookie.
+            # Other schemes are not ours (a proxy's Basic auth in front of the hub): the session decides then.
             identity = await api_tokens.identify(auth.credentials.database, header)
             request.state.identity = identity
             if identity is None:
