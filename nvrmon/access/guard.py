@@ -40,8 +40,10 @@ class ErrorPage(Protocol):
 def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
     """Wrap an endpoint with its access rule: every route of the app goes through this (tests check they all do).
 
-    Also refuses state-changing requests without a valid CSRF token, and ties a logged-in SSE stream to its session
-    so that logging out or removing the user ends it.
+    On "api" routes an `Authorization: Bearer` API token stands in for the session (access/api_tokens.py); a
+    read-scoped one is refused on every write before anything else. Also refuses a session's state-changing requests
+    without a valid CSRF token, and ties a logged-in SSE stream to its session so that logging out or removing the
+    user ends it.
     """
 
     async def checked(request: Request) -> Any:

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -75,9 +76,7 @@ async def _rows(audit: AuditLog, query: AuditQuery) -> AsyncIterator[dict[str, o
     """Every entry of the query, newest first, read in batches; at most MAX_EXPORT of them."""
     sent = 0
     while sent < MAX_EXPORT:
-        batch = await audit.entries(
-            AuditQuery(query.actor, query.action, query.q, query.since, query.until, EXPORT_BATCH, sent)
-        )
+        batch = await audit.entries(replace(query, limit=EXPORT_BATCH, offset=sent))
         for entry in batch:
             yield _row(entry)
         sent += len(batch)
