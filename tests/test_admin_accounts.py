@@ -8,13 +8,16 @@ import html
 import io
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import ADMIN, PASSWORD, LiveHub, run_cli
+from tests.sse import open_stream
 
 NEW_PASSWORD = "a fresh long passphrase"
 
@@ -224,3 +227,21 @@ def test_audit_entries_past_the_retention_are_pruned_when_the_hub_runs(
     hub = start_hub(AUDIT_RETENTION_DAYS="30")
     entries = admin_page(hub).audit()
     assert all(e["ts"] > 1000.0 for e in entries) and any(e["target"] == "old" for e in entries)
+
+
+@pytest.mark.anyio
+async def test_disabling_an_account_ends_its_open_live_stream(live_hub: LiveHub, admin_page: Pages) -> None:
+    page = admin_page(live_hub)
+    page.post("/admin/users", username="wall", role="viewer", password=PASSWORD)
+    signed_in = login(live_hub, "wall", PASSWORD)
+    display = SimpleNamespace(
+        url=live_hub.url, headers={"Cookie": "; ".join(f"{k}={v}" for k, v in signed_in.cookies.items())}
+    )
+    async with open_stream(display, "view=dashboard") as stream:
+        await stream.next(skip_heartbeats=False)  # connected: its first message came
+        started = time.monotonic()
+        assert "Disabled wall" in notice(page.post("/admin/users/wall/disable"))
+        with pytest.raises(EOFError):
+            while True:
+                await stream.next(timeout=5)
+        assert time.monotonic() - started < 3  # ended by the revocation, not by a timeout
