@@ -245,3 +245,11 @@ async def test_disabling_an_account_ends_its_open_live_stream(live_hub: LiveHub,
             while True:
                 await stream.next(timeout=5)
         assert time.monotonic() - started < 3  # ended by the revocation, not by a timeout
+
+
+def test_throttled_logins_are_audited_too(start_hub: Any, admin_page: Pages) -> None:
+    hub = start_hub(LOGIN_MAX_FAILURES="2")
+    assert [login(hub, "mallory", "guess number 1").status_code for _ in range(3)] == [401, 401, 429]
+    entries = admin_page(hub).audit(action="login", actor="mallory")
+    assert [e["action"] for e in reversed(entries)] == ["login.failed", "login.failed", "login.throttled"]
+    assert entries[0]["detail"].startswith("retry in ")
