@@ -1,4 +1,4 @@
-"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed|nvr`."""
+"""Command line: `nvrmon serve` (the hub, a demo fleet), `simulate` (agents), `user|token|embed|nvr|api-token`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nvrmon import logs
-from nvrmon.cli import backup, manage, nvrs
+from nvrmon.cli import api_tokens, backup, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     manage.add_parsers(commands)
     nvrs.add_parsers(commands)
     backup.add_parsers(commands)
+    api_tokens.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return nvrs.run(args)
     if args.command in backup.COMMANDS:
         return backup.run(args)
+    if args.command in api_tokens.COMMANDS:
+        return api_tokens.run(args)
     return _simulate(args)
 
 

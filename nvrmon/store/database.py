@@ -12,8 +12,8 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 2  # 2: nvrs.removed (NVR tombstones)
-SCRIPTS = ("schema.sql", "security.sql")
+SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled
+SCRIPTS = ("schema.sql", "security.sql", "audit.sql", "api_tokens.sql")
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -105,6 +105,10 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     has_removed = await cursor.fetchone()
     if has_removed is not None and not has_removed[0]:  # a version 1 file: CREATE TABLE IF NOT EXISTS kept its nvrs
         await writer.execute("ALTER TABLE nvrs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")
+    cursor = await writer.execute("SELECT count(*) FROM pragma_table_info('users') WHERE name = 'disabled'")
+    has_disabled = await cursor.fetchone()
+    if has_disabled is not None and not has_disabled[0]:  # before version 3: accounts could not be disabled
+        await writer.execute("ALTER TABLE users ADD COLUMN disabled REAL NOT NULL DEFAULT 0")
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",
