@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
+
+from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 
 Status = Literal["online", "offline"]
 # online: frames arrive; stale: late beyond the grace period but not yet timed out; offline: disconnected or timed out;
 # unknown: the hub restarted and the agent has not reconnected yet (shown as such, not as a failure).
 NvrStatus = Literal["online", "stale", "offline", "unknown"]
-# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown").
-CameraDisplay = Literal["online", "offline", "nvr_offline", "unknown"]
+# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown"). "degraded" is online but
+# with a health fact that needs someone (not recording, clock off, …): the hub derives it, agents never send it.
+CameraDisplay = Literal["online", "degraded", "offline", "nvr_offline", "unknown"]
+# What an NVR shows: its liveness status, or "degraded" while it is online with a failing disk, a wrong clock, …
+NvrDisplay = Literal["online", "degraded", "stale", "offline", "unknown"]
 Severity = Literal["info", "warning", "error", "critical"]
 
 
@@ -32,15 +38,19 @@ class Nvr:
     updated_seq: int
     unstable: bool = False
     removed: bool = False  # a tombstone: live pages delete its row
-    cameras_online: int = 0
+    cameras_online: int = 0  # online by their own status, degraded ones included (cameras up)
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    degraded: str = ""  # why it is degraded, in words (the hub derives it from health facts); "" while it is not
+    health: NvrHealth | None = None  # the latest health facts (single-NVR reads only; None in lists)
+    cameras_degraded: int = 0  # of cameras_online, those degraded
 
     def __post_init__(self) -> None:
         # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
         # cameras' last reported statuses say nothing, so none of them counts as online.
-        if not self.reachable and self.cameras_online:
+        if not self.reachable and (self.cameras_online or self.cameras_degraded):
             object.__setattr__(self, "cameras_online", 0)
+            object.__setattr__(self, "cameras_degraded", 0)
 
     @property
     def reachable(self) -> bool:
@@ -51,8 +61,21 @@ class Nvr:
     def dom_id(self) -> str:
         return f"nvr-{self.id}"
 
+    @property
+    def display(self) -> NvrDisplay:
+        return "degraded" if self.status == "online" and self.degraded else self.status
+
+    @property
+    def reason(self) -> str:
+        """Why it shows what it shows, in words ("" while online): its liveness reason, or why it is degraded."""
+        return self.degraded if self.display == "degraded" else self.status_reason
+
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["display_status"] = self.display
+        data["status_reason"] = self.reason
+        data["health"] = None if self.health is None else self.health.as_json(time.time())
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +93,10 @@ class Camera:
     status_changed: float
     removed: bool
     updated_seq: int
+    status_reason: str = ""  # why it is offline, in the agent's words ("" while online)
+    detail: StreamDetail = field(default_factory=StreamDetail)  # the last measured stream (camera_status)
+    degraded: str = ""  # why it is degraded, in words (derived by the hub from health facts)
+    health: CameraHealth | None = None  # the latest health facts, when the agent sent any
 
     @property
     def dom_id(self) -> str:
@@ -81,12 +108,34 @@ class Camera:
             return "nvr_offline"
         if self.nvr_status == "unknown":
             return "unknown"
+        if self.status == "online" and self.degraded:
+            return "degraded"
         return self.status
+
+    @property
+    def reason(self) -> str:
+        """Why it shows what it shows, in words; "" while online (the API's status_reason)."""
+        return (
+            CAMERA_REASONS.get(self.display, "")
+            or (self.degraded if self.display == "degraded" else "")
+            or (self.status_reason if self.display == "offline" else "")
+        )
+
+    @property
+    def stream(self) -> StreamDetail:
+        """The freshest stream figures: the health message's, else the last camera_status detail."""
+        return self.health.stream if self.health is not None and self.health.stream else self.detail
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["display_status"] = self.display
+        data["status_reason"] = self.reason
+        data["health"] = None if self.health is None else self.health.as_json(time.time())
         return data
+
+
+# A camera that can't be seen says why in these words (the API's status_reason while its NVR is down).
+CAMERA_REASONS: dict[str, str] = {"nvr_offline": "nvr offline", "unknown": "nvr not reconnected after hub restart"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,33 +172,38 @@ class Summary:
     cameras_nvr_offline: int
     cameras_unknown: int
     last_change: float  # the latest NVR status change
+    # Online but degraded (not counted in nvrs_online / cameras_online: every figure is one shown status).
+    nvrs_degraded: int = 0
+    cameras_degraded: int = 0
 
     @classmethod
     def of(cls, fleet: Iterable[Nvr], seq: int = 0) -> Summary:
         """The one producer of fleet figures: from the NVR rows (with camera counts) the charts and lists use too.
 
         Cameras count as they show (Camera.display): all 'NVR offline' or 'unknown' while their NVR is, else by their
-        own status.
+        own status (online, degraded or offline).
         """
-        nvrs = dict.fromkeys(("online", "stale", "offline", "unknown"), 0)
-        cams = dict.fromkeys(("online", "offline", "nvr_offline", "unknown"), 0)
+        nvrs = dict.fromkeys(("online", "degraded", "stale", "offline", "unknown"), 0)
+        cams = dict.fromkeys(("online", "degraded", "offline", "nvr_offline", "unknown"), 0)
         last = 0.0
         for nvr in fleet:
-            nvrs[nvr.status] += 1
+            nvrs[nvr.display] += 1
             last = max(last, nvr.status_changed)
             if nvr.status == "offline":
                 cams["nvr_offline"] += nvr.cameras_total
             elif nvr.status == "unknown":
                 cams["unknown"] += nvr.cameras_total
             else:
-                cams["online"] += nvr.cameras_online
+                cams["online"] += nvr.cameras_online - nvr.cameras_degraded
+                cams["degraded"] += nvr.cameras_degraded
                 cams["offline"] += nvr.cameras_total - nvr.cameras_online
         return cls(seq, sum(nvrs.values()), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()),
-                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last)  # fmt: skip
+                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last, nvrs["degraded"],
+                   cams["degraded"])  # fmt: skip
 
     @property
     def nvrs_offline(self) -> int:
-        return self.nvrs_total - self.nvrs_online - self.nvrs_stale - self.nvrs_unknown
+        return self.nvrs_total - self.nvrs_online - self.nvrs_degraded - self.nvrs_stale - self.nvrs_unknown
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -188,6 +242,7 @@ class Toast:
     device: str = field(default="", compare=False)
     kind: str = field(default="", compare=False)  # nvr | camera | "" (alerts, system)
     link: str = ""  # a page listing what the toast is about
+    change: str = field(default="", compare=False)  # "degraded" | "recovered": a device's health changed (bursts group)
 
 
 class StorageInfo(Protocol):
