@@ -35,7 +35,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, login, pages
+from nvrmon.web import admin, api, embed, inventory_admin, inventory_api, login, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -171,10 +171,12 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/api/cameras", guard("viewer", api.cameras, "api")),
         Route("/api/cameras/{camera_id:int}", guard("viewer", api.camera, "api")),
         Route("/api/events", guard("viewer", api.events, "api")),
+        *inventory_api.routes(),  # POST/PATCH/DELETE on /api/nvrs and /api/cameras (operator)
         # Public for load balancers and container health checks; details only for a logged-in session.
         Route("/healthz", guard("public", api.healthz, "api")),
         *login.routes(),
         *admin.routes(),
+        *inventory_admin.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),

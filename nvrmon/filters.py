@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from nvrmon.models import Camera, Nvr
 
 ListKind = Literal["nvrs", "cameras"]
-NVR_STATUSES: tuple[str, ...] = ("online", "stale", "offline", "unknown")
-CAMERA_STATUSES: tuple[str, ...] = ("online", "offline", "nvr_offline", "unknown")
+NVR_STATUSES: tuple[str, ...] = ("online", "stale", "offline", "unknown", "missing")
+CAMERA_STATUSES: tuple[str, ...] = ("online", "offline", "nvr_offline", "unknown", "missing")
 # Column keys a list can be sorted by; a leading "-" sorts descending. The first one is the default.
 NVR_SORTS: tuple[str, ...] = ("hostname", "status", "device", "region", "cameras", "last_seen", "firmware")
 CAMERA_SORTS: tuple[str, ...] = ("nvr", "name", "status", "region", "since")
@@ -25,8 +25,8 @@ PAGE_SIZES = (100, 250, 500, 1000)
 MAX_TEXT = 64  # longer search or region text is cut: it bounds the number of distinct views, too
 MAX_PAGE = 10_000
 # Problems first when sorting by status.
-NVR_STATUS_RANK = {"offline": 0, "stale": 1, "unknown": 2, "online": 3}
-CAMERA_STATUS_RANK = {"offline": 0, "nvr_offline": 1, "unknown": 2, "online": 3}
+NVR_STATUS_RANK = {"offline": 0, "missing": 0, "stale": 1, "unknown": 2, "online": 3}
+CAMERA_STATUS_RANK = {"offline": 0, "missing": 0, "nvr_offline": 1, "unknown": 2, "online": 3}
 
 
 def _text(raw: str | None) -> str:
@@ -159,6 +159,7 @@ def nvr_matches(nvr: Nvr, query: ListQuery, *, status: bool = True, region: bool
         return False
     if query.q:
         haystack = f"{nvr.hostname}\n{nvr.device_name}\n{nvr.site}\n{nvr.region}\n{nvr.ip_address}\n{nvr.firmware}"
+        haystack += "\n" + " ".join(nvr.tags)  # tags are searched like names
         if query.q not in haystack.lower():
             return False
     return True
@@ -239,12 +240,18 @@ def nvr_facets(fleet: Iterable[Nvr], query: ListQuery) -> Facets:
 
 
 def camera_split(nvr: Nvr) -> dict[str, int]:
-    """How an NVR's cameras show: all 'NVR offline' or 'unknown' while the NVR is, else their own statuses."""
-    if nvr.status == "offline":
-        return {"nvr_offline": nvr.cameras_total}
-    if nvr.status == "unknown":
-        return {"unknown": nvr.cameras_total}
-    return {"online": nvr.cameras_online, "offline": nvr.cameras_total - nvr.cameras_online}
+    """How an NVR's cameras show: all 'NVR offline' or 'unknown' while the NVR is, else their own statuses; missing
+    ones (not in its list) always show missing."""
+    listed = nvr.cameras_total - nvr.cameras_missing
+    if nvr.status in ("offline", "missing"):
+        split = {"nvr_offline": listed}
+    elif nvr.status == "unknown":
+        split = {"unknown": listed}
+    else:
+        split = {"online": nvr.cameras_online, "offline": listed - nvr.cameras_online}
+    if nvr.cameras_missing:
+        split["missing"] = nvr.cameras_missing
+    return split
 
 
 def camera_facets_from_fleet(fleet: Iterable[Nvr], query: ListQuery) -> Facets:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # the inventory's vocabulary imports this module's neighbours, not this one
+    from nvrmon.inventory import Edit, Outcome
 
 Status = Literal["online", "offline"]
 # online: frames arrive; stale: late beyond the grace period but not yet timed out; offline: disconnected or timed out;
 # unknown: the hub restarted and the agent has not reconnected yet (shown as such, not as a failure).
-NvrStatus = Literal["online", "stale", "offline", "unknown"]
-# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown").
-CameraDisplay = Literal["online", "offline", "nvr_offline", "unknown"]
+# missing: declared in the fleet inventory (docs/inventory.md) and never connected; the store derives it.
+NvrStatus = Literal["online", "stale", "offline", "unknown", "missing"]
+# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown"), or "missing": expected
+# (declared, or listed before) but not in its NVR's latest camera list.
+CameraDisplay = Literal["online", "offline", "nvr_offline", "unknown", "missing"]
 Severity = Literal["info", "warning", "error", "critical"]
 
 
@@ -35,12 +40,25 @@ class Nvr:
     cameras_online: int = 0
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    # The fleet inventory (docs/inventory.md): declared by an operator, its tags, how many cameras it should have
+    # (None: not declared) and how many of its cameras are missing (counted in cameras_total, never online).
+    declared: bool = False
+    tags: tuple[str, ...] = ()
+    cameras_expected: int | None = None
+    cameras_missing: int = 0
 
     def __post_init__(self) -> None:
         # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
         # cameras' last reported statuses say nothing, so none of them counts as online.
         if not self.reachable and self.cameras_online:
             object.__setattr__(self, "cameras_online", 0)
+
+    @property
+    def cameras_short(self) -> int:
+        """How many cameras fewer than expected it lists now (missing ones and never-declared ones alike)."""
+        if self.cameras_expected is None:
+            return 0
+        return max(0, self.cameras_expected - (self.cameras_total - self.cameras_missing))
 
     @property
     def reachable(self) -> bool:
@@ -70,6 +88,9 @@ class Camera:
     status_changed: float
     removed: bool
     updated_seq: int
+    missing: bool = False  # expected but not in its NVR's latest list (or its NVR never connected)
+    declared: bool = False  # declared in the fleet inventory
+    tags: tuple[str, ...] = ()
 
     @property
     def dom_id(self) -> str:
@@ -77,7 +98,9 @@ class Camera:
 
     @property
     def display(self) -> CameraDisplay:
-        if self.nvr_status == "offline":
+        if self.missing:
+            return "missing"
+        if self.nvr_status in ("offline", "missing"):
             return "nvr_offline"
         if self.nvr_status == "unknown":
             return "unknown"
@@ -123,6 +146,8 @@ class Summary:
     cameras_nvr_offline: int
     cameras_unknown: int
     last_change: float  # the latest NVR status change
+    nvrs_missing: int = 0  # declared in the inventory, never connected
+    cameras_missing: int = 0  # expected, not in their NVR's list
 
     @classmethod
     def of(cls, fleet: Iterable[Nvr], seq: int = 0) -> Summary:
@@ -131,25 +156,28 @@ class Summary:
         Cameras count as they show (Camera.display): all 'NVR offline' or 'unknown' while their NVR is, else by their
         own status.
         """
-        nvrs = dict.fromkeys(("online", "stale", "offline", "unknown"), 0)
-        cams = dict.fromkeys(("online", "offline", "nvr_offline", "unknown"), 0)
+        nvrs = dict.fromkeys(("online", "stale", "offline", "unknown", "missing"), 0)
+        cams = dict.fromkeys(("online", "offline", "nvr_offline", "unknown", "missing"), 0)
         last = 0.0
         for nvr in fleet:
             nvrs[nvr.status] += 1
             last = max(last, nvr.status_changed)
-            if nvr.status == "offline":
-                cams["nvr_offline"] += nvr.cameras_total
+            listed = nvr.cameras_total - nvr.cameras_missing  # missing cameras show missing whatever the NVR does
+            cams["missing"] += nvr.cameras_missing
+            if nvr.status in ("offline", "missing"):
+                cams["nvr_offline"] += listed
             elif nvr.status == "unknown":
-                cams["unknown"] += nvr.cameras_total
+                cams["unknown"] += listed
             else:
                 cams["online"] += nvr.cameras_online
-                cams["offline"] += nvr.cameras_total - nvr.cameras_online
+                cams["offline"] += listed - nvr.cameras_online
         return cls(seq, sum(nvrs.values()), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()),
-                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last)  # fmt: skip
+                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last, nvrs["missing"],
+                   cams["missing"])  # fmt: skip
 
     @property
     def nvrs_offline(self) -> int:
-        return self.nvrs_total - self.nvrs_online - self.nvrs_stale - self.nvrs_unknown
+        return self.nvrs_total - self.nvrs_online - self.nvrs_stale - self.nvrs_unknown - self.nvrs_missing
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -218,3 +246,6 @@ class FleetAdmin(Protocol):
     """What the admin pages ask of the hub's single writer (nvrmon.ingest.hub.Hub provides it)."""
 
     async def remove_nvr(self, hostname: str, actor: str) -> bool: ...
+    async def edit_inventory(self, edit: Edit, actor: str) -> Outcome:
+        """Apply a fleet inventory edit through the writer: what it changed, or its InventoryError."""
+        ...

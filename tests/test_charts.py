@@ -28,7 +28,7 @@ def test_one_device_in_five_thousand_stays_visible() -> None:
 def test_empty_fleet_draws_no_segments() -> None:
     donut = charts.donut({}, charts.CAMERA_LEGEND)
     assert donut.segments == [] and donut.headline == "–"
-    assert [row.count for row in donut.legend] == [0, 0, 0, 0]
+    assert [row.count for row in donut.legend] == [0, 0, 0, 0, 0]
 
 
 def test_donut_headline_is_share_online_rounded_down() -> None:
@@ -38,7 +38,7 @@ def test_donut_headline_is_share_online_rounded_down() -> None:
 
 def test_camera_counts_put_cameras_of_offline_nvrs_apart() -> None:
     fleet = [nvr(1, "online", "N", 3, 4), nvr(2, "offline", "N", 2, 2), nvr(3, "unknown", "S", 1, 1)]
-    assert charts.camera_counts(fleet) == {"online": 3, "offline": 1, "nvr_offline": 2, "unknown": 1}
+    assert charts.camera_counts(fleet) == {"online": 3, "offline": 1, "nvr_offline": 2, "unknown": 1, "missing": 0}
 
 
 def test_regions_roll_up_health_worst_first() -> None:

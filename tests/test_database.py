@@ -112,4 +112,5 @@ def test_the_hub_opens_one_writer_and_one_reader_and_runs_the_schema_once(
         assert login.status_code == 200 and login.url.path == "/"  # a session write and reads of the security tables
         assert client.get("/api/summary").status_code == 200
     assert connects == [str(path), str(path)]
-    assert len(scripts) == 2 and scripts[0].startswith("-- nvrmon schema") and "security" in scripts[1]
+    assert len(scripts) == 3 and scripts[0].startswith("-- nvrmon schema") and "security" in scripts[1]
+    assert "inventory" in scripts[2]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nvrmon.ingest.session import AgentSession, Close, Journal
-from nvrmon.models import Status, Toast
+from nvrmon.models import CameraDisplay, Status, Toast
 from nvrmon.store.fleet import NewEvent, Transaction
 
 
@@ -38,10 +39,12 @@ class Effects:
                 await tx.touch_nvr(nvr_id)
             self.flips, self.flip_nvrs = {}, set()
 
-    def flip_events(self, session: AgentSession, flips: list[tuple[int, str, Status]]) -> None:
+    def flip_events(self, session: AgentSession, flips: Sequence[tuple[int, str, CameraDisplay]]) -> None:
         for camera_id, name, status in flips:
             online = status == "online"
             text = f"Camera {name} on {session.hostname} is {status}"
+            if status == "missing":
+                text = f"Camera {name} is missing: {session.hostname} no longer lists it"
             self.events.append(NewEvent("status", "info" if online else "warning", text, session.nvr_id, camera_id))
             self.notify("success" if online else "error", f"Camera {name} {status}", session.hostname, name, "camera")
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 2  # 2: nvrs.removed (NVR tombstones)
-SCRIPTS = ("schema.sql", "security.sql")
+from nvrmon.store import inventory
+
+SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: the fleet inventory (inventory.sql, inventory.migrate)
+SCRIPTS = ("schema.sql", "security.sql", "inventory.sql")
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -105,6 +107,7 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     has_removed = await cursor.fetchone()
     if has_removed is not None and not has_removed[0]:  # a version 1 file: CREATE TABLE IF NOT EXISTS kept its nvrs
         await writer.execute("ALTER TABLE nvrs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")
+    await inventory.migrate(writer)
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",

@@ -127,12 +127,14 @@ class Store:
         if region is not None:
             clauses.append("n.region = ?")
             params.append(region)
-        if status == "nvr_offline":
-            clauses.append("n.status = 'offline'")
+        if status == "missing":
+            clauses.append("c.missing = 1")
+        elif status == "nvr_offline":
+            clauses.append("n.status = 'offline' AND c.missing = 0")
         elif status == "unknown":
-            clauses.append("n.status = 'unknown'")
+            clauses.append("n.status = 'unknown' AND c.missing = 0")
         elif status in ("online", "offline"):
-            clauses.append("n.status IN ('online', 'stale') AND c.status = ?")
+            clauses.append("n.status IN ('online', 'stale') AND c.status = ? AND c.missing = 0")
             params.append(status)
         found = await self.database.fetch_all(
             f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_FROM} {rows.where(clauses)} "

@@ -34,7 +34,9 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
     from an older cursor still learns to drop them, and events keep naming the NVR."""
     cursor = await db.execute(
         "UPDATE nvrs SET removed = 1, status = 'offline', status_reason = 'removed', unstable = 0, "
-        "status_changed = ?, agent_session = '', agent_seq = 0, updated_seq = ? "
+        "status_changed = ?, agent_session = '', agent_seq = 0, updated_seq = ?, "
+        # No longer expected: an agent connecting again registers it anew, as discovered (docs/inventory.md).
+        "declared = 0, tags = '', expected_cameras = NULL "
         "WHERE hostname = ? AND removed = 0 RETURNING id, hostname",
         (now, seq, hostname),
     )
@@ -43,7 +45,9 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
         return None
     nvr_id = int(row[0])
     cursor = await db.execute(
-        "UPDATE cameras SET removed = 1, updated_seq = ? WHERE nvr_id = ? AND removed = 0 RETURNING id", (seq, nvr_id)
+        "UPDATE cameras SET removed = 1, missing = 0, declared = 0, updated_seq = ? WHERE nvr_id = ? AND removed = 0 "
+        "RETURNING id",
+        (seq, nvr_id),
     )
     cameras = tuple(int(r[0]) for r in await cursor.fetchall())
     cursor = await db.execute(

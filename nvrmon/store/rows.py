@@ -10,38 +10,46 @@ from typing import Any
 from nvrmon.filters import ListQuery
 from nvrmon.models import Camera, Event, Nvr
 
-NVR_BASE = """
-    n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, n.status, n.status_reason,
-    n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed
+# An NVR declared in the inventory that never connected shows "missing" (models.NvrStatus); the table keeps 'offline'.
+NVR_STATUS = "CASE WHEN n.declared = 1 AND n.last_seen = 0 AND n.status = 'offline' THEN 'missing' ELSE n.status END"
+NVR_BASE = f"""
+    n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, {NVR_STATUS},
+    n.status_reason, n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed, n.declared, n.tags,
+    n.expected_cameras
 """
 # A few NVRs: correlated counts, each an index-only lookup on cameras_nvr_status.
 NVR_COLUMNS = f"""{NVR_BASE},
-    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'),
+    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online' AND c.missing = 0),
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0),
+    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.missing = 1),
     n.stats
 """
 # The whole fleet: one grouped pass over the covering index instead of two subqueries per NVR.
 FLEET_FROM = """
     FROM nvrs n LEFT JOIN (
-        SELECT nvr_id, sum(status = 'online') AS online, count(*) AS total
+        SELECT nvr_id, sum(status = 'online' AND missing = 0) AS online, count(*) AS total, sum(missing) AS missing
         FROM cameras WHERE removed = 0 GROUP BY nvr_id
     ) k ON k.nvr_id = n.id
     WHERE n.removed = 0
 """
-FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0)"
+FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0), coalesce(k.missing, 0)"
 # How a camera shows (models.Camera.display), in SQL, for filtering, counting and sorting.
-DISPLAY = "CASE WHEN n.status = 'offline' THEN 'nvr_offline' WHEN n.status = 'unknown' THEN 'unknown' ELSE c.status END"
+DISPLAY = (
+    "CASE WHEN c.missing = 1 THEN 'missing' WHEN n.status = 'offline' THEN 'nvr_offline' "
+    "WHEN n.status = 'unknown' THEN 'unknown' ELSE c.status END"
+)
 CAMERA_ORDER = {
     "nvr": "n.hostname, c.name, c.id",
     "name": "c.name, n.hostname, c.id",
-    "status": f"CASE {DISPLAY} WHEN 'offline' THEN 0 WHEN 'nvr_offline' THEN 1 WHEN 'unknown' THEN 2 ELSE 3 END, "
+    "status": f"CASE {DISPLAY} WHEN 'offline' THEN 0 WHEN 'missing' THEN 1 WHEN 'nvr_offline' THEN 2 "
+    "WHEN 'unknown' THEN 3 ELSE 4 END, "
     "n.hostname, c.name, c.id",
     "region": "n.region, n.site, n.hostname, c.name, c.id",
     "since": "c.status_changed, c.id",
 }
-CAMERA_COLUMNS = """
-    c.id, c.nvr_id, n.hostname, n.status, n.region, n.site, c.ext_id, c.name, c.ip_address, c.status,
-    c.status_changed, c.removed, c.updated_seq
+CAMERA_COLUMNS = f"""
+    c.id, c.nvr_id, n.hostname, {NVR_STATUS}, n.region, n.site, c.ext_id, c.name, c.ip_address, c.status,
+    c.status_changed, c.removed, c.updated_seq, c.missing, c.declared, c.tags
 """
 CAMERA_FROM = "cameras c JOIN nvrs n ON n.id = c.nvr_id"
 EVENT_COLUMNS = """
@@ -86,12 +94,13 @@ def where(clauses: list[str]) -> str:
 
 def nvr(row: sqlite3.Row | tuple[Any, ...]) -> Nvr:
     # The fleet query sends '{}' for every row: skipping json.loads for it keeps 2,000 rows cheap.
-    stats = json.loads(row[17]) if row[17] and row[17] != "{}" else {}
+    stats = json.loads(row[21]) if row[21] and row[21] != "{}" else {}
     return Nvr(
         id=row[0], hostname=row[1], device_name=row[2], region=row[3], site=row[4], model=row[5], firmware=row[6],
         ip_address=row[7], status=row[8], status_reason=row[9], last_seen=row[10], status_changed=row[11],
-        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), cameras_online=int(row[15]),
-        cameras_total=int(row[16]), stats=stats,
+        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), declared=bool(row[15]),
+        tags=tuple(row[16].split()) if row[16] else (), cameras_expected=row[17], cameras_online=int(row[18]),
+        cameras_total=int(row[19]), cameras_missing=int(row[20]), stats=stats,
     )  # fmt: skip
 
 
@@ -99,7 +108,7 @@ def camera(row: sqlite3.Row | tuple[Any, ...]) -> Camera:
     return Camera(
         id=row[0], nvr_id=row[1], nvr_hostname=row[2], nvr_status=row[3], region=row[4], site=row[5], ext_id=row[6],
         name=row[7], ip_address=row[8], status=row[9], status_changed=row[10], removed=bool(row[11]),
-        updated_seq=row[12],
+        updated_seq=row[12], missing=bool(row[13]), declared=bool(row[14]), tags=tuple((row[15] or '').split()),
     )  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.models import FleetAdmin, Nvr
 from nvrmon.store.fleet import Store
 
-NVR_ORDER = {"offline": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
+NVR_ORDER = {"offline": 0, "missing": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
 
 
 async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:

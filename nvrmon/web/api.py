@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from nvrmon.models import HubInfo
 from nvrmon.store.fleet import Store
 
-CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown"}
-NVR_STATUSES = {"online", "stale", "offline", "unknown"}
+CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown", "missing"}
+NVR_STATUSES = {"online", "stale", "offline", "unknown", "missing"}
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
