@@ -70,7 +70,9 @@ class Nvr:
         return f"nvr-{self.id}"
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["cameras_short"] = self.cameras_short
+        return data
 
 
 @dataclass(frozen=True, slots=True)
