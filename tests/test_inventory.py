@@ -1,4 +1,4 @@
-"""The fleet inventory file and `nvrmon inventory import|export`: round trips, all-or-nothing validation, idempotence."""
+"""The fleet inventory file and `nvrmon inventory import|export`: round trips, all-or-nothing checks, idempotence."""
 
 from __future__ import annotations
 

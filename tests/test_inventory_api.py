@@ -43,8 +43,14 @@ def test_inventory_writes_check_who_asks_before_reading_anything(live_hub: LiveH
     viewer, operator = session(live_hub, "viewer"), session(live_hub, "operator")
     assert write(live_hub, "POST", "/api/nvrs", raw="not json").status_code == 401
     # A viewer is refused before the body is read: garbage and unknown ids give 403, not 422 or 404.
-    for method, path in (("POST", "/api/nvrs"), ("PATCH", "/api/nvrs/999"), ("DELETE", "/api/nvrs/999"),
-                         ("POST", "/api/cameras"), ("PATCH", "/api/cameras/999"), ("DELETE", "/api/cameras/999")):  # fmt: skip
+    for method, path in (
+        ("POST", "/api/nvrs"),
+        ("PATCH", "/api/nvrs/999"),
+        ("DELETE", "/api/nvrs/999"),
+        ("POST", "/api/cameras"),
+        ("PATCH", "/api/cameras/999"),
+        ("DELETE", "/api/cameras/999"),
+    ):
         refused = write(live_hub, method, path, raw="{{{", headers=viewer)
         assert refused.status_code == 403, (method, path, refused.text)
     no_csrf = {"Cookie": operator["Cookie"]}
@@ -102,8 +108,15 @@ async def test_inventory_declared_nvr_is_missing_until_its_agent_connects(live_h
 async def test_inventory_camera_vanishing_from_its_nvr_list_shows_missing(live_hub: LiveHub) -> None:
     agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-a", 3)
     try:
-        await agent.send({"type": "cameras", "cameras": [{"id": "cam1", "name": "Cam 1", "status": "online"},
-                                                          {"id": "cam2", "name": "Cam 2", "status": "online"}]})  # fmt: skip
+        await agent.send(
+            {
+                "type": "cameras",
+                "cameras": [
+                    {"id": "cam1", "name": "Cam 1", "status": "online"},
+                    {"id": "cam2", "name": "Cam 2", "status": "online"},
+                ],
+            }
+        )
 
         def missing() -> list[dict[str, Any]]:
             return list(api(live_hub, "cameras?status=missing")["cameras"])
@@ -159,8 +172,15 @@ async def test_inventory_camera_writes_declare_patch_and_decommission(live_hub: 
         assert error_of(write(live_hub, "PATCH", f"/api/cameras/{camera['id']}", {}, headers=operator))[0] == 422
         assert error_of(write(live_hub, "PATCH", "/api/cameras/999", {"name": "x"}, headers=operator))[0] == 404
         # The NVR now lists it: no longer missing, and the declared name stays.
-        await agent.send({"type": "cameras", "cameras": [{"id": "cam1", "status": "online"},
-                                                          {"id": "gate-2", "name": "CAM-0002", "status": "online"}]})  # fmt: skip
+        await agent.send(
+            {
+                "type": "cameras",
+                "cameras": [
+                    {"id": "cam1", "status": "online"},
+                    {"id": "gate-2", "name": "CAM-0002", "status": "online"},
+                ],
+            }
+        )
         wait_until(lambda: api(live_hub, f"cameras/{camera['id']}")["display_status"] == "online")
         assert api(live_hub, f"cameras/{camera['id']}")["name"] == "North gate"
         deleted = write(live_hub, "DELETE", f"/api/cameras/{camera['id']}", headers=operator)

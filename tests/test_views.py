@@ -9,12 +9,12 @@ import pytest
 
 from nvrmon import filters
 from nvrmon.access.embed_tokens import Scope
+from nvrmon.inventory import DecommissionCamera
 from nvrmon.live.fragments import CHART_IDS
 from nvrmon.live.renderer import Renderer, ago
 from nvrmon.live.viewkey import View, ViewError
 from nvrmon.live.views import Views
 from nvrmon.models import Cursor
-from nvrmon.inventory import DecommissionCamera
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store import inventory
