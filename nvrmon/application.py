@@ -13,12 +13,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from nvrmon.access.guard import guard, page_context
+from nvrmon import __version__
+from nvrmon.access import audit
+from nvrmon.access.guard import api_error, guard, page_context
 from nvrmon.access.headers import SecurityHeaders
 from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
@@ -32,10 +34,12 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
 from nvrmon.settings import Settings
+from nvrmon.store.audit import AuditLog
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, inventory_admin, inventory_api, login, pages
+from nvrmon.web import admin, admin_accounts, api, embed, inventory_admin, inventory_api, login, openapi, pages
+from nvrmon.web import audit as audit_pages
 
 log = logging.getLogger("nvrmon")
 
@@ -112,6 +116,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
         start(security.revocations.run(), "revocation-watch")
+        start(audit.prune_loop(AuditLog(database), settings), "audit-prune")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -148,13 +153,15 @@ def create_app(settings: Settings) -> ASGIApp:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+            return api_error(exc.status_code, str(exc.detail))  # the API's one error shape
         html = renderer.render(
             "error.html", title=str(exc.status_code), active="", status=exc.status_code, detail=exc.detail,
             **page_context(request),
         )  # fmt: skip
         return HTMLResponse(html, status_code=exc.status_code)
 
+    # Every web module with /api routes adds its ApiSection here; /api/openapi.json describes them all.
+    api_sections = openapi.published([api.API, inventory_api.API], __version__)
     # Every route states who may use it (guard); tests/test_auth.py fails for a route that doesn't.
     routes = [
         Route("/", guard("viewer", pages.dashboard)),
@@ -165,18 +172,13 @@ def create_app(settings: Settings) -> ASGIApp:
         # Normally served by StreamFastPath (with the same rule); this route documents it and serves HEAD.
         Route("/events", guard("viewer", streams.events, "stream")),
         Route("/poll", guard("viewer", streams.poll, "stream")),
-        Route("/api/summary", guard("viewer", api.summary, "api")),
-        Route("/api/nvrs", guard("viewer", api.nvrs, "api")),
-        Route("/api/nvrs/{nvr_id:int}", guard("viewer", api.nvr, "api")),
-        Route("/api/cameras", guard("viewer", api.cameras, "api")),
-        Route("/api/cameras/{camera_id:int}", guard("viewer", api.camera, "api")),
-        Route("/api/events", guard("viewer", api.events, "api")),
-        *inventory_api.routes(),  # POST/PATCH/DELETE on /api/nvrs and /api/cameras (operator)
-        # Public for load balancers and container health checks; details only for a logged-in session.
-        Route("/healthz", guard("public", api.healthz, "api")),
+        # The JSON API (and /healthz): each section brings its routes and their OpenAPI entries (web/openapi.py).
+        *(route for section in api_sections for route in section.routes()),
         *login.routes(),
         *admin.routes(),
         *inventory_admin.routes(),
+        *admin_accounts.routes(),
+        *audit_pages.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),

@@ -40,6 +40,7 @@ class ListQuery:
     kind: ListKind
     status: str = ""
     region: str = ""
+    site: str = ""  # exact site name (the API's filter; pages take it from the URL too)
     q: str = ""
     nvr: int = 0  # cameras: only this NVR's
     sort: str = ""  # "" is the kind's default order
@@ -63,6 +64,7 @@ class ListQuery:
             kind=kind,
             status=status if status in statuses else "",
             region=_text(params.get("region")),
+            site=_text(params.get("site")),
             q=_text(params.get("q")).lower(),
             nvr=int(nvr) if nvr.isdigit() and len(nvr) < 10 else 0,
             sort=sort,
@@ -74,7 +76,7 @@ class ListQuery:
     def params(self) -> dict[str, str]:
         """The non-default parameters in a fixed order: the canonical query string of this view."""
         out: dict[str, str] = {}
-        for name in ("status", "region", "q", "nvr", "sort", "layout", "per", "page"):
+        for name in ("status", "region", "site", "q", "nvr", "sort", "layout", "per", "page"):
             value = getattr(self, name)
             if value and value != ListQuery.__dataclass_fields__[name].default:
                 out[name] = str(value)
@@ -111,7 +113,7 @@ class ListQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.status or self.region or self.q or self.nvr)
+        return bool(self.status or self.region or self.site or self.q or self.nvr)
 
     @property
     def status_blind(self) -> bool:
@@ -156,6 +158,8 @@ def nvr_matches(nvr: Nvr, query: ListQuery, *, status: bool = True, region: bool
     if status and query.status and nvr.status != query.status:
         return False
     if region and query.region and nvr.region != query.region:
+        return False
+    if query.site and nvr.site != query.site:
         return False
     if query.q:
         haystack = f"{nvr.hostname}\n{nvr.device_name}\n{nvr.site}\n{nvr.region}\n{nvr.ip_address}\n{nvr.firmware}"
@@ -259,7 +263,7 @@ def camera_facets_from_fleet(fleet: Iterable[Nvr], query: ListQuery) -> Facets:
     status: Counter[str] = Counter()
     region: Counter[str] = Counter()
     for nvr in fleet:
-        if query.nvr and nvr.id != query.nvr:
+        if (query.nvr and nvr.id != query.nvr) or (query.site and nvr.site != query.site):
             continue
         split = camera_split(nvr)
         if not query.region or nvr.region == query.region:

@@ -248,6 +248,6 @@ class FleetAdmin(Protocol):
     """What the admin pages ask of the hub's single writer (nvrmon.ingest.hub.Hub provides it)."""
 
     async def remove_nvr(self, hostname: str, actor: str) -> bool: ...
-    async def edit_inventory(self, edit: Edit, actor: str) -> Outcome:
+    async def edit_inventory(self, edit: Edit, actor: str, address: str = "") -> Outcome:
         """Apply a fleet inventory edit through the writer: what it changed, or its InventoryError."""
         ...

@@ -59,6 +59,9 @@ class Settings:
     stats_max_wait: float = 1.0
     recent_events: int = 50
     event_retention_days: float = 30.0
+    # Audit log entries (logins, token and account changes, ...) are kept this long (0: forever). Longer than events:
+    # auditors ask about last year, not last month.
+    audit_retention_days: float = 365.0
     # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.
     demo: int = 0
     # -- security (docs/security.md) --

@@ -84,7 +84,8 @@ def test_pages_send_strangers_to_the_login_page(make_client: Factory, path: str)
 @pytest.mark.parametrize("path", APIS)
 def test_api_refuses_strangers_with_401_json(make_client: Factory, path: str) -> None:
     response = make_client().get(path)
-    assert response.status_code == 401 and response.json() == {"error": "login required"}
+    assert response.status_code == 401
+    assert response.json() == {"error": {"code": "unauthenticated", "message": "login required"}}
 
 
 @pytest.mark.parametrize("path", STREAMS)

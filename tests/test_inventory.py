@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -115,6 +116,10 @@ def test_inventory_import_twice_changes_nothing_the_second_time(tmp_path: Path) 
     second = run_cli(db, "inventory", "import", str(source))
     assert second.returncode == 0 and "nothing to change" in second.stdout
     assert seq_of(db) == seq  # no transaction took a seq: open pages get nothing
+    with sqlite3.connect(db) as conn:  # audited once, as the command line's user, with what it changed
+        entries = conn.execute("SELECT actor, action, target, detail FROM audit_log").fetchall()
+    assert len(entries) == 1 and entries[0][0].startswith("cli")
+    assert entries[0][1:3] == ("inventory.import", "2 NVRs, 2 sites") and "NVR nvr-lis-1: declared" in entries[0][3]
 
 
 def test_inventory_dry_run_shows_the_changes_and_makes_none(tmp_path: Path) -> None:

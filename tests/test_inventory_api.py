@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 import httpx
@@ -32,6 +33,16 @@ def write(hub: LiveHub, method: str, path: str, body: Any = None, headers: dict[
     content = raw if raw is not None else None if body is None else httpx.Request("POST", "/", json=body).content
     sent = {"Content-Type": "application/json", **(headers or {})}
     return httpx.request(method, f"{hub.url}{path}", content=content, headers=sent, timeout=5)
+
+
+def audited(hub: LiveHub) -> list[tuple[str, str, str, str]]:
+    """The audit log's (actor, action, target, address) entries of inventory writes, oldest first."""
+    with sqlite3.connect(hub.db_path) as db:
+        rows = db.execute(
+            "SELECT actor, action, target, address FROM audit_log WHERE action LIKE 'nvr.%' OR action LIKE 'camera.%' "
+            "OR action LIKE 'inventory.%' ORDER BY id"
+        ).fetchall()
+    return [tuple(row) for row in rows]
 
 
 def error_of(response: httpx.Response) -> tuple[int, str, str]:
@@ -91,6 +102,8 @@ async def test_inventory_declared_nvr_is_missing_until_its_agent_connects(live_h
     assert (
         error_of(write(live_hub, "POST", "/api/nvrs", {"hostname": "n2", "colour": "red"}, headers=operator))[0] == 422
     )
+    # Audited with who and from where, in the declaring transaction; the refused attempts left no entry.
+    assert audited(live_hub) == [("operator", "nvr.declare", "nvr-lis-1", "127.0.0.1")]
 
     agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-lis-1", 2)
     try:
@@ -221,5 +234,6 @@ async def test_inventory_nvr_patch_moves_renames_and_delete_decommissions(live_h
                 await agent.recv(timeout=5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4004
         assert error_of(write(live_hub, "DELETE", f"/api/nvrs/{nvr_id}", headers=operator))[0] == 404
+        assert [entry[1] for entry in audited(live_hub)] == ["nvr.edit", "nvr.edit", "nvr.remove"]
     finally:
         await agent.close()

@@ -11,7 +11,7 @@ import anyio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from nvrmon.store.credentials import ROLES, Credentials, Role, User
+from nvrmon.store.credentials import ROLES, Conflict, Credentials, Role, User, UserChange
 
 # argon2-cffi's defaults are RFC 9106's "low memory" profile (argon2id, t=3, m=64 MiB, p=4): about 50 ms a hash.
 _hasher = PasswordHasher()
@@ -86,21 +86,49 @@ async def authenticate(credentials: Credentials, name: str, password: str) -> Us
     stored = user.password_hash if user is not None else _dummy_hash()
     if not await anyio.to_thread.run_sync(_verify, stored, password, limiter=_verifying) or user is None:
         return None
+    if user.disabled:
+        return None  # checked after the hash, so a disabled account answers as slowly as any other refusal
     if _hasher.check_needs_rehash(stored):
         await credentials.rehash(user.id, await hash_password_async(password))
     return user
 
 
-async def add_user(credentials: Credentials, name: str, role: str, password: str) -> int:
+async def add_user(
+    credentials: Credentials, name: str, role: str, password: str, *, actor: str = "", address: str = ""
+) -> int:
     check_name(name)
     valid_role = check_role(role)
     check_password(password)
-    return await credentials.add_user(name, valid_role, await hash_password_async(password), time.time())
+    hashed = await hash_password_async(password)
+    return await credentials.add_user(name, valid_role, hashed, time.time(), actor=actor, address=address)
 
 
-async def change_password(credentials: Credentials, name: str, password: str) -> bool:
+async def change_password(
+    credentials: Credentials, name: str, password: str, *, actor: str = "", address: str = ""
+) -> bool:
     check_password(password)
-    return await credentials.set_password(name, await hash_password_async(password), time.time())
+    hashed = await hash_password_async(password)
+    return await credentials.set_password(name, hashed, time.time(), actor=actor, address=address)
+
+
+async def change_user(
+    credentials: Credentials, name: str, change: UserChange, *, role: str = "", actor: str, address: str
+) -> User:
+    """Delete, disable, enable or re-role an account by the rules the admin page and the CLI share: nobody disables
+    or deletes their own account (`actor` is a user name, or cli:… from the command line), and the last enabled
+    admin stays an enabled admin."""
+    if change in ("delete", "disable") and name.casefold() == actor.casefold():
+        raise AccountError(f"you can't {change} your own account; another admin can")
+    valid_role = check_role(role) if change == "role" else None
+    try:
+        user = await credentials.change_user(
+            name, change, role=valid_role, actor=actor, address=address, now=time.time()
+        )
+    except Conflict as exc:
+        raise AccountError(str(exc)) from None
+    if user is None:
+        raise AccountError(f"no user {name!r}")
+    return user
 
 
 async def ensure_demo_user(credentials: Credentials) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp
 
-from nvrmon.access import accounts
+from nvrmon.access import accounts, api_tokens
 from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import SAFE_METHODS, Auth, Identity
 
@@ -21,6 +21,12 @@ log = logging.getLogger("nvrmon.access.guard")
 Access = Literal["public", "viewer", "operator", "admin"]
 # page: HTML for people (redirect to the login page); api: JSON for programs; stream: /events and /poll (status only).
 Kind = Literal["page", "api", "stream"]
+# The machine-readable `code` of an /api error when the handler names none: one per status (docs/api.md).
+ERROR_CODES = {
+    400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "too_large", 422: "invalid", 429: "too_many_requests", 503: "unavailable",
+}  # fmt: skip
+BEARER_CHALLENGE = 'Bearer realm="nvrmon"'
 # Returns a Response, or any ASGI app (the /events stream is one).
 Endpoint = Callable[[Request], Awaitable[Any]]
 
@@ -40,14 +46,26 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
 
     async def checked(request: Request) -> Any:
         auth: Auth = request.state.auth
-        identity = await auth.identify(request)
-        request.state.identity = identity
+        header = request.headers.get("authorization")
+        if kind == "api" and header is not None:
+            # Bearer tokens on /api only: pages and streams are for browsers, whose credential is the session cookie.
+            identity = await api_tokens.identify(auth.credentials.database, header)
+            request.state.identity = identity
+            if identity is None:
+                return api_error(401, "unknown, revoked or malformed API token", "invalid_token", BEARER_CHALLENGE)
+            if identity.token_scope == "read" and request.method not in SAFE_METHODS:
+                # Before the role, the CSRF check and the body: a read token learns nothing about the write it tried.
+                return api_error(403, "this API token is read-only", "read_only_token")
+        else:
+            identity = await auth.identify(request)
+            request.state.identity = identity
         if access != "public":
             if identity is None:
                 return _unauthenticated(request, kind)
             if not accounts.allows(identity.role, access):
                 return refuse(request, kind, 403, f"This needs the {access} role; you are {identity.role}.")
-        if request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS and not (identity is not None and identity.token_scope):
+            # A bearer token is never sent by a browser on its own (no cookie): no cross-site forgery to check for.
             problem = await auth.csrf_problem(request, identity)
             if problem is not None:
                 log.warning("refused %s %s: %s", request.method, request.url.path, problem)
@@ -84,13 +102,21 @@ def _unauthenticated(request: Request, kind: Kind) -> Response:
 
 
 def refuse(request: Request, kind: Kind, status: int, detail: str) -> Response:
-    headers = {"Cache-Control": "no-store"}
     if kind == "api":
-        return JSONResponse({"error": detail}, status_code=status, headers=headers)
+        return api_error(status, detail, challenge=BEARER_CHALLENGE if status == 401 else None)
     if kind == "stream":
-        return PlainTextResponse(detail, status_code=status, headers=headers)
+        return PlainTextResponse(detail, status_code=status, headers={"Cache-Control": "no-store"})
     error_page: ErrorPage = request.state.error_page
     return error_page(request, status, detail)
+
+
+def api_error(status: int, message: str, code: str = "", challenge: str | None = None) -> JSONResponse:
+    """The one error body of every /api response: {"error": {"code": ..., "message": ...}} (docs/api.md)."""
+    headers = {"Cache-Control": "no-store"}
+    if challenge is not None:
+        headers["WWW-Authenticate"] = challenge
+    body = {"error": {"code": code or ERROR_CODES.get(status, "error"), "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def page_context(request: Request) -> dict[str, Any]:

@@ -37,6 +37,9 @@ class Identity:
     role: Role
     session_hash: str
     csrf: str
+    # An API token's scope ("read" or "operator") when the request came with `Authorization: Bearer`; "" for a
+    # browser session. A token request has no session, no cookie and so no CSRF exposure (access/api_tokens.py).
+    token_scope: str = ""
 
 
 class Auth:

@@ -1,4 +1,4 @@
-"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed|nvr`."""
+"""Command line: `nvrmon serve` (the hub, a demo fleet), `simulate` (agents), `user|token|embed|nvr|api-token`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from nvrmon.cli import inventory, manage, nvrs
+from nvrmon.cli import api_tokens, inventory, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manage.add_parsers(commands)
     nvrs.add_parsers(commands)
+    api_tokens.add_parsers(commands)
     inventory.add_parsers(commands)
 
     args = parser.parse_args(argv)
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return manage.run(args)
     if args.command in nvrs.COMMANDS:
         return nvrs.run(args)
+    if args.command in api_tokens.COMMANDS:
+        return api_tokens.run(args)
     if args.command in inventory.COMMANDS:
         return inventory.run(args)
     return _simulate(args)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from nvrmon import fleetfile
-from nvrmon.cli.nvrs import _actor
+from nvrmon.access.audit import CLI_ADDRESS, cli_actor
 from nvrmon.inventory import Import, InventoryError
 from nvrmon.settings import Settings
 from nvrmon.store import inventory
@@ -73,10 +73,10 @@ async def _import(settings: Settings, edit: Import, path: Path) -> int:
     limit = settings.max_cameras_per_nvr
     try:
         if edit.dry_run:
-            found = await inventory.preview(store.database, edit, _actor(), max_cameras=limit)
+            found = await inventory.preview(store.database, edit, cli_actor(), max_cameras=limit)
         else:
             async with store.transaction(time.time()) as tx:
-                found = await inventory.apply(tx, edit, _actor(), max_cameras=limit)
+                found = await inventory.apply(tx, edit, cli_actor(), max_cameras=limit, address=CLI_ADDRESS)
     except InventoryError as exc:
         return _refused(path, exc)
     finally:

@@ -8,7 +8,7 @@ import getpass
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +16,10 @@ from nvrmon.access import accounts
 from nvrmon.access import agent_tokens as tokens
 from nvrmon.access import embed_tokens as embed
 from nvrmon.access.accounts import AccountError
+from nvrmon.access.api_tokens import ApiTokenError
+from nvrmon.access.audit import CLI_ADDRESS, cli_actor
 from nvrmon.settings import Settings
+from nvrmon.store.audit import AuditLog
 from nvrmon.store.credentials import ROLES, Conflict, Credentials
 from nvrmon.store.database import Database
 
@@ -36,6 +39,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     remove.add_argument("name")
     passwd = _action(user, "passwd", "set a new password (ends the account's sessions)")
     passwd.add_argument("name")
+    for verb, text in (("disable", "disable an account (it can't log in; its sessions end at once)"),
+                       ("enable", "enable a disabled account again")):  # fmt: skip
+        _action(user, verb, text).add_argument("name")
+    role = _action(user, "role", "change an account's role (the last enabled admin stays one)")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
 
     token = _group(commands, "token", "agent tokens (per NVR hostname, and enrollment tokens)")
     create = _action(token, "create", "create a token for one NVR hostname; printed once, only its hash is kept")
@@ -77,15 +86,16 @@ def _action(
     return parser
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, actions: Mapping[tuple[str, str], Action] | None = None) -> int:
+    """Run one command's action (from `actions`, by default this module's) on the database it names."""
     try:
         settings = Settings.from_env(db_path=args.db)
     except ValueError as exc:
         return _fail(str(exc), 2)
-    action: Action = _ACTIONS[(args.command, args.action)]
+    action: Action = (_ACTIONS if actions is None else actions)[(args.command, args.action)]
     try:
         return asyncio.run(_with_credentials(settings.db_path, action, args))
-    except (AccountError, Conflict, tokens.TokenError, embed.EmbedError) as exc:
+    except (AccountError, Conflict, tokens.TokenError, embed.EmbedError, ApiTokenError) as exc:
         return _fail(str(exc), 1)
 
 
@@ -127,30 +137,44 @@ def _table(rows: Sequence[tuple[str, ...]]) -> None:
 
 async def _user_add(credentials: Credentials, args: argparse.Namespace) -> int:
     accounts.check_name(args.name)
-    await accounts.add_user(credentials, args.name, args.role, read_password())
+    await accounts.add_user(credentials, args.name, args.role, read_password(), actor=cli_actor(), address=CLI_ADDRESS)
     print(f"added {args.role} {args.name}")
     return 0
 
 
 async def _user_list(credentials: Credentials, args: argparse.Namespace) -> int:
     users = await credentials.users()
-    rows = [("NAME", "ROLE", "CREATED", "PASSWORD CHANGED")]
-    rows += [(u.name, u.role, _when(u.created), _when(u.password_changed)) for u in users]
+    rows = [("NAME", "ROLE", "STATE", "CREATED", "PASSWORD CHANGED")]
+    rows += [(u.name, u.role, "disabled" if u.disabled else "enabled", _when(u.created), _when(u.password_changed))
+             for u in users]  # fmt: skip
     _table(rows)
     return 0
 
 
 async def _user_remove(credentials: Credentials, args: argparse.Namespace) -> int:
-    if not await credentials.remove_user(args.name):
-        return _fail(f"no user {args.name!r}", 1)
+    await accounts.change_user(credentials, args.name, "delete", actor=cli_actor(), address=CLI_ADDRESS)
     print(f"removed {args.name}; its sessions have ended")
     return 0
+
+
+async def _user_change(credentials: Credentials, args: argparse.Namespace) -> int:
+    change = args.action
+    user = await accounts.change_user(
+        credentials, args.name, change, role=getattr(args, "role", ""), actor=cli_actor(), address=CLI_ADDRESS
+    )
+    done = {"disable": "disabled; its sessions have ended", "enable": "enabled"}
+    print(f"{user.name} {done[change]}" if change in done else f"{user.name} is now {args.role}")
+    return 0
+
+
+async def _audit(credentials: Credentials, action: str, target: str, detail: str = "") -> None:
+    await AuditLog(credentials.database).add(cli_actor(), action, target, detail, CLI_ADDRESS)
 
 
 async def _user_passwd(credentials: Credentials, args: argparse.Namespace) -> int:
     if await credentials.user(args.name) is None:
         return _fail(f"no user {args.name!r}", 1)
-    await accounts.change_password(credentials, args.name, read_password())
+    await accounts.change_password(credentials, args.name, read_password(), actor=cli_actor(), address=CLI_ADDRESS)
     print(f"password of {args.name} changed; its sessions have ended")
     return 0
 
@@ -161,6 +185,7 @@ async def _user_passwd(credentials: Credentials, args: argparse.Namespace) -> in
 async def _token_create(credentials: Credentials, args: argparse.Namespace) -> int:
     expires = tokens.parse_duration(args.expires) if args.expires else 0.0
     token, token_id = await tokens.create_nvr_token(credentials, args.hostname, expires)
+    await _audit(credentials, "agent_token.create", args.hostname, f"id {token_id}")
     print(f"agent token {token_id} for {args.hostname} (shown once; the hub keeps only its hash):", file=sys.stderr)
     print(token)
     return 0
@@ -200,6 +225,7 @@ async def _token_fleet(credentials: Credentials, args: argparse.Namespace) -> in
 
 async def _token_enroll(credentials: Credentials, args: argparse.Namespace) -> int:
     token, token_id = await tokens.create_enrollment_token(credentials, args.uses, tokens.parse_duration(args.expires))
+    await _audit(credentials, "agent_token.create", "enrollment", f"id {token_id}, {args.uses} use(s)")
     print(f"enrollment token {token_id} for {args.uses} new NVR(s) (shown once):", file=sys.stderr)
     print(token)
     return 0
@@ -221,6 +247,7 @@ async def _token_revoke(credentials: Credentials, args: argparse.Namespace) -> i
     count = await credentials.revoke_agent_tokens(args.target, time.time())
     if not count:
         return _fail(f"no live token with id or hostname {args.target!r}", 1)
+    await _audit(credentials, "agent_token.revoke", args.target, f"{count} token(s)")
     print(f"revoked {count} token(s); a running hub closes their connections within about a second")
     return 0
 
@@ -234,6 +261,7 @@ async def _embed_create(credentials: Credentials, args: argparse.Namespace) -> i
         credentials, scope, origins=args.origin, ttl=tokens.parse_duration(args.expires), label=args.label,
         created_by="cli",
     )  # fmt: skip
+    await _audit(credentials, "embed.create", scope.describe(), f"id {embed_id}, origins {' '.join(args.origin)}")
     print(f"embed token {embed_id} ({scope.describe()}), shown once. Iframe URL path:", file=sys.stderr)
     print(f"/embed/{token}")
     return 0
@@ -254,6 +282,7 @@ async def _embed_list(credentials: Credentials, args: argparse.Namespace) -> int
 async def _embed_revoke(credentials: Credentials, args: argparse.Namespace) -> int:
     if not await credentials.revoke_embed(args.id, time.time()):
         return _fail(f"no active embed token {args.id}", 1)
+    await _audit(credentials, "embed.revoke", str(args.id))
     print(f"revoked embed token {args.id}; open embeds stop within about a second")
     return 0
 
@@ -263,6 +292,9 @@ _ACTIONS: dict[tuple[str, str], Action] = {
     ("user", "list"): _user_list,
     ("user", "remove"): _user_remove,
     ("user", "passwd"): _user_passwd,
+    ("user", "disable"): _user_change,
+    ("user", "enable"): _user_change,
+    ("user", "role"): _user_change,
     ("token", "create"): _token_create,
     ("token", "enroll"): _token_enroll,
     ("token", "fleet"): _token_fleet,

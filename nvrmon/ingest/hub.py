@@ -90,11 +90,11 @@ class Hub:
         await self._queue.put(Item(self._system, Remove(hostname, actor), done))
         return await done > 0
 
-    async def edit_inventory(self, edit: Edit, actor: str) -> Outcome:
+    async def edit_inventory(self, edit: Edit, actor: str, address: str = "") -> Outcome:
         """Apply a fleet inventory edit through the writer (models.FleetAdmin); raises its InventoryError."""
         if self.health.degraded:
             raise StorageUnavailable(self.health.last_error)
-        work = InventoryWork(edit, actor)
+        work = InventoryWork(edit, actor, address)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put(Item(self._system, work, done))
         await done

@@ -20,7 +20,7 @@ async def apply(
     """Apply the edit in the writer's transaction. A refused edit wrote nothing (the store checks first), so the rest
     of the batch commits; its error reaches the caller after the commit."""
     try:
-        found = await inventory.apply(tx, work.edit, work.actor, max_cameras=max_cameras)
+        found = await inventory.apply(tx, work.edit, work.actor, max_cameras=max_cameras, address=work.address)
     except InventoryError as exc:
         work.error = exc
         return 0

@@ -88,6 +88,7 @@ class InventoryWork:
 
     edit: Edit
     actor: str
+    address: str = ""  # where the request came from, for the audit log
     outcome: Outcome | None = None
     error: InventoryError | None = None
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 
+from nvrmon.store.audit import record
 from nvrmon.store.database import Database
 from nvrmon.store.security_rows import (
     GENERATION_KEY,
@@ -29,8 +30,11 @@ from nvrmon.store.tokens import TokenTables
 # The access layer and the CLI name the security vocabulary as this module's.
 __all__ = [
     "GENERATION_KEY", "ROLES", "AgentToken", "AgentTokenKind", "Conflict", "Credentials", "EmbedToken", "EmbedView",
-    "Role", "SessionRecord", "User",
+    "Role", "SessionRecord", "User", "UserChange",
 ]  # fmt: skip
+
+
+UserChange = Literal["delete", "disable", "enable", "role"]
 
 
 class Credentials(TokenTables):
@@ -66,7 +70,10 @@ class Credentials(TokenTables):
 
     # -- users ------------------------------------------------------------------------------------------------------
 
-    async def add_user(self, name: str, role: Role, password_hash: str, now: float) -> int:
+    async def add_user(
+        self, name: str, role: Role, password_hash: str, now: float, *, actor: str = "", address: str = ""
+    ) -> int:
+        """Add an account; with an `actor`, audited in the same transaction."""
         try:
             async with self.database.transaction() as db:
                 cursor = await db.execute(
@@ -75,6 +82,8 @@ class Credentials(TokenTables):
                     (name, role, password_hash, now, now),
                 )
                 row = await cursor.fetchone()
+                if actor:
+                    await record(db, actor, "user.create", name, f"role {role}", address, now=now)
         except aiosqlite.IntegrityError:
             raise Conflict(f"user {name!r} exists already") from None
         assert row is not None
@@ -87,14 +96,57 @@ class Credentials(TokenTables):
     async def users(self) -> list[User]:
         return [User(*row) for row in await self.database.fetch_all(f"SELECT {USER_COLUMNS} FROM users ORDER BY name")]
 
-    async def set_password(self, name: str, password_hash: str, now: float) -> bool:
+    async def set_password(
+        self, name: str, password_hash: str, now: float, *, actor: str = "", address: str = ""
+    ) -> bool:
         """Replace a password and end every session of that user (a changed password must lock out a thief)."""
         async with self.database.transaction() as db:
             cursor = await db.execute(
                 "UPDATE users SET password_hash = ?, password_changed = ? WHERE name = ? RETURNING id",
                 (password_hash, now, name),
             )
-            return await _end_sessions(db, await cursor.fetchone())
+            done = await _end_sessions(db, await cursor.fetchone())
+            if done and actor:
+                await record(db, actor, "user.password", name, "password reset; sessions ended", address, now=now)
+            return done
+
+    async def change_user(
+        self, name: str, change: UserChange, *, role: Role | None = None, actor: str, address: str, now: float
+    ) -> User | None:
+        """Delete, disable, enable or re-role an account, audited in the same transaction; None: no such user.
+
+        Refused (Conflict) when it would leave no enabled admin: checked and written under the writer lock, so two
+        admins demoting each other at once can't both succeed. Deleting or disabling ends the account's sessions.
+        """
+        async with self.database.transaction() as db:
+            cursor = await db.execute(f"SELECT {USER_COLUMNS} FROM users WHERE name = ?", (name,))
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            user = User(*row)
+            keeps_admin = change == "enable" or (change == "role" and role == "admin")
+            if user.role == "admin" and not user.disabled and not keeps_admin:
+                cursor = await db.execute(
+                    "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?", (user.id,)
+                )
+                others = await cursor.fetchone()
+                if others is None or not others[0]:
+                    raise Conflict(f"{user.name} is the last enabled admin; make another admin first")
+            detail = ""
+            if change == "delete":
+                await db.execute("DELETE FROM users WHERE id = ?", (user.id,))
+                await _end_sessions(db, row)
+            elif change == "disable":
+                await db.execute("UPDATE users SET disabled = ? WHERE id = ?", (now, user.id))
+                await _end_sessions(db, row)
+            elif change == "enable":
+                await db.execute("UPDATE users SET disabled = 0 WHERE id = ?", (user.id,))
+            else:
+                assert role is not None
+                await db.execute("UPDATE users SET role = ? WHERE id = ?", (role, user.id))
+                detail = f"{user.role} -> {role}"
+            await record(db, actor, f"user.{change}", user.name, detail, address, now=now)
+        return user
 
     async def rehash(self, user_id: int, password_hash: str) -> None:
         """Store a stronger hash of the same password (argon2 parameters were raised); sessions stay."""
@@ -118,7 +170,7 @@ class Credentials(TokenTables):
     async def session(self, session_hash: str) -> SessionRecord | None:
         row = await self.database.fetch_one(
             "SELECT s.user_id, u.name, u.role, s.created, s.last_seen FROM sessions s JOIN users u ON u.id = s.user_id "
-            "WHERE s.id = ?",
+            "WHERE s.id = ? AND u.disabled = 0",
             (session_hash,),
         )
         return None if row is None else SessionRecord(*row)

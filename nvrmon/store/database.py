@@ -14,8 +14,10 @@ import aiosqlite
 
 from nvrmon.store import inventory
 
-SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: the fleet inventory (inventory.sql, inventory.migrate)
-SCRIPTS = ("schema.sql", "security.sql", "inventory.sql")
+# 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: the fleet inventory (inventory.sql,
+# inventory.migrate: nvrs.declared/tags/expected_cameras, cameras.declared/tags/missing)
+SCHEMA_VERSION = 4
+SCRIPTS = ("schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "inventory.sql")
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -107,6 +109,10 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     has_removed = await cursor.fetchone()
     if has_removed is not None and not has_removed[0]:  # a version 1 file: CREATE TABLE IF NOT EXISTS kept its nvrs
         await writer.execute("ALTER TABLE nvrs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")
+    cursor = await writer.execute("SELECT count(*) FROM pragma_table_info('users') WHERE name = 'disabled'")
+    has_disabled = await cursor.fetchone()
+    if has_disabled is not None and not has_disabled[0]:  # before version 3: accounts could not be disabled
+        await writer.execute("ALTER TABLE users ADD COLUMN disabled REAL NOT NULL DEFAULT 0")
     await inventory.migrate(writer)
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(

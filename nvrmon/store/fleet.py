@@ -80,15 +80,17 @@ class Store:
         sql = f"SELECT {rows.NVR_BASE}, {rows.FLEET_COUNTS}, '{{}}' {rows.FLEET_FROM}"
         return [rows.nvr(row) for row in await self.database.fetch_all(sql)]
 
-    async def camera_page(self, query: ListQuery) -> tuple[list[Camera], int]:
-        """One page of the camera list for a query, and how many cameras match it in all."""
+    async def camera_page(
+        self, query: ListQuery, limit: int | None = None, offset: int | None = None
+    ) -> tuple[list[Camera], int]:
+        """One page of the camera list for a query (or `limit` rows from `offset`), and how many match in all."""
         where, params = rows.camera_filter(query)
         order = rows.CAMERA_ORDER[query.sort_column]
         if query.descending:
             order = ", ".join(f"{term} DESC" for term in order.split(", "))
         found = await self.database.fetch_all(
             f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, query.per_page, query.offset],
+            [*params, query.per_page if limit is None else limit, query.offset if offset is None else offset],
         )
         count = await self.database.fetch_one(f"SELECT count(*) FROM {rows.CAMERA_FROM} WHERE {where}", params)
         return [rows.camera(row) for row in found], int(count[0]) if count else 0
@@ -155,6 +157,7 @@ class Store:
         nvr_id: int | None = None,
         camera_id: int | None = None,
         after_seq: int | None = None,
+        offset: int = 0,
     ) -> list[Event]:
         clauses, params = rows.ids_clause("e.id", ids)
         for column, value in (("e.nvr_id", nvr_id), ("e.camera_id", camera_id)):
@@ -165,8 +168,9 @@ class Store:
             clauses.append("e.seq > ?")
             params.append(after_seq)
         found = await self.database.fetch_all(
-            f"SELECT {rows.EVENT_COLUMNS} FROM {rows.EVENT_FROM} {rows.where(clauses)} ORDER BY e.id DESC LIMIT ?",
-            [*params, limit],
+            f"SELECT {rows.EVENT_COLUMNS} FROM {rows.EVENT_FROM} {rows.where(clauses)} "
+            "ORDER BY e.id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
         )
         return [rows.event(row) for row in found]
 

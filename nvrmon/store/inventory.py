@@ -33,6 +33,7 @@ from nvrmon.inventory import (
     tag_text,
     tag_tuple,
 )
+from nvrmon.store import audit
 from nvrmon.store.transaction import NewEvent, Transaction
 
 
@@ -111,8 +112,9 @@ class _Nvr:
     removed: bool
 
 
-async def apply(tx: Transaction, edit: Edit, actor: str, *, max_cameras: int) -> Outcome:
-    """Apply `edit` in `tx`, or raise InventoryError before writing anything."""
+async def apply(tx: Transaction, edit: Edit, actor: str, *, max_cameras: int, address: str = "") -> Outcome:
+    """Apply `edit` in `tx`, or raise InventoryError before writing anything; audited in the same transaction (who,
+    from `address`, and the changes in words) when it changed something."""
     out = Outcome()
     events: list[NewEvent] = []
     if isinstance(edit, Import | DeclareNvr):
@@ -140,7 +142,22 @@ async def apply(tx: Transaction, edit: Edit, actor: str, *, max_cameras: int) ->
             await _decommission(tx, camera, actor, out, events)
         out.camera_id = edit.camera_id
     await tx.add_events(events)
+    if out.changes:
+        action, target = _audited(edit, out)
+        await audit.record(tx.connection, actor, action, target, "; ".join(out.changes), address, now=tx.now)
     return out
+
+
+def _audited(edit: Edit, out: Outcome) -> tuple[str, str]:
+    """The audit log's action and target of an edit that changed something."""
+    if isinstance(edit, Import):
+        return "inventory.import", f"{len(edit.declaration.nvrs)} NVRs, {len(edit.declaration.sites)} sites"
+    if isinstance(edit, DeclareNvr):
+        return "nvr.declare", edit.nvr.hostname
+    if isinstance(edit, PatchNvr):
+        return "nvr.edit", f"nvr {edit.nvr_id}"
+    kind = {DeclareCamera: "declare", PatchCamera: "edit"}.get(type(edit), "decommission")
+    return f"camera.{kind}", f"camera {out.camera_id}"
 
 
 async def _import(

@@ -69,6 +69,9 @@ def camera_filter(query: ListQuery) -> tuple[str, list[Any]]:
     if query.region:
         clauses.append("n.region = ?")
         params.append(query.region)
+    if query.site:
+        clauses.append("n.site = ?")
+        params.append(query.site)
     if query.nvr:
         clauses.append("c.nvr_id = ?")
         params.append(query.nvr)

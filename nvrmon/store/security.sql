@@ -7,7 +7,8 @@ CREATE TABLE IF NOT EXISTS users (
     role             TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
     password_hash    TEXT NOT NULL,
     created          REAL NOT NULL,
-    password_changed REAL NOT NULL
+    password_changed REAL NOT NULL,
+    disabled         REAL NOT NULL DEFAULT 0  -- when an admin disabled it (0: enabled); it can't log in meanwhile
 );
 
 CREATE TABLE IF NOT EXISTS sessions (

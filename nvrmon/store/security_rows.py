@@ -19,11 +19,12 @@ GENERATION_KEY = "security_generation"
 
 AGENT_COLUMNS = "id, kind, hostname, prefix, created, expires, uses_left, revoked, last_used"
 EMBED_COLUMNS = "id, prefix, view, nvr_id, region, origins, label, created, expires, revoked, created_by"
-USER_COLUMNS = "id, name, role, password_hash, created, password_changed"
+USER_COLUMNS = "id, name, role, password_hash, created, password_changed, disabled"
 
 
 class Conflict(ValueError):
-    """The row exists already (a user name, an active token for a hostname)."""
+    """The row exists already (a user name, an active token for a hostname), or the change would break a rule that
+    spans rows (the last admin)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class User:
     password_hash: str
     created: float
     password_changed: float
+    disabled: float = 0.0  # when it was disabled; 0: enabled
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Stage 7, administration pages (admin role): accounts, agent and embed tokens (create, list, revoke), NVR removal."""
+"""Stage 7, administration pages (admin role): agent, embed and API tokens (create, list, revoke), NVR removal."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from nvrmon.access import agent_tokens as tokens
+from nvrmon.access import api_tokens, audit
 from nvrmon.access import embed_tokens as embed
+from nvrmon.access.audit import actor_of, client_address
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
 from nvrmon.models import FleetAdmin, Nvr
+from nvrmon.store.api_tokens import API_SCOPES, ApiTokenTables
+from nvrmon.store.credentials import ROLES, Conflict
 from nvrmon.store.fleet import Store
 
 NVR_ORDER = {"offline": 0, "missing": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
@@ -37,6 +41,7 @@ async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLR
     html = renderer.render(
         "admin.html", title="Administration", active="admin", users=await credentials.users(),
         agent_tokens=agent_tokens, embeds=embeds, views=embed.VIEWS, now=now, base_url=str(request.base_url), nvrs=nvrs,
+        api_tokens=await ApiTokenTables(credentials.database).all(), api_scopes=API_SCOPES, roles=ROLES,
         **context, **page_context(request),
     )  # fmt: skip
     return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
@@ -65,12 +70,15 @@ async def create_embed(request: Request) -> Response:
     except (embed.EmbedError, tokens.TokenError) as exc:
         return await _render(request, status=400, error=str(exc), form=form)
     created = {"kind": "embed", "id": embed_id, "token": token, "path": f"/embed/{token}", "what": scope.describe()}
+    await audit.note(request, "embed.create", scope.describe(), f"id {embed_id}, origins {form.get('origins', '')}")
     return await _render(request, created=created)
 
 
 async def revoke_embed(request: Request) -> Response:
     auth: Auth = request.state.auth
-    await auth.credentials.revoke_embed(request.path_params["embed_id"], time.time())
+    embed_id = request.path_params["embed_id"]
+    if await auth.credentials.revoke_embed(embed_id, time.time()):
+        await audit.note(request, "embed.revoke", str(embed_id))
     auth.revocations.notify()
     return await _render(request)
 
@@ -85,15 +93,46 @@ async def create_agent_token(request: Request) -> Response:
         )
     except tokens.TokenError as exc:
         return await _render(request, status=400, error=str(exc), form=form)
-    created = {"kind": "agent", "id": token_id, "token": token, "what": form.get("hostname", "").strip()}
+    hostname = form.get("hostname", "").strip()
+    created = {"kind": "agent", "id": token_id, "token": token, "what": hostname}
+    await audit.note(request, "agent_token.create", hostname, f"id {token_id}")
     return await _render(request, created=created)
 
 
 async def revoke_agent_token(request: Request) -> Response:
     auth: Auth = request.state.auth
-    await auth.credentials.revoke_agent_tokens(str(request.path_params["token_id"]), time.time())
+    token_id = str(request.path_params["token_id"])
+    if await auth.credentials.revoke_agent_tokens(token_id, time.time()):
+        await audit.note(request, "agent_token.revoke", token_id)
     auth.revocations.notify()
     return await _render(request)
+
+
+async def create_api_token(request: Request) -> Response:
+    auth: Auth = request.state.auth
+    form = await read_form(request)
+    name = form.get("name", "").strip()
+    try:
+        token, token_id = await api_tokens.create(
+            auth.credentials.database, name, form.get("scope", ""), actor=actor_of(request.state.identity),
+            address=client_address(request),
+        )  # fmt: skip
+    except (api_tokens.ApiTokenError, Conflict) as exc:
+        return await _render(request, status=400, error=str(exc), form=form)
+    created = {"kind": "api", "id": token_id, "token": token, "what": f"{name} ({form.get('scope')})"}
+    return await _render(request, created=created)
+
+
+async def revoke_api_token(request: Request) -> Response:
+    auth: Auth = request.state.auth
+    tables = ApiTokenTables(auth.credentials.database)
+    revoked = await tables.revoke(
+        str(request.path_params["token_id"]), time.time(), actor=actor_of(request.state.identity),
+        address=client_address(request),
+    )  # fmt: skip
+    if revoked is None:
+        return await _render(request, status=404, error="No such live API token (revoked already?).")
+    return await _render(request, notice=f"Revoked API token {revoked.name}: its next request is refused.")
 
 
 async def remove_nvr(request: Request) -> Response:
@@ -106,6 +145,7 @@ async def remove_nvr(request: Request) -> Response:
     if nvr is None or not await hub.remove_nvr(nvr.hostname, identity.name):
         return await _render(request, status=404, error="No such NVR (removed already?).")
     auth.revocations.notify()  # connections on its own agent tokens close now, not at the next poll
+    await audit.note(request, "nvr.remove", nvr.hostname, "with its cameras and agent tokens")
     return await _render(request, notice=f"Removed NVR {nvr.hostname}, its cameras and its agent tokens.")
 
 
@@ -117,4 +157,9 @@ def routes() -> list[Route]:
         Route("/admin/tokens", guard("admin", create_agent_token), methods=["POST"]),
         Route("/admin/tokens/{token_id:int}/revoke", guard("admin", revoke_agent_token), methods=["POST"]),
         Route("/admin/nvrs/{nvr_id:int}/remove", guard("admin", remove_nvr), methods=["POST"]),
+        Route("/admin/api-tokens", guard("admin", create_api_token), methods=["POST"]),
+        Route("/admin/api-tokens/{token_id:int}/revoke", guard("admin", revoke_api_token), methods=["POST"]),
     ]
+
+
+render = _render  # the admin page with a notice or an error, for the other admin modules (web/admin_accounts.py)

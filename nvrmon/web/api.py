@@ -1,22 +1,57 @@
-"""Stage 7, machine readers: the JSON API over the same store reads the pages use."""
+"""Stage 7, machine readers: the JSON API over the same store reads the pages use, declared with its OpenAPI entries."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
+from nvrmon.access.guard import api_error
+from nvrmon.filters import CAMERA_STATUSES, NVR_STATUSES, ListKind, ListQuery, natural, nvr_matches
 from nvrmon.models import HubInfo
 from nvrmon.store.fleet import Store
+from nvrmon.web import api_schemas as s
+from nvrmon.web.openapi import ApiSection, Operation, query, ref
 
-CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown", "missing"}
-NVR_STATUSES = {"online", "stale", "offline", "unknown", "missing"}
+MAX_ID = 2**53  # larger path ids match nothing (and would overflow SQLite's integers)
 
 
-def _error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+class BadParameter(ValueError):
+    """A query parameter out of its documented range; answered with 400 and the message."""
+
+
+def _int(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not (raw.isdigit() and len(raw) < 17 and low <= int(raw) <= high):
+        raise BadParameter(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _list_query(kind: ListKind, params: Mapping[str, str]) -> ListQuery:
+    """The list pages' own filters (nvrmon/filters.py), but a value out of range is an error here, not ignored."""
+    statuses = NVR_STATUSES if kind == "nvrs" else CAMERA_STATUSES
+    status = params.get("status")
+    if status is not None and status not in statuses:
+        raise BadParameter(f"status must be one of {', '.join(statuses)}")
+    for name in ("region", "site", "q"):
+        if len(params.get(name, "")) > 64:
+            raise BadParameter(f"{name} is at most 64 characters")
+    if kind == "cameras":
+        _int(params, "nvr", 0, 1, MAX_ID)
+    return ListQuery.parse(kind, params)
+
+
+def _window(params: Mapping[str, str], default: int = 100) -> tuple[int, int]:
+    return _int(params, "limit", default, 1, s.MAX_LIMIT), _int(params, "offset", 0, 0, s.MAX_OFFSET)
+
+
+def _page(key: str, rows: list[dict[str, Any]], total: int, limit: int, offset: int) -> JSONResponse:
+    return JSONResponse({key: rows, "count": len(rows), "total": total, "limit": limit, "offset": offset})
 
 
 async def summary(request: Request) -> JSONResponse:
@@ -26,63 +61,61 @@ async def summary(request: Request) -> JSONResponse:
     return JSONResponse(data)
 
 
-async def nvrs(request: Request) -> JSONResponse:
+async def nvrs(request: Request) -> Response:
     store: Store = request.state.store
-    status = request.query_params.get("status")
-    region = request.query_params.get("region")
-    if status is not None and status not in NVR_STATUSES:
-        return _error(f"status must be one of {', '.join(sorted(NVR_STATUSES))}")
-    rows = [
-        n
-        for n in await store.nvrs()
-        if (status is None or n.status == status) and (region is None or n.region == region)
-    ]
-    return JSONResponse({"nvrs": [n.as_json() for n in rows], "count": len(rows)})
+    try:
+        listed = _list_query("nvrs", request.query_params)
+        limit, offset = _window(request.query_params)
+    except BadParameter as exc:
+        return api_error(400, str(exc))
+    matching = sorted((n for n in await store.nvrs() if nvr_matches(n, listed)), key=lambda n: natural(n.hostname))
+    rows = [n.as_json() for n in matching[offset : offset + limit]]
+    return _page("nvrs", rows, len(matching), limit, offset)
 
 
-async def nvr(request: Request) -> JSONResponse:
+async def nvr(request: Request) -> Response:
     store: Store = request.state.store
-    found = await store.nvr(request.path_params["nvr_id"])
+    nvr_id = request.path_params["nvr_id"]
+    found = await store.nvr(nvr_id) if nvr_id <= MAX_ID else None
     if found is None:
-        return _error("no such NVR", 404)
+        return api_error(404, "no such NVR")
     cameras = await store.cameras(nvr_id=found.id)
     return JSONResponse({**found.as_json(), "cameras": [c.as_json() for c in cameras]})
 
 
-async def cameras(request: Request) -> JSONResponse:
+async def cameras(request: Request) -> Response:
     store: Store = request.state.store
-    params = request.query_params
-    status = params.get("status")
-    if status is not None and status not in CAMERA_STATUSES:
-        return _error(f"status must be one of {', '.join(sorted(CAMERA_STATUSES))}")
-    nvr_param = params.get("nvr")
-    if nvr_param is not None and not (nvr_param.isdigit() and len(nvr_param) < 13):
-        return _error("nvr must be a numeric NVR id")
-    rows = await store.cameras(
-        status=status, region=params.get("region"), nvr_id=int(nvr_param) if nvr_param is not None else None
-    )
-    return JSONResponse({"cameras": [c.as_json() for c in rows], "count": len(rows)})
+    try:
+        listed = _list_query("cameras", request.query_params)
+        limit, offset = _window(request.query_params)
+    except BadParameter as exc:
+        return api_error(400, str(exc))
+    rows, total = await store.camera_page(listed, limit, offset)
+    return _page("cameras", [c.as_json() for c in rows], total, limit, offset)
 
 
-async def camera(request: Request) -> JSONResponse:
+async def camera(request: Request) -> Response:
     store: Store = request.state.store
-    found = await store.camera(request.path_params["camera_id"])
+    camera_id = request.path_params["camera_id"]
+    found = await store.camera(camera_id) if camera_id <= MAX_ID else None
     if found is None or found.removed:
-        return _error("no such camera", 404)
+        return api_error(404, "no such camera")
     return JSONResponse(found.as_json())
 
 
-async def events(request: Request) -> JSONResponse:
+async def events(request: Request) -> Response:
     store: Store = request.state.store
     params = request.query_params
-    limit = params.get("limit", "50")
-    nvr_param = params.get("nvr")
-    if not (limit.isdigit() and 1 <= int(limit) <= 500):
-        return _error("limit must be a number from 1 to 500")
-    if nvr_param is not None and not (nvr_param.isdigit() and len(nvr_param) < 13):
-        return _error("nvr must be a numeric NVR id")
-    rows = await store.events(limit=int(limit), nvr_id=int(nvr_param) if nvr_param is not None else None)
-    return JSONResponse({"events": [e.as_json() for e in rows], "count": len(rows)})
+    try:
+        limit, offset = _window(params, 50)
+        nvr_id = _int(params, "nvr", 0, 1, MAX_ID)
+    except BadParameter as exc:
+        return api_error(400, str(exc))
+    rows = await store.events(limit=limit + 1, offset=offset, nvr_id=nvr_id or None)
+    # One row more than asked tells whether another page follows, without counting a table of millions of events.
+    more = len(rows) > limit
+    body = [e.as_json() for e in rows[:limit]]
+    return _page("events", body, offset + len(body) + (1 if more else 0), limit, offset)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -106,3 +139,28 @@ async def healthz(request: Request) -> JSONResponse:
         },
         status_code=code,
     )
+
+
+def _status(values: tuple[str, ...]) -> dict[str, Any]:
+    return query("status", s.enum(values), "only rows with this (shown) status")
+
+
+API = ApiSection(
+    (
+        Operation("GET", "/api/summary", summary, "viewer", "Fleet figures: NVRs and cameras by status",
+                  ref("Summary")),
+        Operation("GET", "/api/nvrs", nvrs, "viewer", "NVRs, filtered and paged (sorted by hostname)", ref("NvrPage"),
+                  (_status(NVR_STATUSES), s.REGION, s.SITE, s.Q, s.LIMIT, s.OFFSET)),
+        Operation("GET", "/api/nvrs/{nvr_id:int}", nvr, "viewer", "One NVR with its cameras", ref("NvrDetail")),
+        Operation("GET", "/api/cameras", cameras, "viewer", "Cameras, filtered and paged (by NVR, then name)",
+                  ref("CameraPage"),
+                  (_status(CAMERA_STATUSES), s.REGION, s.SITE, s.Q, s.NVR_ID, s.LIMIT, s.OFFSET)),
+        Operation("GET", "/api/cameras/{camera_id:int}", camera, "viewer", "One camera", ref("Camera")),
+        Operation("GET", "/api/events", events, "viewer", "Recent events, newest first", ref("EventPage"),
+                  (s.NVR_ID, {**s.LIMIT, "schema": {**s.LIMIT["schema"], "default": 50}}, s.OFFSET),
+                  description="`total` is a lower bound: offset + count, plus one when another page follows."),
+        # Outside /api (load balancers know it there) but JSON like the API; details for a session or token only.
+        Operation("GET", "/healthz", healthz, "public", "Liveness and storage state", ref("Health"), errors=(503,)),
+    ),
+    s.SCHEMAS,
+)  # fmt: skip

@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from nvrmon import fleetfile
+from nvrmon.access.audit import actor_of, client_address
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import Identity, read_form
 from nvrmon.inventory import Import, InventoryError, Outcome
@@ -52,7 +53,7 @@ async def upload(request: Request) -> Response:
                 return _render(request, 503, problems=["the hub's storage refuses writes now; try again later"],
                                inventory_form=shown)  # fmt: skip
             admin: FleetAdmin = request.state.hub
-            result = await admin.edit_inventory(edit, identity.name)
+            result = await admin.edit_inventory(edit, actor_of(identity), client_address(request))
     except InventoryError as exc:
         return _render(request, 422, problems=list(exc.problems), inventory_form=shown)
     return _render(request, result=result, dry_run=dry_run, inventory_form=shown)

@@ -12,14 +12,17 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from nvrmon import inventory as inv
-from nvrmon.access.guard import guard
+from nvrmon.access import audit
+from nvrmon.access.audit import actor_of, client_address
+from nvrmon.access.guard import api_error
 from nvrmon.access.sessions import Auth, Identity
 from nvrmon.inventory import CameraDecl, InventoryError, NvrDecl
 from nvrmon.models import FleetAdmin, HubInfo
+from nvrmon.protocol import MAX_CAMERA_ID, MAX_HOSTNAME, MAX_TEXT
 from nvrmon.store.fleet import Store
+from nvrmon.web.openapi import ApiSection, Operation, Schema, ref
 
 MAX_BODY = 65_536
 NVR_FIELDS = {"device_name", "region", "site", "tags", "expected_cameras"}
@@ -28,10 +31,9 @@ CAMERA_FIELDS = {"name", "tags"}
 NEW_CAMERA_FIELDS = CAMERA_FIELDS | {"nvr_id", "id"}
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    """The API's one error shape: {"error": {"code": …, "message": …}}."""
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status,
-                        headers={"Cache-Control": "no-store"})  # fmt: skip
+def error(status: int, code: str, message: str) -> JSONResponse:
+    """The API's one error shape: {"error": {"code": …, "message": …}} (access/guard.py's api_error)."""
+    return api_error(status, message, code)
 
 
 class _BadBody(Exception):
@@ -90,7 +92,7 @@ async def _edit(request: Request, edit: inv.Edit) -> inv.Outcome | JSONResponse:
     admin: FleetAdmin = request.state.hub
     identity: Identity = request.state.identity
     try:
-        return await admin.edit_inventory(edit, identity.name)
+        return await admin.edit_inventory(edit, actor_of(identity), client_address(request))
     except InventoryError as exc:
         return error(exc.status, exc.code, exc.message)
 
@@ -154,9 +156,12 @@ async def delete_nvr(request: Request) -> Response:
     if request.state.hub.health.degraded:
         return error(503, "storage_unavailable", "the hub's storage refuses writes now; try again later")
     nvr = await store.nvr(request.path_params["nvr_id"])
-    if nvr is None or nvr.removed or not await hub.remove_nvr(nvr.hostname, identity.name):
+    if nvr is None or nvr.removed or not await hub.remove_nvr(nvr.hostname, actor_of(identity)):
         return error(404, "not_found", f"no NVR with id {request.path_params['nvr_id']}")
     auth.revocations.notify()  # connections on its own agent tokens close now, not at the next poll
+    await audit.note(
+        request, "nvr.remove", nvr.hostname, "decommissioned through the API, with its cameras and agent tokens"
+    )
     return Response(status_code=204)
 
 
@@ -210,13 +215,49 @@ async def delete_camera(request: Request) -> Response:
     return await _run(request, None, act)
 
 
-def routes() -> list[Route]:
-    """The write routes; the same paths' reads (GET) are in application.py, and Starlette picks by method."""
-    return [
-        Route("/api/nvrs", guard("operator", create_nvr, "api"), methods=["POST"]),
-        Route("/api/nvrs/{nvr_id:int}", guard("operator", patch_nvr, "api"), methods=["PATCH"]),
-        Route("/api/nvrs/{nvr_id:int}", guard("operator", delete_nvr, "api"), methods=["DELETE"]),
-        Route("/api/cameras", guard("operator", create_camera, "api"), methods=["POST"]),
-        Route("/api/cameras/{camera_id:int}", guard("operator", patch_camera, "api"), methods=["PATCH"]),
-        Route("/api/cameras/{camera_id:int}", guard("operator", delete_camera, "api"), methods=["DELETE"]),
-    ]
+_TAGS: Schema = {"type": "array", "items": {"type": "string", "maxLength": inv.MAX_TAG}, "maxItems": inv.MAX_TAGS}
+_TEXT: Schema = {"type": "string", "maxLength": MAX_TEXT}
+_COUNT: Schema = {"type": ["integer", "null"], "minimum": 0, "maximum": inv.MAX_EXPECTED}
+_NVR_FIELDS: dict[str, Schema] = {"device_name": _TEXT, "region": _TEXT, "site": _TEXT, "tags": _TAGS,
+                                  "expected_cameras": _COUNT}  # fmt: skip
+_CAMERA_FIELDS: dict[str, Schema] = {"name": {**_TEXT, "minLength": 1}, "tags": _TAGS}
+SCHEMAS: dict[str, Schema] = {
+    "NvrDeclaration": {"type": "object", "required": ["hostname"], "additionalProperties": False,
+                       "properties": {"hostname": {"type": "string", "minLength": 1, "maxLength": MAX_HOSTNAME},
+                                      **_NVR_FIELDS}},
+    "NvrChanges": {"type": "object", "minProperties": 1, "additionalProperties": False, "properties": _NVR_FIELDS},
+    "CameraDeclaration": {"type": "object", "required": ["nvr_id", "id"], "additionalProperties": False,
+                          "properties": {"nvr_id": {"type": "integer", "minimum": 1},
+                                         "id": {"type": "string", "minLength": 1, "maxLength": MAX_CAMERA_ID},
+                                         **_CAMERA_FIELDS}},
+    "CameraChanges": {"type": "object", "minProperties": 1, "additionalProperties": False,
+                      "properties": _CAMERA_FIELDS},
+}  # fmt: skip
+_WRITE_ERRORS = (409, 413, 415, 422, 503)
+_NOTHING: Schema = {"description": "no body"}
+
+# The write operations; the same paths' reads (GET) are web/api.py's, and Starlette picks by method.
+API = ApiSection(
+    (
+        Operation("POST", "/api/nvrs", create_nvr, "operator", "Declare an expected NVR (missing until it connects)",
+                  ref("Nvr"), body=ref("NvrDeclaration"), errors=_WRITE_ERRORS, status=201,
+                  description="docs/inventory.md. A hostname known already, or one that can't be told apart from "
+                  "one, is 409."),
+        Operation("PATCH", "/api/nvrs/{nvr_id:int}", patch_nvr, "operator",
+                  "Rename, move (region, site), tag an NVR or set its expected camera count", ref("Nvr"),
+                  body=ref("NvrChanges"), errors=_WRITE_ERRORS,
+                  description="Declared values win over what its agent reports. expected_cameras null clears it."),
+        Operation("DELETE", "/api/nvrs/{nvr_id:int}", delete_nvr, "operator",
+                  "Decommission an NVR: its cameras and agent tokens go with it (as nvrmon nvr remove)", _NOTHING,
+                  errors=(503,), status=204),
+        Operation("POST", "/api/cameras", create_camera, "operator",
+                  "Declare an expected camera of an NVR (missing until its NVR lists it)", ref("Camera"),
+                  body=ref("CameraDeclaration"), errors=_WRITE_ERRORS, status=201),
+        Operation("PATCH", "/api/cameras/{camera_id:int}", patch_camera, "operator", "Rename or tag a camera",
+                  ref("Camera"), body=ref("CameraChanges"), errors=_WRITE_ERRORS),
+        Operation("DELETE", "/api/cameras/{camera_id:int}", delete_camera, "operator",
+                  "Decommission a camera (its NVR listing it again brings it back)", _NOTHING, errors=(503,),
+                  status=204),
+    ),
+    SCHEMAS,
+)  # fmt: skip

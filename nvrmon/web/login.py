@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from nvrmon.access import accounts, sessions
+from nvrmon.access import accounts, audit, sessions
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import CSRF_COOKIE, SESSION_COOKIE, Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
@@ -82,17 +82,27 @@ async def login(request: Request) -> Response:
     form = await read_form(request)
     name, password = form.get("username", "").strip(), form.get("password", "")
     next_path = safe_next(form.get("next"))
-    address = request.client.host if request.client else "unknown"
+    address = audit.client_address(request)
     # Checked and counted in one step before the password is hashed: simultaneous guesses can't all slip past a
     # check that would only see their failures once each had been evaluated.
     attempt = auth.limiter.attempt(name, address, time.time())
     if attempt.wait > 0:
+        await audit.note(
+            request,
+            "login.throttled",
+            name[:64],
+            f"retry in {math.ceil(attempt.wait)} s",
+            actor=name[:64] or "anonymous",
+        )
         return _login_form(request, next_path, name, _wait_message(attempt.wait), 429, attempt.wait)
     try:
         user = await accounts.authenticate(auth.credentials, name, password) if name and password else None
         if user is None:
             attempt.failed(time.time())
             log.warning("failed login for %r from %s", name[:64], address)
+            await audit.note(
+                request, "login.failed", name[:64], "wrong user name or password", actor=name[:64] or "anonymous"
+            )
             return _login_form(request, next_path, name, "Wrong user name or password.", 401)
         attempt.succeeded()
     finally:
@@ -100,6 +110,7 @@ async def login(request: Request) -> Response:
     response = RedirectResponse(next_path, status_code=303)
     await auth.start_session(request, response, user.id)
     log.info("%s logged in from %s", user.name, address)
+    await audit.note(request, "login", user.name, actor=user.name)
     return response
 
 
@@ -115,6 +126,7 @@ async def logout(request: Request) -> Response:
     identity: Identity = request.state.identity
     response = RedirectResponse(f"/login?ended={sessions.SIGNED_OUT}", status_code=303)
     await auth.end_session(request, response, identity)
+    await audit.note(request, "logout", identity.name)
     return response
 
 
