@@ -13,6 +13,7 @@ import websockets
 from tests.agent import Agent
 from tests.browsing import api, wait_until
 from tests.conftest import LiveHub, create_user
+from tests.test_api_tokens import bearer, create_token
 
 pytestmark = pytest.mark.anyio
 PASSWORD = "a long test password"
@@ -237,3 +238,16 @@ async def test_inventory_nvr_patch_moves_renames_and_delete_decommissions(live_h
         assert [entry[1] for entry in audited(live_hub)] == ["nvr.edit", "nvr.edit", "nvr.remove"]
     finally:
         await agent.close()
+
+
+def test_inventory_writes_take_an_operator_token_and_refuse_a_read_token_first(live_hub: LiveHub) -> None:
+    read = bearer(create_token(live_hub.db_path, "dashboards", "read"))
+    script = bearer(create_token(live_hub.db_path, "cmdb-sync", "operator"))
+    refused = write(live_hub, "POST", "/api/nvrs", raw="{{{", headers=read)
+    assert refused.status_code == 403 and refused.json()["error"]["code"]
+    assert write(live_hub, "DELETE", "/api/cameras/999", headers=read).status_code == 403  # not 404: nothing checked
+    # A script needs no CSRF token: a bearer token is not sent by browsers on their own.
+    created = write(live_hub, "POST", "/api/nvrs", {"hostname": "nvr-cmdb-1", "region": "eu-west"}, headers=script)
+    assert created.status_code == 201, created.text
+    assert api(live_hub, f"nvrs/{created.json()['id']}")["status"] == "missing"
+    assert audited(live_hub) == [("token:cmdb-sync", "nvr.declare", "nvr-cmdb-1", "127.0.0.1")]

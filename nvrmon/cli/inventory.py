@@ -18,7 +18,7 @@ from nvrmon import fleetfile
 from nvrmon.access.audit import CLI_ADDRESS, cli_actor
 from nvrmon.inventory import Import, InventoryError
 from nvrmon.settings import Settings
-from nvrmon.store import inventory
+from nvrmon.store import inventory, inventory_rows
 from nvrmon.store.fleet import Store
 
 COMMANDS = ("inventory",)
@@ -94,7 +94,7 @@ async def _import(settings: Settings, edit: Import, path: Path) -> int:
 async def _export(settings: Settings, path: Path | None, fmt: fleetfile.Format) -> int:
     store = await Store.open(settings.db_path)
     try:
-        content = fleetfile.dump(await inventory.declaration(store.database), fmt)
+        content = fleetfile.dump(await inventory_rows.declaration(store.database), fmt)
     finally:
         await store.close()
     if path is None:

@@ -12,10 +12,10 @@ from typing import Any
 
 import aiosqlite
 
-from nvrmon.store import inventory
+from nvrmon.store import inventory_rows
 
 # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: the fleet inventory (inventory.sql,
-# inventory.migrate: nvrs.declared/tags/expected_cameras, cameras.declared/tags/missing)
+# inventory_rows.migrate: nvrs.declared/tags/expected_cameras, cameras.declared/tags/missing)
 SCHEMA_VERSION = 4
 SCRIPTS = ("schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "inventory.sql")
 BUSY_TIMEOUT_MS = 5000
@@ -113,7 +113,7 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     has_disabled = await cursor.fetchone()
     if has_disabled is not None and not has_disabled[0]:  # before version 3: accounts could not be disabled
         await writer.execute("ALTER TABLE users ADD COLUMN disabled REAL NOT NULL DEFAULT 0")
-    await inventory.migrate(writer)
+    await inventory_rows.migrate(writer)
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",

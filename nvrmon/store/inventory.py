@@ -1,5 +1,5 @@
-"""Stage 3, the fleet inventory's SQL: its columns (a migration), the declared fleet as a Declaration, and the edits
-(import, declare, patch, decommission) applied in one of the store's write transactions.
+"""Stage 3, the fleet inventory's writes: the edits (import, declare, patch, decommission) applied in one of the
+store's write transactions (its columns and reads are in nvrmon/store/inventory_rows.py).
 
 Every edit checks everything first and writes only after: a refused edit (InventoryError) leaves its transaction as
 it found it, so the hub's writer can refuse it and still commit the rest of the batch. Nothing is written (no seq
@@ -9,9 +9,7 @@ taken) when nothing differs, so importing the same file twice changes nothing th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiosqlite
@@ -29,18 +27,12 @@ from nvrmon.inventory import (
     Outcome,
     PatchCamera,
     PatchNvr,
-    SiteDecl,
     tag_text,
-    tag_tuple,
 )
 from nvrmon.store import audit
+from nvrmon.store import inventory_rows as rows
+from nvrmon.store.inventory_rows import NvrRow
 from nvrmon.store.transaction import NewEvent, Transaction
-
-
-class Reader(Protocol):
-    """The Database's reads (nvrmon/store/database.py, which imports this module for its migration)."""
-
-    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]: ...
 
 
 class Writer(Protocol):
@@ -48,68 +40,7 @@ class Writer(Protocol):
 
 
 NEVER_CONNECTED = "declared in the inventory; its agent has not connected yet"
-_COLUMNS = (
-    ("nvrs", "declared", "INTEGER NOT NULL DEFAULT 0"),
-    ("nvrs", "tags", "TEXT NOT NULL DEFAULT ''"),
-    ("nvrs", "expected_cameras", "INTEGER"),
-    ("cameras", "declared", "INTEGER NOT NULL DEFAULT 0"),
-    ("cameras", "tags", "TEXT NOT NULL DEFAULT ''"),
-    ("cameras", "missing", "INTEGER NOT NULL DEFAULT 0"),
-)
-
-
-async def migrate(db: aiosqlite.Connection) -> None:
-    """Add the inventory's columns to a file made before them (schema version 3)."""
-    for table, column, kind in _COLUMNS:
-        cursor = await db.execute(f"SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?", (column,))
-        row = await cursor.fetchone()
-        if row is not None and not row[0]:
-            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-    # The fleet's camera counts group by NVR over this index alone (missing ones count apart).
-    await db.execute("CREATE INDEX IF NOT EXISTS cameras_nvr_missing ON cameras (nvr_id, removed, status, missing)")
-
-
-# -- the declared fleet, for export -----------------------------------------------------------------------------------
-
-
-async def declaration(reader: Reader) -> Declaration:
-    """The fleet as it is now, declared and discovered, in the file's shape (nvrmon/fleetfile.py)."""
-    sites = [
-        SiteDecl(str(r[0]), str(r[1])) for r in await reader.fetch_all("SELECT name, region FROM sites ORDER BY name")
-    ]
-    cameras: dict[int, list[CameraDecl]] = {}
-    for nvr_id, ext_id, name, tags in await reader.fetch_all(
-        "SELECT nvr_id, ext_id, name, tags FROM cameras WHERE removed = 0 ORDER BY nvr_id, ext_id"
-    ):
-        cameras.setdefault(int(nvr_id), []).append(CameraDecl(str(ext_id), str(name), tag_tuple(tags) or None))
-    nvrs = [
-        NvrDecl(
-            str(host),
-            str(name),
-            str(region),
-            str(site),
-            tag_tuple(tags) or None,
-            expected,
-            tuple(cameras.get(int(nvr_id), ())),
-        )  # fmt: skip
-        for nvr_id, host, name, region, site, tags, expected in await reader.fetch_all(
-            "SELECT id, hostname, device_name, region, site, tags, expected_cameras FROM nvrs WHERE removed = 0 "
-            "ORDER BY hostname"
-        )
-    ]
-    return Declaration(tuple(sites), tuple(nvrs))
-
-
 # -- edits ------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Nvr:
-    id: int
-    hostname: str
-    fields: dict[str, Any]  # device_name, region, site, tags (text), expected_cameras
-    declared: bool
-    removed: bool
 
 
 async def apply(tx: Transaction, edit: Edit, actor: str, *, max_cameras: int, address: str = "") -> Outcome:
@@ -121,12 +52,12 @@ async def apply(tx: Transaction, edit: Edit, actor: str, *, max_cameras: int, ad
         decl = edit.declaration if isinstance(edit, Import) else Declaration(nvrs=(edit.nvr,))
         await _import(tx, decl, actor, max_cameras, out, events, create_only=isinstance(edit, DeclareNvr))
     elif isinstance(edit, PatchNvr):
-        nvr = await _nvr_by_id(tx.connection, edit.nvr_id)
+        nvr = await rows.nvr_by_id(tx.connection, edit.nvr_id)
         await _update_nvr(tx, nvr, edit.fields, actor, out, events)
         out.nvr_id = nvr.id
     elif isinstance(edit, DeclareCamera):
-        nvr = await _nvr_by_id(tx.connection, edit.nvr_id)
-        existing = await _cameras_of(tx.connection, [nvr.id])
+        nvr = await rows.nvr_by_id(tx.connection, edit.nvr_id)
+        existing = await rows.cameras_of(tx.connection, [nvr.id])
         found = existing.get((nvr.id, edit.camera.id))
         if found is not None and not found[4]:
             raise InventoryError(
@@ -135,7 +66,7 @@ async def apply(tx: Transaction, edit: Edit, actor: str, *, max_cameras: int, ad
         _check_room(nvr.hostname, sum(1 for k, c in existing.items() if not c[4]) + 1, max_cameras)
         out.camera_id = await _declare_camera(tx, nvr, edit.camera, actor, out, events)
     else:
-        camera = await _camera_by_id(tx.connection, edit.camera_id)
+        camera = await rows.camera_by_id(tx.connection, edit.camera_id)
         if isinstance(edit, PatchCamera):
             await _update_camera(tx, camera, edit.fields, out, events, actor)
         else:
@@ -165,9 +96,9 @@ async def _import(
     *, create_only: bool,
 ) -> None:  # fmt: skip
     db = tx.connection
-    known = {n.hostname: n for n in await _nvrs(db)}
+    known = {n.hostname: n for n in await rows.nvrs(db)}
     skeletons = {names.skeleton(h): h for h, n in known.items() if not n.removed}
-    cameras = await _cameras_of(db, [n.id for n in known.values()])
+    cameras = await rows.cameras_of(db, [n.id for n in known.values()])
     problems: list[str] = []
     for nvr in decl.nvrs:
         where = f"line {nvr.line}: " if nvr.line else ""
@@ -225,7 +156,7 @@ def _check_room(hostname: str, total: int, max_cameras: int) -> None:
         )
 
 
-async def _declare_nvr(tx: Transaction, nvr: NvrDecl, actor: str, out: Outcome, events: list[NewEvent]) -> _Nvr:
+async def _declare_nvr(tx: Transaction, nvr: NvrDecl, actor: str, out: Outcome, events: list[NewEvent]) -> NvrRow:
     seq = await tx.stamp()
     values = (nvr.name, nvr.region, nvr.site, tag_text(nvr.tags or ()), nvr.expected_cameras)
     # A decommissioned NVR's tombstone is declared again in place (the hostname is unique): missing until it connects.
@@ -249,11 +180,11 @@ async def _declare_nvr(tx: Transaction, nvr: NvrDecl, actor: str, out: Outcome, 
                            nvr_id))  # fmt: skip
     fields = {"device_name": nvr.name, "region": nvr.region, "site": nvr.site, "tags": values[3],
               "expected_cameras": nvr.expected_cameras}  # fmt: skip
-    return _Nvr(nvr_id, nvr.hostname, fields, True, False)
+    return NvrRow(nvr_id, nvr.hostname, fields, True, False)
 
 
 async def _update_nvr(
-    tx: Transaction, nvr: _Nvr, fields: dict[str, Any], actor: str, out: Outcome, events: list[NewEvent]
+    tx: Transaction, nvr: NvrRow, fields: dict[str, Any], actor: str, out: Outcome, events: list[NewEvent]
 ) -> None:
     wanted = {k: tag_text(v) if k == "tags" else v for k, v in fields.items()}
     diff = {k: v for k, v in wanted.items() if nvr.fields[k] != v}
@@ -273,7 +204,7 @@ async def _update_nvr(
 
 
 async def _declare_camera(
-    tx: Transaction, nvr: _Nvr, cam: CameraDecl, actor: str, out: Outcome, events: list[NewEvent]
+    tx: Transaction, nvr: NvrRow, cam: CameraDecl, actor: str, out: Outcome, events: list[NewEvent]
 ) -> int:
     seq = await tx.stamp()
     name = cam.name or cam.id
@@ -346,55 +277,6 @@ def _label(key: str) -> str:
 
 def _shown(value: Any) -> str:
     return "(none)" if value in ("", None) else repr(value) if isinstance(value, str) else str(value)
-
-
-# -- reads inside the transaction -----------------------------------------------------------------------------------
-
-_NVR_SQL = "SELECT id, hostname, device_name, region, site, tags, expected_cameras, declared, removed FROM nvrs"
-
-
-def _nvr_row(row: Iterable[Any]) -> _Nvr:
-    nvr_id, host, name, region, site, tags, expected, declared, removed = row
-    fields = {"device_name": name, "region": region, "site": site, "tags": tags, "expected_cameras": expected}
-    return _Nvr(int(nvr_id), str(host), fields, bool(declared), bool(removed))
-
-
-async def _nvrs(db: aiosqlite.Connection) -> list[_Nvr]:
-    cursor = await db.execute(_NVR_SQL)
-    return [_nvr_row(row) for row in await cursor.fetchall()]
-
-
-async def _nvr_by_id(db: aiosqlite.Connection, nvr_id: int) -> _Nvr:
-    cursor = await db.execute(f"{_NVR_SQL} WHERE id = ? AND removed = 0", (nvr_id,))
-    row = await cursor.fetchone()
-    if row is None:
-        raise InventoryError(404, "not_found", f"no NVR with id {nvr_id}")
-    return _nvr_row(row)
-
-
-_CAMERA_SQL = (
-    "SELECT c.id, c.nvr_id, c.ext_id, c.name, c.tags, c.declared, c.removed, n.hostname FROM cameras c "
-    "JOIN nvrs n ON n.id = c.nvr_id"
-)
-
-
-def _camera_row(row: Iterable[Any]) -> tuple[Any, ...]:
-    camera_id, nvr_id, ext_id, name, tags, declared, removed, hostname = row
-    current = {"name": name, "tags": tags, "declared": declared}
-    return (int(camera_id), int(nvr_id), str(ext_id), current, bool(removed), str(hostname))
-
-
-async def _cameras_of(db: aiosqlite.Connection, nvr_ids: list[int]) -> dict[tuple[int, str], tuple[Any, ...]]:
-    cursor = await db.execute(f"{_CAMERA_SQL} WHERE c.nvr_id IN (SELECT value FROM json_each(?))", (str(nvr_ids),))
-    return {(row[1], row[2]): row for row in map(_camera_row, await cursor.fetchall())}
-
-
-async def _camera_by_id(db: aiosqlite.Connection, camera_id: int) -> tuple[Any, ...]:
-    cursor = await db.execute(f"{_CAMERA_SQL} WHERE c.id = ? AND c.removed = 0 AND n.removed = 0", (camera_id,))
-    row = await cursor.fetchone()
-    if row is None:
-        raise InventoryError(404, "not_found", f"no camera with id {camera_id}")
-    return _camera_row(row)
 
 
 class _DryRun(Exception):

@@ -17,7 +17,7 @@ from nvrmon.inventory import Import, InventoryError, Outcome
 from nvrmon.live.renderer import Renderer
 from nvrmon.models import FleetAdmin, HubInfo
 from nvrmon.settings import Settings
-from nvrmon.store import inventory
+from nvrmon.store import inventory, inventory_rows
 from nvrmon.store.fleet import Store
 
 
@@ -63,7 +63,7 @@ async def export(request: Request) -> Response:
     """The current fleet, declared and discovered, as a file that `nvrmon inventory import` reads back."""
     store: Store = request.state.store
     fmt: fleetfile.Format = "csv" if request.query_params.get("format") == "csv" else "yaml"
-    content = fleetfile.dump(await inventory.declaration(store.database), fmt)
+    content = fleetfile.dump(await inventory_rows.declaration(store.database), fmt)
     media = "text/csv" if fmt == "csv" else "application/yaml"
     headers = {"Content-Disposition": f'attachment; filename="fleet.{fmt}"', "Cache-Control": "no-store"}
     return Response(content, media_type=f"{media}; charset=utf-8", headers=headers)
