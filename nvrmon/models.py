@@ -218,6 +218,7 @@ class Toast:
     device: str = field(default="", compare=False)
     kind: str = field(default="", compare=False)  # nvr | camera | "" (alerts, system)
     link: str = ""  # a page listing what the toast is about
+    status: str = field(default="", compare=False)  # "missing": a device the inventory expects went missing
 
 
 class StorageInfo(Protocol):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.agent import Agent
+from tests.agent import Agent, hello
 from tests.browsing import api, wait_until
-from tests.conftest import LiveHub, create_user
+from tests.conftest import LiveHub, create_user, run_cli
+from tests.sse import open_stream
 from tests.test_api_tokens import bearer, create_token
 
 pytestmark = pytest.mark.anyio
@@ -251,3 +254,25 @@ def test_inventory_writes_take_an_operator_token_and_refuse_a_read_token_first(l
     assert created.status_code == 201, created.text
     assert api(live_hub, f"nvrs/{created.json()['id']}")["status"] == "missing"
     assert audited(live_hub) == [("token:cmdb-sync", "nvr.declare", "nvr-cmdb-1", "127.0.0.1")]
+
+
+async def test_inventory_nvr_declared_by_the_cli_keeps_lookalike_agents_out(live_hub: LiveHub, tmp_path: Path) -> None:
+    source = tmp_path / "fleet.csv"
+    source.write_text("hostname,region\npn-a,North\n")
+    before = f"{api(live_hub, 'summary')['epoch']}-{api(live_hub, 'summary')['seq']}"
+    async with open_stream(live_hub, f"view=nvrs&since={before}") as page:
+        imported = await asyncio.to_thread(run_cli, live_hub.db_path, "inventory", "import", str(source))
+        assert imported.returncode == 0, imported.stderr  # next to the running hub
+        await page.until(lambda m: 'data-key="pn-a"' in m.data)  # the hub has published it (and learnt its name)
+    assert [n["status"] for n in api(live_hub, "nvrs")["nvrs"]] == ["missing"]
+    lookalike = await Agent.connect(live_hub.ws_url, live_hub.token)
+    try:
+        answer = await lookalike.request(hello("pn-\u0430", 1))  # a Cyrillic а: looks the same on every page
+        assert answer["type"] == "error" and answer["code"] == "hostname_not_allowed", answer
+    finally:
+        await lookalike.close()
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "pn-a", 1)
+    try:
+        assert api(live_hub, f"nvrs/{nvr_id}")["status"] == "online"
+    finally:
+        await agent.close()

@@ -35,3 +35,13 @@ def test_summarise_links_nvrs_when_nvrs_went_down() -> None:
     nvrs = [Toast("error", f"nvr-{i} offline", "agent disconnected", f"nvr-{i}", "nvr") for i in range(5)]
     (toast,) = summarise(nvrs)
     assert toast.body == "5 went offline: nvr-0, nvr-1 and 3 more" and toast.link == "/nvrs?status=offline"
+
+
+def test_summarise_says_a_wiped_recorders_cameras_went_missing() -> None:
+    gone = [
+        Toast("error", f"Camera cam-{i} missing", "nvr-1", f"cam-{i}", "camera", status="missing") for i in range(6)
+    ]
+    (toast,) = summarise([*gone, camera("cam-9", "offline")])
+    assert toast.level == "error" and toast.title == "7 changes"
+    assert toast.body == "6 went missing: cam-0, cam-1 and 4 more; 1 went offline: cam-9"
+    assert toast.link == "/cameras?status=missing"

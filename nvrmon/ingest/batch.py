@@ -27,9 +27,11 @@ class Effects:
     acks: dict[AgentSession, int] = field(default_factory=dict)
     agent_seqs: dict[int, tuple[str, int]] = field(default_factory=dict)
 
-    def notify(self, level: str, title: str, body: str = "", device: str = "", kind: str = "") -> None:
+    def notify(
+        self, level: str, title: str, body: str = "", device: str = "", kind: str = "", status: str = ""
+    ) -> None:
         """A toast for the browsers (level success | error | warning | info), published only after the commit."""
-        self.toasts.append(Toast(level, title, body, device, kind))
+        self.toasts.append(Toast(level, title, body, device, kind, status=status))
 
     async def flush_flips(self, tx: Transaction) -> None:
         """Write buffered camera status flips; done before anything that must observe them, keeping frame order."""
@@ -46,7 +48,10 @@ class Effects:
             if status == "missing":
                 text = f"Camera {name} is missing: {session.hostname} no longer lists it"
             self.events.append(NewEvent("status", "info" if online else "warning", text, session.nvr_id, camera_id))
-            self.notify("success" if online else "error", f"Camera {name} {status}", session.hostname, name, "camera")
+            level = "success" if online else "error"
+            self.notify(
+                level, f"Camera {name} {status}", session.hostname, name, "camera", "missing" * (status == "missing")
+            )
 
     async def write(self, tx: Transaction) -> None:
         """The batch's buffered rows, last in the transaction."""

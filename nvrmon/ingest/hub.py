@@ -253,7 +253,7 @@ class Hub:
             return await self._hello(tx, session, work, out)
         if isinstance(work, Outside):
             await out.flush_flips(tx)
-            for gone in await self.outside.take(tx):
+            for gone in await self.outside.take(tx, self.hostnames):
                 self._close_removed(gone, out)
             return 0
         if isinstance(work, Remove):

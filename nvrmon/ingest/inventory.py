@@ -38,5 +38,6 @@ async def apply(
         out.notify("warning", f"{len(found.missing)} devices missing", f"declared by {work.actor}; not connected yet")
     else:
         for what, where in found.missing:
-            out.notify("warning", f"{what} missing", where, what.split(" ", 1)[1], what.split(" ", 1)[0].lower())
+            kind, device = what.split(" ", 1)
+            out.notify("warning", f"{what} missing", where, device, kind.lower(), "missing")
     return found.nvr_id or found.camera_id or 1

@@ -17,16 +17,19 @@ def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
     to the larger group, where the devices not named can be seen."""
     if len(toasts) <= limit:
         return toasts
-    down = [t for t in toasts if t.level == "error"]
+    # A wiped recorder's cameras all go missing at once: they are said as missing, and linked to the missing ones.
+    missing = [t for t in toasts if t.status == "missing"]
+    down = [t for t in toasts if t.level == "error" and t.status != "missing"]
     up = [t for t in toasts if t.level == "success"]
-    other = len(toasts) - len(down) - len(up)
+    other = len(toasts) - len(down) - len(up) - len(missing)
     parts = [
+        _group(len(missing), "went missing", missing),
         _group(len(down), "went offline", down),
         _group(len(up), "came online", up),
         f"{other} alerts" if other else "",
     ]
-    level = "error" if down else "warning" if other else "success"
-    biggest, status = (down, "offline") if len(down) >= len(up) else (up, "online")
+    level = "error" if down or missing else "warning" if other else "success"
+    biggest, status = max(((missing, "missing"), (down, "offline"), (up, "online")), key=lambda group: len(group[0]))
     return [Toast(level, f"{len(toasts)} changes", "; ".join(p for p in parts if p), link=_link(biggest, status))]
 
 

@@ -26,6 +26,7 @@ class Outside:
     camera_ids: set[int] = field(default_factory=set)
     event_ids: list[int] = field(default_factory=list)
     removed_nvrs: set[int] = field(default_factory=set)
+    hostnames: dict[int, str] = field(default_factory=dict)  # NVRs still there (declared by `nvrmon inventory`)
 
 
 async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: float) -> Removed | None:
@@ -72,11 +73,13 @@ async def outside(db: aiosqlite.Connection, after: int, upto: int) -> Outside:
     if upto <= after:
         return found
     span = (after, upto)
-    cursor = await db.execute("SELECT id, removed FROM nvrs WHERE updated_seq > ? AND updated_seq <= ?", span)
-    for nvr_id, removed in await cursor.fetchall():
+    cursor = await db.execute("SELECT id, removed, hostname FROM nvrs WHERE updated_seq > ? AND updated_seq <= ?", span)
+    for nvr_id, removed, hostname in await cursor.fetchall():
         found.nvr_ids.add(int(nvr_id))
         if removed:
             found.removed_nvrs.add(int(nvr_id))
+        else:
+            found.hostnames[int(nvr_id)] = str(hostname)
     cursor = await db.execute("SELECT id FROM cameras WHERE updated_seq > ? AND updated_seq <= ?", span)
     found.camera_ids.update(int(r[0]) for r in await cursor.fetchall())
     cursor = await db.execute("SELECT id FROM events WHERE seq > ? AND seq <= ? ORDER BY id", span)
