@@ -4,6 +4,7 @@ an NVR connecting, a camera vanishing and API edits reach open pages live; the a
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -35,7 +36,9 @@ nvrs:
 """
 
 
-def test_inventory_missing_nvr_shows_in_words_and_goes_online_live(browsing: Browsing, fleet: Fleet, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_inventory_missing_nvr_shows_in_words_and_goes_online_live(
+    browsing: Browsing, fleet: Fleet, tmp_path: Path
+) -> None:
     hub = browsing.hub
     fleet.register("nvr-porto-1", 4)
     nvrs = browsing.open(f"{hub.url}/nvrs")
@@ -109,7 +112,7 @@ def test_inventory_vanished_camera_and_api_edits_update_open_pages(browsing: Bro
     not_reloaded(nvrs)
 
 
-def test_inventory_admin_section_previews_imports_and_exports(browsing: Browsing) -> None:
+def test_inventory_admin_section_previews_imports_and_exports(browsing: Browsing, tmp_path: Path) -> None:
     hub = browsing.hub
     admin = browsing.open(f"{hub.url}/admin", live=False)
     section = admin.locator("#inventory")
@@ -121,7 +124,17 @@ def test_inventory_admin_section_previews_imports_and_exports(browsing: Browsing
     expect(problems).to_contain_text("line 16: field 'expected_cameras' must be a whole number")
     assert api(hub, "nvrs")["count"] == 0
 
-    admin.locator("#inventory-content").fill(FLEET)
+    # Picking a file reads it into the form (and its name sets the format); one too large for the form says so.
+    big = tmp_path / "huge.csv"
+    big.write_text("hostname\n" + "".join(f"nvr-{i:05}\n" for i in range(3000)))
+    section.get_by_label("File (YAML or CSV)").set_input_files(str(big))
+    expect(admin.locator("#inventory-too-large")).to_be_visible()
+    picked = tmp_path / "fleet.yaml"
+    picked.write_text(FLEET)
+    section.get_by_label("File (YAML or CSV)").set_input_files(str(picked))
+    expect(admin.locator("#inventory-too-large")).to_be_hidden()
+    expect(admin.locator("#inventory-content")).to_have_value(FLEET)
+    expect(admin.locator("#inventory-format")).to_have_value("yaml")
     admin.get_by_role("button", name="Preview changes").click()
     result = admin.locator("#inventory-result")
     expect(result).to_contain_text("Preview: importing would make 4 changes")
