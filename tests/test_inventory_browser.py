@@ -98,6 +98,14 @@ def test_inventory_vanished_camera_and_api_edits_update_open_pages(browsing: Bro
     expect(gate).to_contain_text("Gate 7")
     expect(gate.locator(".tag")).to_have_text("perimeter")
     expect(row).to_contain_text("Harbour")  # its cameras moved with it
+    tiles = browsing.open(f"{hub.url}/cameras?layout=grid")
+    expect(tiles.locator("article.tile", has_text="Cam 3").locator('[data-status="missing"]')).to_be_visible()
+    detail = browsing.open(f"{hub.url}/nvrs/{nvr_id}")
+    write(hub, "PATCH", f"/api/nvrs/{nvr_id}", {"expected_cameras": 5}, headers=operator)
+    expect(detail.locator('[data-stat="inventory"]')).to_contain_text("declared, 5 cameras expected")
+    expect(detail.locator('[data-stat="inventory"]')).to_contain_text("3 fewer listed")
+    tiles.screenshot(path=str(artifacts_dir() / "inventory-camera-tiles.png"), full_page=True)
+    detail.screenshot(path=str(artifacts_dir() / "inventory-nvr-detail.png"), full_page=True)
     declared = write(
         hub, "POST", "/api/cameras", {"nvr_id": nvr_id, "id": "cam9", "name": "Back gate"}, headers=operator
     )
