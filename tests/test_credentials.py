@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,28 @@ async def test_embed_tokens_expire_and_revoke(credentials: Credentials) -> None:
     assert found is not None and found.origins == ("https://p.example",)
     assert await credentials.revoke_embed(kept, now) and not await credentials.revoke_embed(kept, now)
     assert await credentials.usable_embeds([kept], now) == set()
+
+
+async def test_a_version_2_database_gains_users_disabled_and_keeps_its_accounts(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    security = resources.files("nvrmon.store").joinpath("security.sql").read_text()
+    old = security.replace(",\n    disabled         REAL NOT NULL DEFAULT 0", "")
+    assert old != security
+    with sqlite3.connect(path) as raw:
+        raw.executescript(old)
+        for name, role in (("ada", "admin"), ("bob", "viewer")):
+            raw.execute(
+                "INSERT INTO users (name, role, password_hash, created, password_changed) VALUES (?, ?, 'h', 1, 1)",
+                (name, role),
+            )
+        raw.execute("PRAGMA user_version = 2")
+    credentials = await Credentials.open(path)
+    try:
+        assert [(u.name, u.disabled) for u in await credentials.users()] == [("ada", 0.0), ("bob", 0.0)]
+        assert await credentials.change_user("bob", "disable", actor="ada", address="", now=5.0) is not None
+        bob = await credentials.user("bob")
+        assert bob is not None and bob.disabled == 5.0
+        with pytest.raises(Conflict, match="last enabled admin"):
+            await credentials.change_user("ada", "disable", actor="bob", address="", now=6.0)
+    finally:
+        await credentials.close()

@@ -168,6 +168,23 @@ def test_schemathesis_finds_no_server_error_or_nonconforming_response(case: Any,
             schemathesis.checks.status_code_conformance,
             schemathesis.checks.content_type_conformance,
             schemathesis.checks.response_schema_conformance,
+            # Invalid parameters get a 4xx (never accepted silently), valid ones are not refused.
+            schemathesis.checks.negative_data_rejection,
+            schemathesis.checks.positive_data_acceptance,
         ],
     )
     assert response.status_code != 401, "the token was not sent: the run would only have seen refusals"
+
+
+def test_read_token_never_writes_through_any_documented_path(fleet_hub: LiveHub) -> None:
+    """Every method but GET on every documented path: 403 for a read token where the route serves it, else 405."""
+    doc = document(fleet_hub)
+    token = bearer(create_token(fleet_hub.db_path, "reader", "read"))
+    served = app_routes()
+    ids = {"nvr_id": 1, "camera_id": 1}
+    for path in doc["paths"]:
+        for method in sorted(METHODS - {"GET"}):
+            response = httpx.request(method, fleet_hub.url + filled(path, ids), headers=token, content=b"{not json")
+            expected = 403 if (method, path) in served else 405
+            assert response.status_code == expected, (method, path, response.text)
+            assert response.json()["error"]["code"] == ("read_only_token" if expected == 403 else "method_not_allowed")

@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 
+from nvrmon.access.accounts import NAME
 from nvrmon.access.agent_tokens import hash_token
 from nvrmon.access.sessions import Identity
 from nvrmon.store.api_tokens import API_SCOPES, ApiScope, ApiToken, ApiTokenTables
@@ -20,7 +21,6 @@ from nvrmon.store.database import Database
 
 PREFIX = "nvrapi_"
 TOKEN_SHAPE = re.compile(r"nvrapi_[A-Za-z0-9_-]{40,48}")
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 TOUCH_INTERVAL = 60.0
 
 
@@ -38,7 +38,7 @@ def check_scope(scope: str) -> ApiScope:
 async def create(database: Database, name: str, scope: str, *, actor: str, address: str) -> tuple[str, int]:
     """A new token; returns (token, id). The token is shown once: only its SHA-256 is kept (see hash_token for why
     a fast hash is right for 256 random bits)."""
-    if not NAME.fullmatch(name):
+    if not NAME.fullmatch(name):  # the rule of user names: a token's name shows where users' do (the audit log)
         raise ApiTokenError("a token name is 1-64 letters, digits or . _ @ -, starting with a letter or digit")
     valid = check_scope(scope)
     token = PREFIX + secrets.token_urlsafe(32)

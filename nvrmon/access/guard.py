@@ -40,15 +40,18 @@ class ErrorPage(Protocol):
 def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
     """Wrap an endpoint with its access rule: every route of the app goes through this (tests check they all do).
 
-    Also refuses state-changing requests without a valid CSRF token, and ties a logged-in SSE stream to its session
-    so that logging out or removing the user ends it.
+    On "api" routes an `Authorization: Bearer` API token stands in for the session (access/api_tokens.py); a
+    read-scoped one is refused on every write before anything else. Also refuses a session's state-changing requests
+    without a valid CSRF token, and ties a logged-in SSE stream to its session so that logging out or removing the
+    user ends it.
     """
 
     async def checked(request: Request) -> Any:
         auth: Auth = request.state.auth
-        header = request.headers.get("authorization")
-        if kind == "api" and header is not None:
+        header = request.headers.get("authorization", "")
+        if kind == "api" and header[:7].lower() == "bearer ":
             # Bearer tokens on /api only: pages and streams are for browsers, whose credential is the session cookie.
+            # Other schemes are not ours (a proxy's Basic auth in front of the hub): the session decides then.
             identity = await api_tokens.identify(auth.credentials.database, header)
             request.state.identity = identity
             if identity is None:

@@ -7,12 +7,14 @@ import io
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from nvrmon.access.audit import note
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import Auth
 from nvrmon.live.renderer import Renderer
@@ -74,14 +76,16 @@ async def _rows(audit: AuditLog, query: AuditQuery) -> AsyncIterator[dict[str, o
     """Every entry of the query, newest first, read in batches; at most MAX_EXPORT of them."""
     sent = 0
     while sent < MAX_EXPORT:
-        batch = await audit.entries(
-            AuditQuery(query.actor, query.action, query.q, query.since, query.until, EXPORT_BATCH, sent)
-        )
+        batch = await audit.entries(replace(query, limit=EXPORT_BATCH, offset=sent))
         for entry in batch:
             yield _row(entry)
         sent += len(batch)
         if len(batch) < EXPORT_BATCH:
             return
+
+
+def _described(form: Mapping[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in form.items() if v and k != "page") or "everything"
 
 
 def _filename(ext: str) -> dict[str, str]:
@@ -90,7 +94,8 @@ def _filename(ext: str) -> dict[str, str]:
 
 
 async def export_csv(request: Request) -> Response:
-    query, _ = parse(request.query_params, limit=MAX_EXPORT)
+    query, form = parse(request.query_params, limit=MAX_EXPORT)
+    await note(request, "audit.export", "csv", _described(form))  # who took a copy of the log is itself audited
 
     async def lines() -> AsyncIterator[str]:
         buffer = io.StringIO()
@@ -108,7 +113,8 @@ async def export_csv(request: Request) -> Response:
 
 
 async def export_json(request: Request) -> Response:
-    query, _ = parse(request.query_params, limit=MAX_EXPORT)
+    query, form = parse(request.query_params, limit=MAX_EXPORT)
+    await note(request, "audit.export", "json", _described(form))
 
     async def chunks() -> AsyncIterator[str]:
         yield '{"entries": ['
