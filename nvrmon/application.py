@@ -40,7 +40,7 @@ from nvrmon.store.backup import HubLock
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, admin_accounts, api, embed, login, metrics, openapi, pages
+from nvrmon.web import admin, admin_accounts, api, embed, inventory_admin, inventory_api, login, metrics, openapi, pages
 from nvrmon.web import audit as audit_pages
 
 log = logging.getLogger("nvrmon")
@@ -170,7 +170,7 @@ def create_app(settings: Settings) -> ASGIApp:
         return HTMLResponse(html, status_code=exc.status_code)
 
     # Every web module with /api routes adds its ApiSection here; /api/openapi.json describes them all.
-    api_sections = openapi.published([api.API], __version__)
+    api_sections = openapi.published([api.API, inventory_api.API], __version__)
     # Every route states who may use it (guard); tests/test_auth.py fails for a route that doesn't.
     routes = [
         Route("/", guard("viewer", pages.dashboard)),
@@ -187,6 +187,7 @@ def create_app(settings: Settings) -> ASGIApp:
         *(route for section in api_sections for route in section.routes()),
         *login.routes(),
         *admin.routes(),
+        *inventory_admin.routes(),
         *admin_accounts.routes(),
         *audit_pages.routes(),
         *embed.routes(),

@@ -13,9 +13,10 @@ from urllib.parse import urlencode
 from nvrmon.models import Camera, Nvr
 
 ListKind = Literal["nvrs", "cameras"]
-# Shown statuses (Nvr.display, Camera.display): "degraded" is online with a health problem (docs/protocol.md).
-NVR_STATUSES: tuple[str, ...] = ("online", "degraded", "stale", "offline", "unknown")
-CAMERA_STATUSES: tuple[str, ...] = ("online", "degraded", "offline", "nvr_offline", "unknown")
+# Shown statuses (Nvr.display, Camera.display): "degraded" is online with a health problem (docs/protocol.md);
+# "missing" is expected by the fleet inventory but not there (docs/inventory.md).
+NVR_STATUSES: tuple[str, ...] = ("online", "degraded", "stale", "offline", "unknown", "missing")
+CAMERA_STATUSES: tuple[str, ...] = ("online", "degraded", "offline", "nvr_offline", "unknown", "missing")
 # Column keys a list can be sorted by; a leading "-" sorts descending. The first one is the default.
 NVR_SORTS: tuple[str, ...] = ("hostname", "status", "device", "region", "cameras", "last_seen", "firmware")
 CAMERA_SORTS: tuple[str, ...] = ("nvr", "name", "status", "region", "since")
@@ -26,8 +27,8 @@ PAGE_SIZES = (100, 250, 500, 1000)
 MAX_TEXT = 64  # longer search or region text is cut: it bounds the number of distinct views, too
 MAX_PAGE = 10_000
 # Problems first when sorting by status.
-NVR_STATUS_RANK = {"offline": 0, "stale": 1, "degraded": 2, "unknown": 3, "online": 4}
-CAMERA_STATUS_RANK = {"offline": 0, "nvr_offline": 1, "degraded": 2, "unknown": 3, "online": 4}
+NVR_STATUS_RANK = {"offline": 0, "missing": 0, "stale": 1, "degraded": 2, "unknown": 3, "online": 4}
+CAMERA_STATUS_RANK = {"offline": 0, "missing": 0, "nvr_offline": 1, "degraded": 2, "unknown": 3, "online": 4}
 
 
 def _text(raw: str | None) -> str:
@@ -164,6 +165,7 @@ def nvr_matches(nvr: Nvr, query: ListQuery, *, status: bool = True, region: bool
         return False
     if query.q:
         haystack = f"{nvr.hostname}\n{nvr.device_name}\n{nvr.site}\n{nvr.region}\n{nvr.ip_address}\n{nvr.firmware}"
+        haystack += "\n" + " ".join(nvr.tags)  # tags are searched like names
         if query.q not in haystack.lower():
             return False
     return True
@@ -244,16 +246,22 @@ def nvr_facets(fleet: Iterable[Nvr], query: ListQuery) -> Facets:
 
 
 def camera_split(nvr: Nvr) -> dict[str, int]:
-    """How an NVR's cameras show: all 'NVR offline' or 'unknown' while the NVR is, else their own statuses."""
-    if nvr.status == "offline":
-        return {"nvr_offline": nvr.cameras_total}
-    if nvr.status == "unknown":
-        return {"unknown": nvr.cameras_total}
-    return {
-        "online": nvr.cameras_online - nvr.cameras_degraded,
-        "degraded": nvr.cameras_degraded,
-        "offline": nvr.cameras_total - nvr.cameras_online,
-    }
+    """How an NVR's cameras show: all 'NVR offline' or 'unknown' while the NVR is, else their own statuses; missing
+    ones (not in its list) always show missing."""
+    listed = nvr.cameras_total - nvr.cameras_missing
+    if nvr.status in ("offline", "missing"):
+        split = {"nvr_offline": listed}
+    elif nvr.status == "unknown":
+        split = {"unknown": listed}
+    else:
+        split = {
+            "online": nvr.cameras_online - nvr.cameras_degraded,
+            "degraded": nvr.cameras_degraded,
+            "offline": listed - nvr.cameras_online,
+        }
+    if nvr.cameras_missing:
+        split["missing"] = nvr.cameras_missing
+    return split
 
 
 def camera_facets_from_fleet(fleet: Iterable[Nvr], query: ListQuery) -> Facets:

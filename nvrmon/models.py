@@ -5,19 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # the inventory's vocabulary imports this module's neighbours, not this one
+    from nvrmon.inventory import Edit, Outcome
 
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 
 Status = Literal["online", "offline"]
 # online: frames arrive; stale: late beyond the grace period but not yet timed out; offline: disconnected or timed out;
 # unknown: the hub restarted and the agent has not reconnected yet (shown as such, not as a failure).
-NvrStatus = Literal["online", "stale", "offline", "unknown"]
-# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown"). "degraded" is online but
-# with a health fact that needs someone (not recording, clock off, …): the hub derives it, agents never send it.
-CameraDisplay = Literal["online", "degraded", "offline", "nvr_offline", "unknown"]
+# missing: declared in the fleet inventory (docs/inventory.md) and never connected; the store derives it.
+NvrStatus = Literal["online", "stale", "offline", "unknown", "missing"]
+# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown"), or "missing": expected
+# (declared, or listed before) but not in its NVR's latest camera list. "degraded" is online but with a health fact
+# that needs someone (not recording, clock off, …): the hub derives it, agents never send it.
+CameraDisplay = Literal["online", "degraded", "offline", "nvr_offline", "unknown", "missing"]
 # What an NVR shows: its liveness status, or "degraded" while it is online with a failing disk, a wrong clock, …
-NvrDisplay = Literal["online", "degraded", "stale", "offline", "unknown"]
+NvrDisplay = Literal["online", "degraded", "stale", "offline", "unknown", "missing"]
 Severity = Literal["info", "warning", "error", "critical"]
 
 
@@ -44,6 +49,12 @@ class Nvr:
     degraded: str = ""  # why it is degraded, in words (the hub derives it from health facts); "" while it is not
     health: NvrHealth | None = None  # the latest health facts (single-NVR reads only; None in lists)
     cameras_degraded: int = 0  # of cameras_online, those degraded
+    # The fleet inventory (docs/inventory.md): declared by an operator, its tags, how many cameras it should have
+    # (None: not declared) and how many of its cameras are missing (counted in cameras_total, never online).
+    declared: bool = False
+    tags: tuple[str, ...] = ()
+    cameras_expected: int | None = None
+    cameras_missing: int = 0
 
     def __post_init__(self) -> None:
         # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
@@ -51,6 +62,13 @@ class Nvr:
         if not self.reachable and (self.cameras_online or self.cameras_degraded):
             object.__setattr__(self, "cameras_online", 0)
             object.__setattr__(self, "cameras_degraded", 0)
+
+    @property
+    def cameras_short(self) -> int:
+        """How many cameras fewer than expected it lists now (missing ones and never-declared ones alike)."""
+        if self.cameras_expected is None:
+            return 0
+        return max(0, self.cameras_expected - (self.cameras_total - self.cameras_missing))
 
     @property
     def reachable(self) -> bool:
@@ -75,6 +93,7 @@ class Nvr:
         data["display_status"] = self.display
         data["status_reason"] = self.reason
         data["health"] = None if self.health is None else self.health.as_json(time.time())
+        data["cameras_short"] = self.cameras_short
         return data
 
 
@@ -97,6 +116,9 @@ class Camera:
     detail: StreamDetail = field(default_factory=StreamDetail)  # the last measured stream (camera_status)
     degraded: str = ""  # why it is degraded, in words (derived by the hub from health facts)
     health: CameraHealth | None = None  # the latest health facts, when the agent sent any
+    missing: bool = False  # expected but not in its NVR's latest list (or its NVR never connected)
+    declared: bool = False  # declared in the fleet inventory
+    tags: tuple[str, ...] = ()
 
     @property
     def dom_id(self) -> str:
@@ -104,7 +126,9 @@ class Camera:
 
     @property
     def display(self) -> CameraDisplay:
-        if self.nvr_status == "offline":
+        if self.missing:
+            return "missing"
+        if self.nvr_status in ("offline", "missing"):
             return "nvr_offline"
         if self.nvr_status == "unknown":
             return "unknown"
@@ -175,6 +199,8 @@ class Summary:
     # Online but degraded (not counted in nvrs_online / cameras_online: every figure is one shown status).
     nvrs_degraded: int = 0
     cameras_degraded: int = 0
+    nvrs_missing: int = 0  # declared in the inventory, never connected
+    cameras_missing: int = 0  # expected, not in their NVR's list
 
     @classmethod
     def of(cls, fleet: Iterable[Nvr], seq: int = 0) -> Summary:
@@ -183,27 +209,32 @@ class Summary:
         Cameras count as they show (Camera.display): all 'NVR offline' or 'unknown' while their NVR is, else by their
         own status (online, degraded or offline).
         """
-        nvrs = dict.fromkeys(("online", "degraded", "stale", "offline", "unknown"), 0)
-        cams = dict.fromkeys(("online", "degraded", "offline", "nvr_offline", "unknown"), 0)
+        nvrs = dict.fromkeys(("online", "degraded", "stale", "offline", "unknown", "missing"), 0)
+        cams = dict.fromkeys(("online", "degraded", "offline", "nvr_offline", "unknown", "missing"), 0)
         last = 0.0
         for nvr in fleet:
             nvrs[nvr.display] += 1
             last = max(last, nvr.status_changed)
-            if nvr.status == "offline":
-                cams["nvr_offline"] += nvr.cameras_total
+            listed = nvr.cameras_total - nvr.cameras_missing  # missing cameras show missing whatever the NVR does
+            cams["missing"] += nvr.cameras_missing
+            if nvr.status in ("offline", "missing"):
+                cams["nvr_offline"] += listed
             elif nvr.status == "unknown":
-                cams["unknown"] += nvr.cameras_total
+                cams["unknown"] += listed
             else:
                 cams["online"] += nvr.cameras_online - nvr.cameras_degraded
                 cams["degraded"] += nvr.cameras_degraded
-                cams["offline"] += nvr.cameras_total - nvr.cameras_online
+                cams["offline"] += listed - nvr.cameras_online
         return cls(seq, sum(nvrs.values()), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()),
                    cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last, nvrs["degraded"],
-                   cams["degraded"])  # fmt: skip
+                   cams["degraded"], nvrs["missing"], cams["missing"])  # fmt: skip
 
     @property
     def nvrs_offline(self) -> int:
-        return self.nvrs_total - self.nvrs_online - self.nvrs_degraded - self.nvrs_stale - self.nvrs_unknown
+        return (
+            self.nvrs_total - self.nvrs_online - self.nvrs_degraded - self.nvrs_stale - self.nvrs_unknown
+            - self.nvrs_missing
+        )  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -243,6 +274,7 @@ class Toast:
     kind: str = field(default="", compare=False)  # nvr | camera | "" (alerts, system)
     link: str = ""  # a page listing what the toast is about
     change: str = field(default="", compare=False)  # "degraded" | "recovered": a device's health changed (bursts group)
+    status: str = field(default="", compare=False)  # "missing": a device the inventory expects went missing
 
 
 class StorageInfo(Protocol):
@@ -273,3 +305,6 @@ class FleetAdmin(Protocol):
     """What the admin pages ask of the hub's single writer (nvrmon.ingest.hub.Hub provides it)."""
 
     async def remove_nvr(self, hostname: str, actor: str) -> bool: ...
+    async def edit_inventory(self, edit: Edit, actor: str, address: str = "") -> Outcome:
+        """Apply a fleet inventory edit through the writer: what it changed, or its InventoryError."""
+        ...

@@ -121,7 +121,12 @@ async def test_a_version_2_database_gets_the_device_health_columns_and_tables(tm
     with sqlite3.connect(path) as db:  # back to version 2: no camera reasons, detail or degraded, no health tables
         db.execute("DROP TABLE camera_health")
         db.execute("DROP TABLE nvr_health")
-        for table, dropped in (("nvrs", {"degraded"}), ("cameras", {"status_reason", "detail", "degraded"})):
+        # … nor the inventory's columns (schema 5), which came later still.
+        later = (
+            ("nvrs", {"degraded", "declared", "tags", "expected_cameras"}),
+            ("cameras", {"status_reason", "detail", "degraded", "missing", "declared", "tags"}),
+        )
+        for table, dropped in later:
             kept = ", ".join(row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[1] not in dropped)
             db.execute(f"CREATE TABLE old AS SELECT {kept} FROM {table}")
             db.execute(f"DROP TABLE {table}")

@@ -172,7 +172,10 @@ async def test_cameras_message_replaces_list_and_alert_is_recorded(hub: Hub) -> 
     await hub.submit(session, Cameras((CameraInfo("cam1", "Cam 1", "", "online"),)))
     await hub.submit(session, Alert("critical", "Disk failure", "cam1"))
     await settle(hub)
-    assert [c.ext_id for c in await hub.store.cameras(nvr_id=nvr_id)] == ["cam1"]
+    # cam2 left the list: it stays, shown missing (docs/inventory.md), and is no longer in the hub's mirror.
+    assert [(c.ext_id, c.display) for c in await hub.store.cameras(nvr_id=nvr_id)] == [("cam1", "online"),
+                                                                                      ("cam2", "missing")]  # fmt: skip
+    assert list(session.cameras) == ["cam1"]
     alert = (await hub.store.events(limit=1))[0]
     assert (alert.kind, alert.severity, alert.camera_id) == ("alert", "critical", session.cameras["cam1"].id)
 

@@ -69,7 +69,7 @@ async def settle(hub: LiveHub, pages: list[Page], nvrs: int, timeout: float) -> 
         try:
             if hub.get("/api/summary").json()["nvrs_online"] != nvrs:
                 continue
-            cameras = hub.get("/api/cameras").json()["cameras"]
+            cameras = hub.get("/api/cameras?limit=500").json()["cameras"]  # 480 cameras: one page
         except httpx.HTTPError:
             continue
         truth = {int(c["id"]): str(c["display_status"]) for c in cameras}

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from nvrmon.inventory import DecommissionCamera
 from nvrmon.protocol import CameraInfo, NvrInfo
+from nvrmon.store import inventory
 from nvrmon.store.fleet import NewEvent, Store
 
 pytestmark = pytest.mark.anyio
@@ -77,7 +79,7 @@ async def test_hello_again_updates_identity_by_hostname(store: Store) -> None:
     assert nvr is not None and nvr.firmware == "5.0"
 
 
-async def test_replace_cameras_tombstones_removed_and_reports_flips(store: Store) -> None:
+async def test_replace_cameras_marks_vanished_missing_and_reports_flips(store: Store) -> None:
     nvr_id = await register(store, "nvr-1", "online", "online")
     before = {c.ext_id: c.id for c in await store.cameras(nvr_id=nvr_id)}
     async with store.transaction(time.time()) as tx:
@@ -85,13 +87,26 @@ async def test_replace_cameras_tombstones_removed_and_reports_flips(store: Store
             CameraInfo("cam1", "Cam 1", "10.0.0.1", "offline", reason="connection refused"),
             CameraInfo("cam3", "Cam 3", "", "online"),
         ])  # fmt: skip
-    assert set(mirror) == {"cam1", "cam3"}
-    assert flips == [(before["cam1"], "Cam 1", "offline", "connection refused")]
+    assert set(mirror) == {"cam1", "cam3"}  # a missing camera is not in the hub's mirror: its frames are refused
+    assert flips == [
+        (before["cam1"], "Cam 1", "offline", "connection refused"),
+        (before["cam2"], "Cam 2", "missing", ""),
+    ]
     assert mirror["cam1"].reason == "connection refused"
-    removed = await store.camera(before["cam2"])
-    assert removed is not None and removed.removed and removed.updated_seq == tx.changes.seq
-    assert [c.ext_id for c in await store.cameras(nvr_id=nvr_id)] == ["cam1", "cam3"]
+    # A camera that vanished from its NVR's list stays, shown "missing" (a wiped recorder looks like that).
+    gone = await store.camera(before["cam2"])
+    assert gone is not None and not gone.removed and gone.display == "missing" and gone.updated_seq == tx.changes.seq
+    assert [c.ext_id for c in await store.cameras(nvr_id=nvr_id)] == ["cam1", "cam2", "cam3"]
+    assert [c.ext_id for c in await store.cameras(nvr_id=nvr_id, status="missing")] == ["cam2"]
+    nvr = await store.nvr(nvr_id)
+    assert nvr is not None and (nvr.cameras_total, nvr.cameras_missing, nvr.cameras_online) == (3, 1, 1)
+    assert (await store.summary()).cameras_missing == 1
     assert before["cam2"] in tx.changes.camera_ids and mirror["cam3"].id in tx.changes.camera_ids
+    async with store.transaction(time.time()) as tx:  # listed again: back, and said so
+        _, flips = await tx.replace_cameras(nvr_id, [CameraInfo("cam2", "Cam 2", "", "online")])
+    assert (before["cam2"], "Cam 2", "online", "") in flips
+    back = await store.camera(before["cam2"])
+    assert back is not None and back.display == "online"
 
 
 async def test_nvr_offline_stamps_its_cameras_and_shows_them_unreachable(store: Store) -> None:
@@ -151,15 +166,24 @@ async def test_heartbeats_update_last_seen_without_a_new_seq(store: Store) -> No
 
 async def test_prune_drops_old_events_and_raises_horizon_past_old_tombstones(store: Store) -> None:
     nvr_id = await register(store, "nvr-1", "online", "online")
+    cam2 = [c.id for c in await store.cameras(nvr_id=nvr_id) if c.ext_id == "cam2"][0]
     async with store.transaction(time.time()) as tx:
-        await tx.replace_cameras(nvr_id, cams("online"))
+        await tx.replace_cameras(nvr_id, cams("online"))  # cam2 is missing now: kept, not a tombstone
+        # decommissioned: a tombstone (its own event is dropped first, so nothing names it)
+        await inventory.apply(tx, DecommissionCamera(cam2), "test", max_cameras=10)
         await tx.add_events([NewEvent("alert", "info", "old", nvr_id)])
+    await _drop_camera_events(store)
     tombstone_seq = tx.changes.seq
     async with store.transaction(time.time()) as tx:
         await tx.prune(before=time.time() + 10)
     assert await store.events() == []
     assert await store.horizon() == tombstone_seq
     assert [c.ext_id for c in await store.cameras(include_removed=True)] == ["cam1"]
+
+
+async def _drop_camera_events(store: Store) -> None:
+    async with store.database.transaction() as db:
+        await db.execute("DELETE FROM events WHERE camera_id IS NOT NULL")
 
 
 async def test_state_survives_reopen(tmp_path: Path) -> None:

@@ -45,3 +45,13 @@ def test_summarise_groups_degraded_and_recovered_devices_apart_from_flips() -> N
     assert toast.level == "warning" and toast.title == "5 changes"
     assert toast.body == "4 degraded: c0, c1 and 2 more; 1 no longer degraded: c9"
     assert toast.link == "/cameras?status=degraded"
+
+
+def test_summarise_says_a_wiped_recorders_cameras_went_missing() -> None:
+    gone = [
+        Toast("error", f"Camera cam-{i} missing", "nvr-1", f"cam-{i}", "camera", status="missing") for i in range(6)
+    ]
+    (toast,) = summarise([*gone, camera("cam-9", "offline")])
+    assert toast.level == "error" and toast.title == "7 changes"
+    assert toast.body == "6 went missing: cam-0, cam-1 and 4 more; 1 went offline: cam-9"
+    assert toast.link == "/cameras?status=missing"

@@ -9,6 +9,7 @@ import pytest
 
 from nvrmon import filters
 from nvrmon.access.embed_tokens import Scope
+from nvrmon.inventory import DecommissionCamera
 from nvrmon.live.fragments import CHART_IDS
 from nvrmon.live.renderer import Renderer, ago
 from nvrmon.live.viewkey import View, ViewError
@@ -16,6 +17,7 @@ from nvrmon.live.views import Views
 from nvrmon.models import Cursor
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
+from nvrmon.store import inventory
 from nvrmon.store.fleet import Changes, Store
 from tests.sources import parse
 
@@ -75,12 +77,16 @@ async def test_changes_render_once_per_view_with_keyed_rows(views: Views) -> Non
     )
 
 
-async def test_removed_camera_becomes_an_oob_delete(views: Views) -> None:
+async def test_vanished_camera_shows_missing_and_decommissioned_one_becomes_an_oob_delete(views: Views) -> None:
     await add_nvr(views, "nvr-a", "online", "online")
     nvr = (await views.store.nvrs())[0]
     async with views.store.transaction(time.time()) as tx:
         await tx.replace_cameras(nvr.id, [CameraInfo("c1", "nvr-a cam 1", "", "online")])
-    gone = (await views.store.cameras(include_removed=True))[-1]
+    gone = (await views.store.cameras())[-1]
+    html = (await views.render_changes(tx.changes, ["cameras"]))["cameras"].decode()
+    assert f'id="camera-{gone.id}"' in html and 'data-status="missing"' in html and "Missing" in html
+    async with views.store.transaction(time.time()) as tx:
+        await inventory.apply(tx, DecommissionCamera(gone.id), "test", max_cameras=10)
     html = (await views.render_changes(tx.changes, ["cameras"]))["cameras"].decode()
     assert f'<tr id="camera-{gone.id}" hx-swap-oob="delete"></tr>' in html
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nvrmon import logs
-from nvrmon.cli import api_tokens, backup, manage, nvrs
+from nvrmon.cli import api_tokens, backup, inventory, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     nvrs.add_parsers(commands)
     backup.add_parsers(commands)
     api_tokens.add_parsers(commands)
+    inventory.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return backup.run(args)
     if args.command in api_tokens.COMMANDS:
         return api_tokens.run(args)
+    if args.command in inventory.COMMANDS:
+        return inventory.run(args)
     return _simulate(args)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nvrmon.ingest.session import AgentSession, Close, Journal
-from nvrmon.models import Status, Toast
+from nvrmon.models import CameraDisplay, Status, Toast
 from nvrmon.store.fleet import NewEvent, Transaction
 
 
@@ -28,10 +29,17 @@ class Effects:
     agent_seqs: dict[int, tuple[str, int]] = field(default_factory=dict)
 
     def notify(
-        self, level: str, title: str, body: str = "", device: str = "", kind: str = "", change: str = ""
+        self,
+        level: str,
+        title: str,
+        body: str = "",
+        device: str = "",
+        kind: str = "",
+        change: str = "",
+        status: str = "",
     ) -> None:
         """A toast for the browsers (level success | error | warning | info), published only after the commit."""
-        self.toasts.append(Toast(level, title, body, device, kind, change=change))
+        self.toasts.append(Toast(level, title, body, device, kind, change=change, status=status))
 
     async def flush_flips(self, tx: Transaction) -> None:
         """Write buffered camera status flips; done before anything that must observe them, keeping frame order."""
@@ -43,13 +51,18 @@ class Effects:
                 await tx.touch_nvr(nvr_id)
             self.flips, self.flip_nvrs = {}, set()
 
-    def flip_events(self, session: AgentSession, flips: list[tuple[int, str, Status, str]]) -> None:
+    def flip_events(self, session: AgentSession, flips: Sequence[tuple[int, str, CameraDisplay, str]]) -> None:
         for camera_id, name, status, reason in flips:
             online = status == "online"
             text = f"Camera {name} on {session.hostname} is {status}" + (f" ({reason})" if reason else "")
+            if status == "missing":
+                text = f"Camera {name} is missing: {session.hostname} no longer lists it"
             self.events.append(NewEvent("status", "info" if online else "warning", text, session.nvr_id, camera_id))
-            body = f"{session.hostname}: {reason}" if reason else session.hostname
-            self.notify("success" if online else "error", f"Camera {name} {status}", body, name, "camera")
+            body = f"{session.hostname}: {reason}" if reason and status != "missing" else session.hostname
+            level = "success" if online else "error"
+            self.notify(
+                level, f"Camera {name} {status}", body, name, "camera", status="missing" * (status == "missing")
+            )
 
     async def write(self, tx: Transaction) -> None:
         """The batch's buffered rows, last in the transaction."""

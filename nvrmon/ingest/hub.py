@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from nvrmon import protocol
-from nvrmon.ingest import degraded
+from nvrmon.ingest import degraded, inventory
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.health import RETRY_FIRST, RETRY_MAX, StorageHealth, StorageUnavailable
 from nvrmon.ingest.liveness import Liveness
@@ -18,6 +18,7 @@ from nvrmon.ingest.session import (
     AgentSession,
     Expired,
     Gone,
+    InventoryWork,
     Item,
     Journal,
     Outside,
@@ -28,6 +29,7 @@ from nvrmon.ingest.session import (
     Steady,
     Work,
 )
+from nvrmon.inventory import Edit, Outcome
 from nvrmon.models import Toast
 from nvrmon.protocol import Alert, Cameras, CameraStatus, Health, Heartbeat, Hello
 from nvrmon.settings import Settings
@@ -97,6 +99,19 @@ class Hub:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put(Item(self._system, Remove(hostname, actor), done))
         return await done > 0
+
+    async def edit_inventory(self, edit: Edit, actor: str, address: str = "") -> Outcome:
+        """Apply a fleet inventory edit through the writer (models.FleetAdmin); raises its InventoryError."""
+        if self.health.degraded:
+            raise StorageUnavailable(self.health.last_error)
+        work = InventoryWork(edit, actor, address)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Item(self._system, work, done))
+        await done
+        if work.error is not None:
+            raise work.error
+        assert work.outcome is not None
+        return work.outcome
 
     async def submit(self, session: AgentSession, work: Work) -> None:
         """Queue work for the writer; a full queue makes agents wait (backpressure) rather than dropping changes."""
@@ -251,7 +266,7 @@ class Hub:
             return await self._hello(tx, session, work, out)
         if isinstance(work, Outside):
             await out.flush_flips(tx)
-            for gone in await self.outside.take(tx):
+            for gone in await self.outside.take(tx, self.hostnames):
                 self._close_removed(gone, out)
             return 0
         if isinstance(work, Remove):
@@ -263,6 +278,10 @@ class Hub:
             out.notify("info", f"{removed.hostname} removed", f"by {work.actor}", removed.hostname, "nvr")
             log.info("NVR %s removed by %s", removed.hostname, work.actor)
             return removed.nvr_id
+        if isinstance(work, InventoryWork):
+            await out.flush_flips(tx)
+            max_cameras = self.settings.max_cameras_per_nvr
+            return await inventory.apply(tx, work, out, self.hostnames, self.sessions, max_cameras)
         if isinstance(work, SettleRestart):
             await self.liveness.settle_restart(tx, out)
             return 0

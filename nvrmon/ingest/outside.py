@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from nvrmon.ingest.registry import Hostnames
 from nvrmon.ingest.session import AgentSession, Outside, Work
 from nvrmon.store.fleet import Store, Transaction
 
@@ -40,10 +41,14 @@ class OutsideCommits:
     def rolled_back(self) -> None:
         self._pending = None
 
-    async def take(self, tx: Transaction) -> set[int]:
-        """In the writer's transaction: add the outside rows to its changes; returns the NVRs removed outside."""
+    async def take(self, tx: Transaction, hostnames: Hostnames | None = None) -> set[int]:
+        """In the writer's transaction: add the outside rows to its changes; returns the NVRs removed outside. NVRs
+        declared outside join `hostnames`, so a look-alike agent can't register beside them."""
         self._queued = False
         found, self._pending = await tx.take_outside(self.known)
+        if hostnames is not None:
+            for nvr_id, hostname in found.hostnames.items():
+                hostnames.add(nvr_id, hostname)
         if found.removed_nvrs:
             log.info("publishing %d NVR removals made outside the hub", len(found.removed_nvrs))
         return found.removed_nvrs

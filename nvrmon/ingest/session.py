@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from nvrmon.inventory import Edit, InventoryError, Outcome
 from nvrmon.models import NvrStatus, Status
 from nvrmon.protocol import Message
 from nvrmon.store.fleet import CameraRef
@@ -80,7 +81,19 @@ class Outside:
     """Another process (the CLI) committed seqs the hub did not write: publish what they stamped."""
 
 
-Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside
+@dataclass(eq=False)
+class InventoryWork:
+    """A fleet inventory edit for the writer (applied by nvrmon/ingest/inventory.py); it fills `outcome` or `error`
+    while applying, read by the caller after the commit."""
+
+    edit: Edit
+    actor: str
+    address: str = ""  # where the request came from, for the audit log
+    outcome: Outcome | None = None
+    error: InventoryError | None = None
+
+
+Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside | InventoryWork
 
 
 @dataclass(eq=False)

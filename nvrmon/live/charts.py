@@ -16,6 +16,7 @@ NVR_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("stale", "Stale", "◔"),
     ("offline", "Offline", "✕"),
     ("unknown", "Unknown", "?"),
+    ("missing", "Missing", "◌"),
 )
 CAMERA_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("online", "Online", "●"),
@@ -23,6 +24,7 @@ CAMERA_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("offline", "Offline", "✕"),
     ("nvr_offline", "NVR offline", "⊘"),
     ("unknown", "Unknown", "?"),
+    ("missing", "Missing", "◌"),
 )
 MIN_SHARE = 1.5  # percent: a single offline device among 5,000 still shows as a visible sliver
 MAX_REGIONS = 12  # more regions than this fold into "Other" in the chart (the roll-up table lists them all)
@@ -167,7 +169,7 @@ def regions(fleet: Iterable[Nvr]) -> list[Region]:
             region = found[nvr.region] = Region(nvr.region or "(no region)")
         region.nvrs[nvr.display] += 1
         region.cameras_total += nvr.cameras_total
-        region.cameras_online += camera_split(nvr).get("online", 0)
+        region.cameras_online += camera_split(nvr).get("online", 0)  # missing cameras count against a region
     rank = {"critical": 0, "degraded": 1, "healthy": 2}
     return sorted(found.values(), key=lambda r: (rank[r.health], -r.nvrs_total, natural(r.name)))
 

@@ -19,18 +19,22 @@ def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
         return toasts
     degraded = [t for t in toasts if t.change == "degraded"]
     recovered = [t for t in toasts if t.change == "recovered"]
-    down = [t for t in toasts if t.level == "error" and not t.change]
+    # A wiped recorder's cameras all go missing at once: they are said as missing, and linked to the missing ones.
+    missing = [t for t in toasts if t.status == "missing"]
+    down = [t for t in toasts if t.level == "error" and not t.change and t.status != "missing"]
     up = [t for t in toasts if t.level == "success" and not t.change]
-    other = len(toasts) - len(down) - len(up) - len(degraded) - len(recovered)
+    other = len(toasts) - len(down) - len(up) - len(degraded) - len(recovered) - len(missing)
     parts = [
+        _group(len(missing), "went missing", missing),
         _group(len(down), "went offline", down),
         _group(len(up), "came online", up),
         _group(len(degraded), "degraded", degraded),
         _group(len(recovered), "no longer degraded", recovered),
         f"{other} alerts" if other else "",
     ]
-    level = "error" if down else "warning" if other or degraded else "success"
-    biggest, status = max(((down, "offline"), (up, "online"), (degraded, "degraded")), key=lambda g: len(g[0]))
+    level = "error" if down or missing else "warning" if other or degraded else "success"
+    groups = ((missing, "missing"), (down, "offline"), (up, "online"), (degraded, "degraded"))
+    biggest, status = max(groups, key=lambda group: len(group[0]))
     return [Toast(level, f"{len(toasts)} changes", "; ".join(p for p in parts if p), link=_link(biggest, status))]
 
 

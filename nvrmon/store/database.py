@@ -12,8 +12,13 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 4  # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: device health
-SCRIPTS = ("schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "health.sql")
+from nvrmon.store import inventory_rows
+
+# 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: device health (health.sql, camera
+# reasons, detail, degraded); 5: the fleet inventory (inventory.sql, inventory_rows.migrate: nvrs.declared/tags/
+# expected_cameras, cameras.declared/tags/missing)
+SCHEMA_VERSION = 5
+SCRIPTS = ("schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "health.sql", "inventory.sql")
 # Columns added to existing tables after version 1: a file from before them gets them by ALTER TABLE on open.
 ADDED_COLUMNS = (
     ("nvrs", "removed", "INTEGER NOT NULL DEFAULT 0"),
@@ -116,6 +121,7 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
         found = await cursor.fetchone()
         if found is not None and not found[0]:
             await writer.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+    await inventory_rows.migrate(writer)
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",

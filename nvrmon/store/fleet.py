@@ -130,16 +130,22 @@ class Store:
         if region is not None:
             clauses.append("n.region = ?")
             params.append(region)
-        if status == "nvr_offline":
-            clauses.append("n.status = 'offline'")
+        if status == "missing":
+            clauses.append("c.missing = 1")
+        elif status == "nvr_offline":
+            clauses.append("n.status = 'offline' AND c.missing = 0")
         elif status == "unknown":
-            clauses.append("n.status = 'unknown'")
+            clauses.append("n.status = 'unknown' AND c.missing = 0")
         elif status == "degraded":
-            clauses.append("n.status IN ('online', 'stale') AND c.status = 'online' AND c.degraded != ''")
+            clauses.append(
+                "n.status IN ('online', 'stale') AND c.status = 'online' AND c.degraded != '' AND c.missing = 0"
+            )
         elif status == "online":
-            clauses.append("n.status IN ('online', 'stale') AND c.status = 'online' AND c.degraded = ''")
+            clauses.append(
+                "n.status IN ('online', 'stale') AND c.status = 'online' AND c.degraded = '' AND c.missing = 0"
+            )
         elif status == "offline":
-            clauses.append("n.status IN ('online', 'stale') AND c.status = 'offline'")
+            clauses.append("n.status IN ('online', 'stale') AND c.status = 'offline' AND c.missing = 0")
         found = await self.database.fetch_all(
             f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_ROWS_FROM} {rows.where(clauses)} "
             "ORDER BY n.hostname, c.name, c.id",

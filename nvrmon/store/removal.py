@@ -26,6 +26,7 @@ class Outside:
     camera_ids: set[int] = field(default_factory=set)
     event_ids: list[int] = field(default_factory=list)
     removed_nvrs: set[int] = field(default_factory=set)
+    hostnames: dict[int, str] = field(default_factory=dict)  # NVRs still there (declared by `nvrmon inventory`)
 
 
 async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: float) -> Removed | None:
@@ -34,7 +35,9 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
     from an older cursor still learns to drop them, and events keep naming the NVR."""
     cursor = await db.execute(
         "UPDATE nvrs SET removed = 1, status = 'offline', status_reason = 'removed', unstable = 0, degraded = '', "
-        "status_changed = ?, agent_session = '', agent_seq = 0, updated_seq = ? "
+        "status_changed = ?, agent_session = '', agent_seq = 0, updated_seq = ?, "
+        # No longer expected: an agent connecting again registers it anew, as discovered (docs/inventory.md).
+        "declared = 0, tags = '', expected_cameras = NULL "
         "WHERE hostname = ? AND removed = 0 RETURNING id, hostname",
         (now, seq, hostname),
     )
@@ -43,7 +46,8 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
         return None
     nvr_id = int(row[0])
     cursor = await db.execute(
-        "UPDATE cameras SET removed = 1, degraded = '', updated_seq = ? WHERE nvr_id = ? AND removed = 0 RETURNING id",
+        "UPDATE cameras SET removed = 1, degraded = '', missing = 0, declared = 0, updated_seq = ? "
+        "WHERE nvr_id = ? AND removed = 0 RETURNING id",
         (seq, nvr_id),
     )
     cameras = tuple(int(r[0]) for r in await cursor.fetchall())
@@ -71,11 +75,13 @@ async def outside(db: aiosqlite.Connection, after: int, upto: int) -> Outside:
     if upto <= after:
         return found
     span = (after, upto)
-    cursor = await db.execute("SELECT id, removed FROM nvrs WHERE updated_seq > ? AND updated_seq <= ?", span)
-    for nvr_id, removed in await cursor.fetchall():
+    cursor = await db.execute("SELECT id, removed, hostname FROM nvrs WHERE updated_seq > ? AND updated_seq <= ?", span)
+    for nvr_id, removed, hostname in await cursor.fetchall():
         found.nvr_ids.add(int(nvr_id))
         if removed:
             found.removed_nvrs.add(int(nvr_id))
+        else:
+            found.hostnames[int(nvr_id)] = str(hostname)
     cursor = await db.execute("SELECT id FROM cameras WHERE updated_seq > ? AND updated_seq <= ?", span)
     found.camera_ids.update(int(r[0]) for r in await cursor.fetchall())
     cursor = await db.execute("SELECT id FROM events WHERE seq > ? AND seq <= ? ORDER BY id", span)

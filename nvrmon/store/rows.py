@@ -11,46 +11,52 @@ from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.filters import ListQuery
 from nvrmon.models import Camera, Event, Nvr
 
-NVR_BASE = """
-    n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, n.status, n.status_reason,
-    n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed, n.degraded
+# An NVR declared in the inventory that never connected shows "missing" (models.NvrStatus); the table keeps 'offline'.
+NVR_STATUS = "CASE WHEN n.declared = 1 AND n.last_seen = 0 AND n.status = 'offline' THEN 'missing' ELSE n.status END"
+NVR_BASE = f"""
+    n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, {NVR_STATUS},
+    n.status_reason, n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed, n.degraded, n.declared,
+    n.tags, n.expected_cameras
 """
 # A few NVRs: correlated counts, each an index-only lookup on cameras_nvr_status.
 NVR_COLUMNS = f"""{NVR_BASE},
-    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'),
+    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online' AND c.missing = 0),
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0),
-    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'
+    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online' AND c.missing = 0
         AND c.degraded != ''),
+    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.missing = 1),
     n.stats,
     (SELECT h.facts FROM nvr_health h WHERE h.nvr_id = n.id)
 """
 # The whole fleet: one grouped pass over the covering index instead of two subqueries per NVR.
 FLEET_FROM = """
     FROM nvrs n LEFT JOIN (
-        SELECT nvr_id, sum(status = 'online') AS online, count(*) AS total,
-            sum(status = 'online' AND degraded != '') AS degraded
+        SELECT nvr_id, sum(status = 'online' AND missing = 0) AS online, count(*) AS total,
+            sum(status = 'online' AND missing = 0 AND degraded != '') AS degraded, sum(missing) AS missing
         FROM cameras WHERE removed = 0 GROUP BY nvr_id
     ) k ON k.nvr_id = n.id
     WHERE n.removed = 0
 """
-FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0), coalesce(k.degraded, 0)"
+FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0), coalesce(k.degraded, 0), coalesce(k.missing, 0)"
 # How a camera shows (models.Camera.display), in SQL, for filtering, counting and sorting.
 DISPLAY = (
-    "CASE WHEN n.status = 'offline' THEN 'nvr_offline' WHEN n.status = 'unknown' THEN 'unknown' "
-    "WHEN c.status = 'online' AND c.degraded != '' THEN 'degraded' ELSE c.status END"
+    "CASE WHEN c.missing = 1 THEN 'missing' WHEN n.status = 'offline' THEN 'nvr_offline' "
+    "WHEN n.status = 'unknown' THEN 'unknown' WHEN c.status = 'online' AND c.degraded != '' THEN 'degraded' "
+    "ELSE c.status END"
 )
 CAMERA_ORDER = {
     "nvr": "n.hostname, c.name, c.id",
     "name": "c.name, n.hostname, c.id",
-    "status": f"CASE {DISPLAY} WHEN 'offline' THEN 0 WHEN 'nvr_offline' THEN 1 WHEN 'degraded' THEN 2 "
-    "WHEN 'unknown' THEN 3 ELSE 4 END, "
+    "status": f"CASE {DISPLAY} WHEN 'offline' THEN 0 WHEN 'missing' THEN 1 WHEN 'nvr_offline' THEN 2 "
+    "WHEN 'degraded' THEN 3 WHEN 'unknown' THEN 4 ELSE 5 END, "
     "n.hostname, c.name, c.id",
     "region": "n.region, n.site, n.hostname, c.name, c.id",
     "since": "c.status_changed, c.id",
 }
-CAMERA_COLUMNS = """
-    c.id, c.nvr_id, n.hostname, n.status, n.region, n.site, c.ext_id, c.name, c.ip_address, c.status,
-    c.status_changed, c.removed, c.updated_seq, c.status_reason, c.detail, c.degraded, h.facts
+CAMERA_COLUMNS = f"""
+    c.id, c.nvr_id, n.hostname, {NVR_STATUS}, n.region, n.site, c.ext_id, c.name, c.ip_address, c.status,
+    c.status_changed, c.removed, c.updated_seq, c.status_reason, c.detail, c.degraded, h.facts, c.missing, c.declared,
+    c.tags
 """
 CAMERA_FROM = "cameras c JOIN nvrs n ON n.id = c.nvr_id"
 # Rows (not counts) also carry the camera's health facts.
@@ -100,13 +106,14 @@ def where(clauses: list[str]) -> str:
 
 def nvr(row: sqlite3.Row | tuple[Any, ...]) -> Nvr:
     # The fleet query sends '{}' for every row: skipping json.loads for it keeps 2,000 rows cheap.
-    stats = json.loads(row[19]) if row[19] and row[19] != "{}" else {}
-    health = NvrHealth.of(json.loads(row[20])) if len(row) > 20 and row[20] else None
+    stats = json.loads(row[23]) if row[23] and row[23] != "{}" else {}
+    health = NvrHealth.of(json.loads(row[24])) if len(row) > 24 and row[24] else None
     return Nvr(
         id=row[0], hostname=row[1], device_name=row[2], region=row[3], site=row[4], model=row[5], firmware=row[6],
         ip_address=row[7], status=row[8], status_reason=row[9], last_seen=row[10], status_changed=row[11],
-        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), degraded=row[15],
-        cameras_online=int(row[16]), cameras_total=int(row[17]), cameras_degraded=int(row[18]), stats=stats,
+        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), degraded=row[15], declared=bool(row[16]),
+        tags=tuple(row[17].split()) if row[17] else (), cameras_expected=row[18], cameras_online=int(row[19]),
+        cameras_total=int(row[20]), cameras_degraded=int(row[21]), cameras_missing=int(row[22]), stats=stats,
         health=health,
     )  # fmt: skip
 
@@ -118,6 +125,7 @@ def camera(row: sqlite3.Row | tuple[Any, ...]) -> Camera:
         updated_seq=row[12], status_reason=row[13],
         detail=StreamDetail.of(json.loads(row[14])) if row[14] and row[14] != "{}" else StreamDetail(),
         degraded=row[15], health=CameraHealth.of(json.loads(row[16])) if row[16] else None,
+        missing=bool(row[17]), declared=bool(row[18]), tags=tuple((row[19] or '').split()),
     )  # fmt: skip
 
 

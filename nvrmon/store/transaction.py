@@ -10,7 +10,7 @@ from typing import Any
 import aiosqlite
 
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
-from nvrmon.models import NvrStatus, Severity, Status
+from nvrmon.models import CameraDisplay, NvrStatus, Severity, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.store import device_health, removal
 from nvrmon.store.device_health import HealthState
@@ -69,6 +69,15 @@ class Transaction:
         self.now = now
         self.changes = Changes()
 
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The transaction's connection, for the store's other write modules (nvrmon/store/inventory.py)."""
+        return self._db
+
+    async def stamp(self) -> int:
+        """This transaction's seq, taken now if it has none yet: call it only when something will change."""
+        return await self._seq()
+
     async def _seq(self) -> int:
         if not self.changes.seq:
             cursor = await self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
@@ -81,7 +90,7 @@ class Transaction:
         """Insert or update the NVR identified by hostname and mark it online."""
         seq = await self._seq()
         cursor = await self._db.execute(
-            "SELECT status, agent_session, agent_seq, removed FROM nvrs WHERE hostname = ?", (info.hostname,)
+            "SELECT status, agent_session, agent_seq, removed, last_seen FROM nvrs WHERE hostname = ?", (info.hostname,)
         )
         before = await cursor.fetchone()
         cursor = await self._db.execute(
@@ -90,7 +99,11 @@ class Transaction:
                               last_seen, status_changed, updated_seq)
             VALUES (?, ?, ?, ?, ?, ?, ?, 'online', '', ?, ?, ?)
             ON CONFLICT (hostname) DO UPDATE SET
-                device_name = excluded.device_name, region = excluded.region, site = excluded.site,
+                -- What the inventory declares (docs/inventory.md) wins over what the agent reports.
+                device_name = CASE WHEN declared = 1 AND device_name != '' THEN device_name
+                                   ELSE excluded.device_name END,
+                region = CASE WHEN declared = 1 AND region != '' THEN region ELSE excluded.region END,
+                site = CASE WHEN declared = 1 AND site != '' THEN site ELSE excluded.site END,
                 model = excluded.model, firmware = excluded.firmware, ip_address = excluded.ip_address,
                 status_changed = CASE WHEN status = 'online' THEN status_changed ELSE excluded.status_changed END,
                 status = 'online', status_reason = '', last_seen = excluded.last_seen,
@@ -115,22 +128,27 @@ class Transaction:
         nvr_id = int(row[0])
         self.changes.nvr_ids.add(nvr_id)
         await self._stamp_cameras_of(nvr_id)
-        if before is None or before[3]:
-            return Registration(nvr_id, None, "", 0)  # new, or back after it was removed: registered anew
+        if before is None or before[3] or not before[4]:
+            # new, back after it was removed, or declared in the inventory and connecting for the first time
+            return Registration(nvr_id, None, "", 0)
         return Registration(nvr_id, before[0], before[1], int(before[2]))
 
     async def replace_cameras(
         self, nvr_id: int, cameras: Sequence[CameraInfo]
-    ) -> tuple[dict[str, CameraRef], list[tuple[int, str, Status, str]]]:
+    ) -> tuple[dict[str, CameraRef], list[tuple[int, str, CameraDisplay, str]]]:
         """Make the NVR's camera list exactly `cameras`; returns the new mirror and the status flips it caused
-        (camera id, name, new status, reason). A camera's detail alone changing is stored without a stamp."""
+        (camera id, name, new status, reason). A camera's detail alone changing is stored without a stamp.
+
+        A camera no longer listed shows "missing" (a wiped or stolen recorder looks like that) until its NVR lists it
+        again or it is decommissioned; a name declared in the inventory wins over the NVR's."""
         seq = await self._seq()
         cursor = await self._db.execute(
-            "SELECT id, ext_id, name, ip_address, status, removed, status_reason, detail FROM cameras WHERE nvr_id = ?",
+            "SELECT id, ext_id, name, ip_address, status, removed, status_reason, detail, missing, declared "
+            "FROM cameras WHERE nvr_id = ?",
             (nvr_id,),
         )
         existing = {row[1]: row for row in await cursor.fetchall()}
-        flips: list[tuple[int, str, Status, str]] = []
+        flips: list[tuple[int, str, CameraDisplay, str]] = []
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
         details: list[tuple[str, int]] = []
@@ -141,15 +159,18 @@ class Transaction:
                 row = (nvr_id, cam.id, cam.name, cam.ip_address, cam.status, cam.reason, detail or "{}", self.now, seq)
                 inserts.append(row)
                 continue
-            if (old[2], old[3], old[4], old[5], old[6]) != (cam.name, cam.ip_address, cam.status, 0, cam.reason):
-                changed_at = self.now if old[4] != cam.status or old[5] else None
-                updates.append((cam.name, cam.ip_address, cam.status, cam.reason, detail, changed_at, seq, old[0]))
+            name = old[2] if old[9] and old[2] else cam.name
+            if (old[2], old[3], old[4], old[5], old[6], old[8]) != (name, cam.ip_address, cam.status, 0, cam.reason, 0):
+                changed_at = self.now if old[4] != cam.status or old[5] or old[8] else None
+                updates.append((name, cam.ip_address, cam.status, cam.reason, detail, changed_at, seq, old[0]))
                 self.changes.camera_ids.add(int(old[0]))
-                if old[4] != cam.status and not old[5]:
-                    flips.append((int(old[0]), cam.name, cam.status, cam.reason))
+                if (old[4] != cam.status or old[8]) and not old[5]:
+                    flips.append((int(old[0]), name, cam.status, cam.reason))
             elif detail is not None and detail != old[7]:
                 details.append((detail, int(old[0])))
-        removals = [(seq, row[0]) for row in existing.values() if not row[5]]
+        vanished = [row for row in existing.values() if not row[5] and not row[8]]
+        removals = [(self.now, seq, row[0]) for row in vanished]
+        flips.extend((int(row[0]), str(row[2]), "missing", "") for row in vanished)
         if inserts:
             await self._db.executemany(
                 "INSERT INTO cameras (nvr_id, ext_id, name, ip_address, status, status_reason, detail, status_changed, "
@@ -159,19 +180,21 @@ class Transaction:
         if updates:
             await self._db.executemany(
                 "UPDATE cameras SET name = ?, ip_address = ?, status = ?, status_reason = ?, "
-                "detail = coalesce(?, detail), removed = 0, status_changed = coalesce(?, status_changed), "
+                "detail = coalesce(?, detail), removed = 0, missing = 0, status_changed = coalesce(?, status_changed), "
                 "updated_seq = ? WHERE id = ?",
                 updates,
             )
         await self.record_details(details)
         if removals:
             await self._db.executemany(
-                "UPDATE cameras SET removed = 1, degraded = '', updated_seq = ? WHERE id = ?", removals
+                "UPDATE cameras SET missing = 1, degraded = '', status_changed = ?, updated_seq = ? WHERE id = ?",
+                removals,
             )
-            await self._db.executemany("DELETE FROM camera_health WHERE camera_id = ?", [(r[1],) for r in removals])
-            self.changes.camera_ids.update(int(r[1]) for r in removals)
+            await self._db.executemany("DELETE FROM camera_health WHERE camera_id = ?", [(r[2],) for r in removals])
+            self.changes.camera_ids.update(int(r[2]) for r in removals)
         cursor = await self._db.execute(
-            "SELECT id, ext_id, status, status_reason FROM cameras WHERE nvr_id = ? AND removed = 0", (nvr_id,)
+            "SELECT id, ext_id, status, status_reason FROM cameras WHERE nvr_id = ? AND removed = 0 AND missing = 0",
+            (nvr_id,),
         )
         mirror = {row[1]: CameraRef(int(row[0]), row[2], row[3]) for row in await cursor.fetchall()}
         self.changes.camera_ids.update(mirror[row[1]].id for row in inserts)

@@ -21,7 +21,7 @@ from nvrmon.store.api_tokens import API_SCOPES, ApiTokenTables
 from nvrmon.store.credentials import ROLES, Conflict
 from nvrmon.store.fleet import Store
 
-NVR_ORDER = {"offline": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
+NVR_ORDER = {"offline": 0, "missing": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
 
 
 async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLResponse:

@@ -39,11 +39,15 @@ NVR = _obj({
     "ip_address": STR, "status": NVR_STATUS, "status_reason": STR, "last_seen": NUM, "status_changed": NUM,
     "updated_seq": INT, "unstable": BOOL, "removed": BOOL, "cameras_online": INT, "cameras_total": INT,
     "stats": {"type": "object"},
+    # The fleet inventory (docs/inventory.md): declared or discovered, tags, expected and missing cameras.
+    "declared": BOOL, "tags": {"type": "array", "items": STR}, "cameras_expected": NULLABLE_INT,
+    "cameras_missing": INT, "cameras_short": INT,
 })  # fmt: skip
 CAMERA = _obj({
     "id": INT, "nvr_id": INT, "nvr_hostname": STR, "nvr_status": NVR_STATUS, "region": STR, "site": STR,
     "ext_id": STR, "name": STR, "ip_address": STR, "status": enum(get_args(Status)), "status_changed": NUM,
     "removed": BOOL, "updated_seq": INT, "display_status": CAMERA_DISPLAY,
+    "missing": BOOL, "declared": BOOL, "tags": {"type": "array", "items": STR},  # the fleet inventory
 })  # fmt: skip
 EVENT = _obj({
     "id": INT, "seq": INT, "ts": NUM, "kind": STR, "severity": enum(get_args(Severity)), "nvr_id": NULLABLE_INT,
@@ -53,6 +57,7 @@ SUMMARY = _obj({
     **dict.fromkeys((
         "seq", "nvrs_total", "nvrs_online", "nvrs_stale", "nvrs_unknown", "nvrs_offline", "cameras_total",
         "cameras_online", "cameras_offline", "cameras_nvr_offline", "cameras_unknown",
+        "nvrs_missing", "cameras_missing",  # the fleet inventory
     ), INT),
     "last_change": NUM, "epoch": STR,
 })  # fmt: skip
