@@ -198,3 +198,6 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
 
 # Browser fixtures (Chromium, agents on a background loop) for every test module that asks for them.
 from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401
+
+# The agent's real peers: gst-rtsp-server in a subprocess, and a camera that accepts TCP and never answers.
+from tests.rtsp import rtsp_server, silent_camera  # noqa: E402, F401
