@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
+
+from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 
 Status = Literal["online", "offline"]
 # online: frames arrive; stale: late beyond the grace period but not yet timed out; offline: disconnected or timed out;
 # unknown: the hub restarted and the agent has not reconnected yet (shown as such, not as a failure).
 NvrStatus = Literal["online", "stale", "offline", "unknown"]
-# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown").
-CameraDisplay = Literal["online", "offline", "nvr_offline", "unknown"]
+# What a camera shows: its own status, or why it can't be known ("nvr_offline", "unknown"). "degraded" is online but
+# with a health fact that needs someone (not recording, clock off, …): the hub derives it, agents never send it.
+CameraDisplay = Literal["online", "degraded", "offline", "nvr_offline", "unknown"]
+# What an NVR shows: its liveness status, or "degraded" while it is online with a failing disk, a wrong clock, …
+NvrDisplay = Literal["online", "degraded", "stale", "offline", "unknown"]
 Severity = Literal["info", "warning", "error", "critical"]
 
 
@@ -35,6 +41,8 @@ class Nvr:
     cameras_online: int = 0
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
+    degraded: str = ""  # why it is degraded, in words (the hub derives it from health facts); "" while it is not
+    health: NvrHealth | None = None  # the latest health facts (single-NVR reads only; None in lists)
 
     def __post_init__(self) -> None:
         # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
@@ -51,8 +59,21 @@ class Nvr:
     def dom_id(self) -> str:
         return f"nvr-{self.id}"
 
+    @property
+    def display(self) -> NvrDisplay:
+        return "degraded" if self.status == "online" and self.degraded else self.status
+
+    @property
+    def reason(self) -> str:
+        """Why it shows what it shows, in words ("" while online): its liveness reason, or why it is degraded."""
+        return self.degraded if self.display == "degraded" else self.status_reason
+
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["display_status"] = self.display
+        data["status_reason"] = self.reason
+        data["health"] = None if self.health is None else self.health.as_json(time.time())
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +91,10 @@ class Camera:
     status_changed: float
     removed: bool
     updated_seq: int
+    status_reason: str = ""  # why it is offline, in the agent's words ("" while online)
+    detail: StreamDetail = field(default_factory=StreamDetail)  # the last measured stream (camera_status)
+    degraded: str = ""  # why it is degraded, in words (derived by the hub from health facts)
+    health: CameraHealth | None = None  # the latest health facts, when the agent sent any
 
     @property
     def dom_id(self) -> str:
@@ -81,12 +106,34 @@ class Camera:
             return "nvr_offline"
         if self.nvr_status == "unknown":
             return "unknown"
+        if self.status == "online" and self.degraded:
+            return "degraded"
         return self.status
+
+    @property
+    def reason(self) -> str:
+        """Why it shows what it shows, in words; "" while online (the API's status_reason)."""
+        return (
+            CAMERA_REASONS.get(self.display, "")
+            or (self.degraded if self.display == "degraded" else "")
+            or (self.status_reason if self.display == "offline" else "")
+        )
+
+    @property
+    def stream(self) -> StreamDetail:
+        """The freshest stream figures: the health message's, else the last camera_status detail."""
+        return self.health.stream if self.health is not None and self.health.stream else self.detail
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["display_status"] = self.display
+        data["status_reason"] = self.reason
+        data["health"] = None if self.health is None else self.health.as_json(time.time())
         return data
+
+
+# A camera that can't be seen says why in these words (the API's status_reason while its NVR is down).
+CAMERA_REASONS: dict[str, str] = {"nvr_offline": "nvr offline", "unknown": "nvr not reconnected after hub restart"}
 
 
 @dataclass(frozen=True, slots=True)

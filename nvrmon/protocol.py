@@ -2,58 +2,43 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from nvrmon import names
+from nvrmon import wire
+from nvrmon.devices import CameraHealth, Disk, NvrHealth, StreamDetail
 from nvrmon.models import Severity, Status
+from nvrmon.wire import MAX_CAMERA_ID, MAX_HOSTNAME, MAX_SEQ, STATUSES, ErrorCode, ProtocolError, error_frame, printable
+
+# The field rules live in nvrmon/wire.py; these names stay importable from here, the contract's one module.
+__all__ = [
+    "MAX_CAMERA_ID", "MAX_HOSTNAME", "MAX_SEQ", "STATUSES", "ErrorCode", "ProtocolError", "error_frame", "printable",
+]  # fmt: skip
 
 PROTOCOL_VERSION = 1
-STATUSES: frozenset[str] = frozenset({"online", "offline"})
 SEVERITIES: frozenset[str] = frozenset({"info", "warning", "error", "critical"})
+RECORDING: frozenset[str] = frozenset({"recording", "not_recording", "unknown"})
+DISK_STATES: frozenset[str] = frozenset({"ok", "failing", "failed", "unknown"})
 # Field length limits; docs/protocol.md and docs/protocol.schema.json state the same numbers.
-MAX_HOSTNAME = 253
 MAX_TEXT = 128
-MAX_CAMERA_ID = 64
 MAX_MESSAGE = 1000
 MAX_STATS_KEYS = 32
 MAX_STATS_KEY = 64
 MAX_SESSION = 64
-# Agent sequence numbers stay within what every JSON implementation represents exactly.
-MAX_SEQ = 2**53 - 1
-
-ErrorCode = Literal[
-    "invalid_json",
-    "invalid_message",
-    "unknown_type",
-    "unsupported_protocol",
-    "hello_required",
-    "frame_too_large",
-    "too_many_cameras",
-    "unknown_camera",
-    "replaced",
-    "hostname_not_allowed",
-    "enrollment_refused",
-    "token_revoked",
-    "rate_limited",
-    "server_busy",
-    "storage_unavailable",
-]
-
-
-class ProtocolError(Exception):
-    """A frame the hub refuses; `code` is machine-readable and goes back to the agent in an error frame."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code: ErrorCode = code
-        self.message = message
-
-    def frame(self) -> str:
-        return error_frame(self.code, self.message)
+MAX_REASON = 200
+MAX_CODEC = 32
+MAX_DISKS = 64
+MAX_DISK_ID = 64
+# Ranges of the health numbers: wide enough for every real device (a camera whose clock reset to 1970 is 1.7e9 s
+# behind), narrow enough that nothing absurd reaches the pages.
+MAX_SECONDS = 1e10  # timestamps (until 2286), uptimes and clock skews
+MAX_BYTES = MAX_SEQ  # disk sizes: 9 PB, exact in every JSON implementation
+MAX_FPS = 1000.0
+MAX_PIXELS = 65535  # width, height
+MAX_BITRATE_KBPS = 1e7
+TEMPERATURE_C = (-100.0, 200.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +58,8 @@ class CameraInfo:
     name: str
     ip_address: str
     status: Status
+    reason: str = ""  # why it is offline, in the agent's words; always empty while online
+    detail: StreamDetail = field(default_factory=StreamDetail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +86,8 @@ class CameraStatus:
     camera_id: str
     status: Status
     seq: int = 0
+    reason: str = ""
+    detail: StreamDetail = field(default_factory=StreamDetail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +104,16 @@ class Alert:
     seq: int = 0
 
 
-Message = Hello | Heartbeat | CameraStatus | Cameras | Alert
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The NVR's device facts, replacing the previous ones (latest wins); cameras by their id on the NVR."""
+
+    nvr: NvrHealth = field(default_factory=NvrHealth)
+    cameras: tuple[CameraHealth, ...] = ()
+    seq: int = 0
+
+
+Message = Hello | Heartbeat | CameraStatus | Cameras | Alert | Health
 
 
 def parse_frame(frame: str | bytes, *, max_bytes: int, max_cameras: int) -> Message:
@@ -145,41 +143,46 @@ def parse_message(data: object, *, max_cameras: int) -> Message:
         version = data.get("protocol")
         if type(version) is not int or version != PROTOCOL_VERSION:
             raise ProtocolError("unsupported_protocol", f"protocol {version!r} is not supported; this hub speaks 1")
-        nvr = _object(data, "nvr")
+        nvr = wire.mapping(data, "nvr")
         info = NvrInfo(
-            hostname=_hostname(nvr),
-            device_name=_text(nvr, "device_name", MAX_TEXT, where="nvr."),
-            region=_text(nvr, "region", MAX_TEXT, where="nvr."),
-            site=_text(nvr, "site", MAX_TEXT, where="nvr."),
-            model=_text(nvr, "model", MAX_TEXT, where="nvr."),
-            firmware=_text(nvr, "firmware", MAX_TEXT, where="nvr."),
-            ip_address=_ip(nvr, "nvr.ip_address"),
+            hostname=wire.hostname(nvr),
+            device_name=wire.text(nvr, "device_name", MAX_TEXT, where="nvr."),
+            region=wire.text(nvr, "region", MAX_TEXT, where="nvr."),
+            site=wire.text(nvr, "site", MAX_TEXT, where="nvr."),
+            model=wire.text(nvr, "model", MAX_TEXT, where="nvr."),
+            firmware=wire.text(nvr, "firmware", MAX_TEXT, where="nvr."),
+            ip_address=wire.ip(nvr, "nvr.ip_address"),
         )
-        session = _text(data, "session", MAX_SESSION)
+        session = wire.text(data, "session", MAX_SESSION)
         return Hello(nvr=info, cameras=_cameras(data, max_cameras), session=session)
     if kind == "heartbeat":
-        return Heartbeat(stats=_stats(data), seq=_seq(data))
+        return Heartbeat(stats=_stats(data), seq=wire.seq(data))
     if kind == "camera_status":
-        return CameraStatus(camera_id=_camera_id(data, "camera_id"), status=_status(data, "status"), seq=_seq(data))
+        status = wire.status(data, "status")
+        return CameraStatus(
+            camera_id=wire.camera_id(data, "camera_id"),
+            status=status,
+            seq=wire.seq(data),
+            reason=_reason(data, status),
+            detail=_detail(wire.mapping(data, "detail", required=False, where="detail"), "detail."),
+        )
     if kind == "cameras":
         # Required here (unlike hello): a frame that forgot its list must not silently remove every camera.
         if "cameras" not in data:
             raise ProtocolError("invalid_message", "field 'cameras' is required")
-        return Cameras(cameras=_cameras(data, max_cameras), seq=_seq(data))
+        return Cameras(cameras=_cameras(data, max_cameras), seq=wire.seq(data))
     if kind == "alert":
         severity = data.get("severity")
         if not isinstance(severity, str) or severity not in SEVERITIES:  # a list or object would not even hash
             raise ProtocolError("invalid_message", f"severity must be one of {sorted(SEVERITIES)}")
-        message = _text(data, "message", MAX_MESSAGE, required=True)
-        camera_id = _camera_id(data, "camera_id") if data.get("camera_id") is not None else None
-        return Alert(severity=cast(Severity, severity), message=message, camera_id=camera_id, seq=_seq(data))
+        message = wire.text(data, "message", MAX_MESSAGE, required=True)
+        camera_id = wire.camera_id(data, "camera_id") if data.get("camera_id") is not None else None
+        return Alert(severity=cast(Severity, severity), message=message, camera_id=camera_id, seq=wire.seq(data))
+    if kind == "health":
+        return _health(data, max_cameras)
     if not isinstance(kind, str):
         raise ProtocolError("invalid_message", "field 'type' must be a string")
     raise ProtocolError("unknown_type", f"unknown message type {kind[:40]!r}")
-
-
-def error_frame(code: ErrorCode, message: str) -> str:
-    return json.dumps({"type": "error", "code": code, "message": message})
 
 
 def welcome_frame(nvr_id: int, heartbeat_interval: float, last_seq: int = 0, agent_token: str = "") -> str:
@@ -196,90 +199,6 @@ def ack_frame(seq: int) -> str:
     return json.dumps({"type": "ack", "seq": seq})
 
 
-def _seq(data: dict[str, Any]) -> int:
-    value = data.get("seq")
-    if value is None:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SEQ:
-        raise ProtocolError("invalid_message", f"field 'seq' must be an integer from 1 to {MAX_SEQ}")
-    return value
-
-
-def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    if not isinstance(value, dict):
-        raise ProtocolError("invalid_message", f"field '{key}' must be an object")
-    return value
-
-
-def _text(data: dict[str, Any], key: str, limit: int, *, required: bool = False, where: str = "") -> str:
-    value = data.get(key)
-    name = f"{where}{key}"
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise ProtocolError("invalid_message", f"field '{name}' must be a string")
-    value = value.strip()
-    if required and not value:
-        raise ProtocolError("invalid_message", f"field '{name}' must not be empty")
-    if len(value) > limit:
-        raise ProtocolError("invalid_message", f"field '{name}' is longer than {limit} characters")
-    refused = names.refused_character(value)
-    if refused is not None:
-        raise ProtocolError("invalid_message", f"field '{name}' contains {refused}, which a name must not contain")
-    return value
-
-
-def printable(value: str) -> bool:
-    """No control, format (zero-width, bidi override), separator or private-use characters (nvrmon/names.py), and
-    valid UTF-8 (lone surrogates can't be stored or rendered). Embed tokens check labels and regions by it too."""
-    return names.refused_character(value) is None
-
-
-def _hostname(nvr: dict[str, Any]) -> str:
-    # NFKC: a fullwidth or ligature spelling is the same NVR as the plain one, not a second one beside it.
-    hostname = names.normalise(_text(nvr, "hostname", MAX_HOSTNAME, required=True, where="nvr."))
-    if len(hostname) > MAX_HOSTNAME:
-        raise ProtocolError("invalid_message", f"field 'nvr.hostname' is longer than {MAX_HOSTNAME} characters")
-    if any(ch.isspace() for ch in hostname):
-        raise ProtocolError("invalid_message", "field 'nvr.hostname' must not contain spaces")
-    return hostname
-
-
-def _ip(data: dict[str, Any], name: str) -> str:
-    value = data.get("ip_address")
-    if value is None or value == "":
-        return ""
-    if not isinstance(value, str):
-        raise ProtocolError("invalid_message", f"field '{name}' must be a string")
-    try:
-        return str(ipaddress.ip_address(value.strip()))
-    except ValueError:
-        raise ProtocolError("invalid_message", f"field '{name}' is not an IP address") from None
-
-
-def _status(data: dict[str, Any], key: str) -> Status:
-    value = data.get(key)
-    if not isinstance(value, str) or value not in STATUSES:
-        raise ProtocolError("invalid_message", f"field '{key}' must be 'online' or 'offline'")
-    return cast(Status, value)
-
-
-def _camera_id(data: dict[str, Any], key: str, where: str = "") -> str:
-    value = data.get(key)
-    name = f"{where}{key}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ProtocolError("invalid_message", f"field '{name}' must be a non-empty string")
-    value = names.normalise(value.strip())
-    if len(value) > MAX_CAMERA_ID or not printable(value):
-        raise ProtocolError(
-            "invalid_message", f"field '{name}' is longer than {MAX_CAMERA_ID} characters or unprintable"
-        )
-    return value
-
-
 def _cameras(data: dict[str, Any], max_cameras: int) -> tuple[CameraInfo, ...]:
     items = data.get("cameras", [])
     if not isinstance(items, list):
@@ -290,15 +209,20 @@ def _cameras(data: dict[str, Any], max_cameras: int) -> tuple[CameraInfo, ...]:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise ProtocolError("invalid_message", f"cameras[{index}] must be an object")
-        camera_id = _camera_id(item, "id", f"cameras[{index}].")
+        camera_id = wire.camera_id(item, "id", f"cameras[{index}].")
         if camera_id in cameras:
             raise ProtocolError("invalid_message", f"camera id {camera_id!r} appears twice")
-        name = _text(item, "name", MAX_TEXT, where=f"cameras[{index}].") or camera_id
+        name = wire.text(item, "name", MAX_TEXT, where=f"cameras[{index}].") or camera_id
+        status = wire.status(item, "status")
         cameras[camera_id] = CameraInfo(
             id=camera_id,
             name=name,
-            ip_address=_ip(item, f"cameras[{index}].ip_address"),
-            status=_status(item, "status"),
+            ip_address=wire.ip(item, f"cameras[{index}].ip_address"),
+            status=status,
+            reason=_reason(item, status, f"cameras[{index}]."),
+            detail=_detail(
+                wire.mapping(item, "detail", required=False, where=f"cameras[{index}]."), f"cameras[{index}].detail."
+            ),
         )
     return tuple(cameras.values())
 
@@ -323,3 +247,69 @@ def _stats(data: dict[str, Any]) -> dict[str, str | int | float | bool]:
                 raise ProtocolError("invalid_message", "stats values must not contain control characters")
         clean[key] = value
     return clean
+
+
+def _reason(data: dict[str, Any], status: Status, where: str = "") -> str:
+    """Why a camera is offline; the hub keeps no reason for an online camera (the words would be stale)."""
+    reason = wire.text(data, "reason", MAX_REASON, where=where)
+    return reason if status == "offline" else ""
+
+
+def _detail(data: dict[str, Any], where: str) -> StreamDetail:
+    return StreamDetail(
+        codec=wire.text(data, "codec", MAX_CODEC, where=where),
+        width=wire.integer(data, "width", 0, MAX_PIXELS, where=where),
+        height=wire.integer(data, "height", 0, MAX_PIXELS, where=where),
+        fps=wire.number(data, "fps", 0, MAX_FPS, where=where),
+        nominal_fps=wire.number(data, "nominal_fps", 0, MAX_FPS, where=where),
+        bitrate_kbps=wire.number(data, "bitrate_kbps", 0, MAX_BITRATE_KBPS, where=where),
+    )
+
+
+def _health(data: dict[str, Any], max_cameras: int) -> Health:
+    nvr = wire.mapping(data, "nvr", required=False)
+    disks: dict[str, Disk] = {}
+    for index, item in enumerate(wire.array(nvr, "disks", MAX_DISKS, where="nvr.")):
+        where = f"nvr.disks[{index}]."
+        if not isinstance(item, dict):
+            raise wire.invalid(f"{where[:-1]} must be an object")
+        disk_id = wire.text(item, "id", MAX_DISK_ID, required=True, where=where)
+        if disk_id in disks:
+            raise wire.invalid(f"disk id {disk_id!r} appears twice")
+        capacity = wire.integer(item, "capacity_bytes", 0, MAX_BYTES, where=where)
+        used = wire.integer(item, "used_bytes", 0, MAX_BYTES, where=where)
+        disks[disk_id] = Disk(
+            disk_id, capacity, used, cast(Any, wire.choice(item, "state", DISK_STATES, "unknown", where=where))
+        )
+    facts = NvrHealth(
+        uptime_s=wire.number(nvr, "uptime_s", 0, MAX_SECONDS, where="nvr."),
+        temperature_c=wire.number(nvr, "temperature_c", *TEMPERATURE_C, where="nvr."),
+        clock_skew_s=wire.number(nvr, "clock_skew_s", -MAX_SECONDS, MAX_SECONDS, where="nvr."),
+        oldest_recording=wire.number(nvr, "oldest_recording", 0, MAX_SECONDS, where="nvr."),
+        disks=tuple(disks.values()),
+    )
+    items = data.get("cameras")
+    if items is not None and not isinstance(items, list):
+        raise wire.invalid("field 'cameras' must be an array")
+    if items and len(items) > max_cameras:
+        raise ProtocolError("too_many_cameras", f"{len(items)} cameras; the limit per NVR is {max_cameras}")
+    cameras: dict[str, CameraHealth] = {}
+    for index, item in enumerate(items or ()):
+        where = f"cameras[{index}]."
+        if not isinstance(item, dict):
+            raise wire.invalid(f"cameras[{index}] must be an object")
+        camera_id = wire.camera_id(item, "camera_id", where)
+        if camera_id in cameras:
+            raise wire.invalid(f"camera id {camera_id!r} appears twice")
+        cameras[camera_id] = CameraHealth(
+            camera_id=camera_id,
+            recording=cast(Any, wire.choice(item, "recording", RECORDING, "unknown", where=where)),
+            recording_since=wire.number(item, "recording_since", 0, MAX_SECONDS, where=where),
+            clock_skew_s=wire.number(item, "clock_skew_s", -MAX_SECONDS, MAX_SECONDS, where=where),
+            oldest_recording=wire.number(item, "oldest_recording", 0, MAX_SECONDS, where=where),
+            stream=_detail(item, where),
+            model=wire.text(item, "model", MAX_TEXT, where=where),
+            firmware=wire.text(item, "firmware", MAX_TEXT, where=where),
+            serial=wire.text(item, "serial", MAX_TEXT, where=where),
+        )
+    return Health(nvr=facts, cameras=tuple(cameras.values()), seq=wire.seq(data))

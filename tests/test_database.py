@@ -17,7 +17,7 @@ from nvrmon.application import create_app
 from nvrmon.protocol import NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
-from nvrmon.store.database import SCHEMA_VERSION, Database
+from nvrmon.store.database import SCHEMA_VERSION, SCRIPTS, Database
 from nvrmon.store.fleet import Store
 from tests.conftest import ADMIN, PASSWORD, TOKEN, create_user, login_form_token
 
@@ -112,4 +112,35 @@ def test_the_hub_opens_one_writer_and_one_reader_and_runs_the_schema_once(
         assert login.status_code == 200 and login.url.path == "/"  # a session write and reads of the security tables
         assert client.get("/api/summary").status_code == 200
     assert connects == [str(path), str(path)]
-    assert len(scripts) == 2 and scripts[0].startswith("-- nvrmon schema") and "security" in scripts[1]
+    assert len(scripts) == len(SCRIPTS) and scripts[0].startswith("-- nvrmon schema") and "security" in scripts[1]
+
+
+async def test_a_version_2_database_gets_the_device_health_columns_and_tables(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    await (await Database.open(path)).close()
+    with sqlite3.connect(path) as db:  # back to version 2: no camera reasons, detail or degraded, no health tables
+        db.execute("DROP TABLE camera_health")
+        db.execute("DROP TABLE nvr_health")
+        for table, dropped in (("nvrs", {"degraded"}), ("cameras", {"status_reason", "detail", "degraded"})):
+            kept = ", ".join(row[1] for row in db.execute(f"PRAGMA table_info({table})") if row[1] not in dropped)
+            db.execute(f"CREATE TABLE old AS SELECT {kept} FROM {table}")
+            db.execute(f"DROP TABLE {table}")
+            db.execute(f"ALTER TABLE old RENAME TO {table}")
+        # CREATE TABLE … AS keeps no defaults: every column gets its value.
+        db.execute(
+            "INSERT INTO nvrs VALUES (1, 'nvr-v2', '', '', '', '', '', '', 'online', '', 0, 0, '{}', 0, '', 0, 1, 0)"
+        )
+        db.execute("INSERT INTO cameras VALUES (1, 1, 'cam1', 'Gate', '', 'offline', 0, 0, 1)")
+        db.execute("PRAGMA user_version = 2")
+    store = await Store.open(path)
+    try:
+        [camera] = await store.cameras()
+        assert (camera.ext_id, camera.status, camera.status_reason, camera.degraded) == ("cam1", "offline", "", "")
+        assert camera.display == "offline" and camera.health is None
+        [nvr] = await store.nvrs([camera.nvr_id])
+        assert nvr.hostname == "nvr-v2" and nvr.degraded == "" and nvr.health is None
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            assert db.execute("SELECT count(*) FROM camera_health").fetchone()[0] == 0
+    finally:
+        await store.close()

@@ -145,12 +145,12 @@ async def test_a_version_1_database_gets_the_nvr_tombstone_column(tmp_path: Path
     added = (
         "updated_seq    INTEGER NOT NULL,\n"
         "    -- A removed NVR stays as a tombstone (like a removed camera) so a replay can drop it from open pages.\n"
-        "    removed        INTEGER NOT NULL DEFAULT 0\n"
+        "    removed        INTEGER NOT NULL DEFAULT 0,\n"
     )
     schema = (resources.files("nvrmon.store") / "schema.sql").read_text()
     assert added in schema
     with sqlite3.connect(path) as db:
-        db.executescript(schema.replace(added, "updated_seq    INTEGER NOT NULL\n"))  # the nvrs table of version 1
+        db.executescript(schema.replace(added, "updated_seq    INTEGER NOT NULL,\n"))  # the nvrs table of version 1
         db.execute("INSERT INTO nvrs (hostname, updated_seq) VALUES ('nvr-v1', 1)")
         db.execute("PRAGMA user_version = 1")
     store = await Store.open(path)

@@ -11,6 +11,7 @@ from typing import Any, get_args
 import pytest
 
 from nvrmon import protocol
+from nvrmon.devices import CameraHealth, Disk, NvrHealth, StreamDetail
 from nvrmon.ingest import endpoint as agents
 from nvrmon.protocol import (
     MAX_CAMERA_ID,
@@ -28,6 +29,7 @@ from nvrmon.protocol import (
     Cameras,
     CameraStatus,
     ErrorCode,
+    Health,
     Heartbeat,
     Hello,
     Message,
@@ -41,9 +43,9 @@ from nvrmon.settings import Settings
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 MAX_CAMERAS = 4
 MAX_BYTES = 1 << 20
-AGENT_TYPES = ("hello", "heartbeat", "camera_status", "cameras", "alert")
+AGENT_TYPES = ("hello", "heartbeat", "camera_status", "cameras", "alert", "health")
 HUB_TYPES = ("welcome", "ack", "error")
-NUMBERED_TYPES = ("heartbeat", "camera_status", "cameras", "alert")
+NUMBERED_TYPES = ("heartbeat", "camera_status", "cameras", "alert", "health")
 NVR_TEXT_FIELDS = ("device_name", "region", "site", "model", "firmware")
 CONTROL_CHARS = ("\x00", "\x07", "\x1b", "\x1f")
 
@@ -260,12 +262,13 @@ def numbered(kind: str, seq: object) -> dict[str, Any]:
         "camera_status": {"type": "camera_status", "camera_id": "cam1", "status": "online"},
         "cameras": {"type": "cameras", "cameras": [camera("cam1")]},
         "alert": alert(),
+        "health": {"type": "health"},
     }
     return {**frames[kind], "seq": seq}
 
 
 def seq_of(parsed: Message) -> int:
-    assert isinstance(parsed, Heartbeat | CameraStatus | Cameras | Alert), parsed
+    assert isinstance(parsed, Heartbeat | CameraStatus | Cameras | Alert | Health), parsed
     return parsed.seq
 
 
@@ -774,6 +777,8 @@ def schema_valid(value: object, schema: dict[str, Any], root: dict[str, Any]) ->
                 if key == "maxLength"
                 else re.search(rule, value) is not None
             )
+        elif key == "maxItems":
+            ok = not isinstance(value, list) or len(value) <= rule
         elif key in ("minimum", "maximum"):
             ok = not _TYPES["number"](value) or (value >= rule if key == "minimum" else value <= rule)
         else:
@@ -901,6 +906,14 @@ ACCEPTED_FRAMES: list[dict[str, Any]] = [
     numbered("camera_status", 1),
     numbered("cameras", None),
     numbered("alert", 42),
+    {"type": "camera_status", "camera_id": "c", "status": "offline", "reason": "r" * 200, "detail": None},
+    {"type": "camera_status", "camera_id": "c", "status": "online", "detail": {"codec": "H265", "fps": 0, "width": 7}},
+    hello([camera(reason=None, detail={"nominal_fps": 1000, "bitrate_kbps": 1e7, "height": 65535})]),
+    {"type": "health", "nvr": None, "cameras": None},
+    {"type": "health", "nvr": {"disks": [{"id": f"d{i}", "state": None} for i in range(64)]}},
+    {"type": "health", "nvr": {"clock_skew_s": -1.7e9, "temperature_c": -100, "uptime_s": 0}},
+    {"type": "health", "cameras": [{"camera_id": 5, "recording": "not_recording", "serial": "s" * MAX_TEXT}]},
+    {"type": "health", "nvr": {"disks": [{"id": "d", "capacity_bytes": MAX_SEQ, "used_bytes": 0, "state": "failed"}]}},
 ]
 
 REFUSED_FRAMES: list[dict[str, Any]] = [
@@ -947,6 +960,30 @@ REFUSED_FRAMES: list[dict[str, Any]] = [
     numbered("cameras", True),
     numbered("alert", 1.5),
     numbered("alert", "1"),
+    {"type": "camera_status", "camera_id": "c", "status": "offline", "reason": "r" * 201},
+    {"type": "camera_status", "camera_id": "c", "status": "offline", "reason": "line\nbreak"},
+    {"type": "camera_status", "camera_id": "c", "status": "offline", "reason": 401},
+    {"type": "camera_status", "camera_id": "c", "status": "online", "detail": "H264"},
+    {"type": "camera_status", "camera_id": "c", "status": "online", "detail": {"fps": -1}},
+    {"type": "camera_status", "camera_id": "c", "status": "online", "detail": {"fps": 1001}},
+    {"type": "camera_status", "camera_id": "c", "status": "online", "detail": {"width": "1920"}},
+    {"type": "camera_status", "camera_id": "c", "status": "online", "detail": {"codec": "c" * 33}},
+    hello([camera(detail={"height": 65536})]),
+    hello([camera("cam1", "offline", reason=["x"])]),
+    {"type": "health", "nvr": []},
+    {"type": "health", "nvr": {"disks": [{"id": f"d{i}"} for i in range(65)]}},
+    {"type": "health", "nvr": {"disks": [{"capacity_bytes": 1}]}},
+    {"type": "health", "nvr": {"disks": [{"id": "d", "state": "broken"}]}},
+    {"type": "health", "nvr": {"disks": [{"id": "d", "used_bytes": -1}]}},
+    {"type": "health", "nvr": {"disks": "disk1"}},
+    {"type": "health", "nvr": {"temperature_c": 201}},
+    {"type": "health", "nvr": {"uptime_s": True}},
+    {"type": "health", "nvr": {"clock_skew_s": "93"}},
+    {"type": "health", "cameras": {"cam1": {}}},
+    {"type": "health", "cameras": [{"recording": "recording"}]},
+    {"type": "health", "cameras": [{"camera_id": "c", "recording": "yes"}]},
+    {"type": "health", "cameras": [{"camera_id": "c", "oldest_recording": -5}]},
+    {"type": "health", "cameras": [{"camera_id": "c", "model": "m" * (MAX_TEXT + 1)}]},
 ]
 
 
@@ -1025,6 +1062,15 @@ def test_docs_limits_table_matches_code() -> None:
         "MAX_STATS_KEYS": MAX_STATS_KEYS,
         "MAX_SESSION": MAX_SESSION,
         "MAX_SEQ": MAX_SEQ,
+        "MAX_REASON": protocol.MAX_REASON,
+        "MAX_CODEC": protocol.MAX_CODEC,
+        "MAX_DISKS": protocol.MAX_DISKS,
+        "MAX_DISK_ID": protocol.MAX_DISK_ID,
+        "MAX_FPS": protocol.MAX_FPS,
+        "MAX_PIXELS": protocol.MAX_PIXELS,
+        "MAX_BITRATE_KBPS": protocol.MAX_BITRATE_KBPS,
+        "MAX_SECONDS": protocol.MAX_SECONDS,
+        "MAX_BYTES": protocol.MAX_BYTES,
     }
     section = doc_text().split("## Limits at a glance", 1)[1].split("\n## ", 1)[0]
     found: dict[str, float] = {}
@@ -1093,3 +1139,166 @@ def test_unhashable_enum_values_are_invalid_not_a_crash(value: object) -> None:
     assert refused({"type": "alert", "severity": value, "message": "m"}).code == "invalid_message"
     assert refused({"type": "camera_status", "camera_id": "c", "status": value}).code == "invalid_message"
     assert refused(hello(cameras=[{"id": "c", "status": value}])).code == "invalid_message"
+
+
+# -- device truth: camera reasons and detail, the health message -------------------------------------------------------
+
+
+def test_camera_status_reason_and_detail_parse() -> None:
+    frame = {
+        "type": "camera_status",
+        "camera_id": "cam1",
+        "status": "offline",
+        "reason": "  rtsp 401 unauthorized ",
+        "detail": {
+            "codec": "H264",
+            "width": 1920.0,
+            "height": 1080,
+            "fps": 24.8,
+            "nominal_fps": 25,
+            "bitrate_kbps": 4000,
+        },
+    }
+    assert parse(frame) == CameraStatus(
+        "cam1", "offline", reason="rtsp 401 unauthorized", detail=StreamDetail("H264", 1920, 1080, 24.8, 25.0, 4000.0)
+    )
+
+
+def test_camera_status_reason_is_dropped_while_online() -> None:
+    parsed = parse({"type": "camera_status", "camera_id": "cam1", "status": "online", "reason": "was 401"})
+    assert parsed == CameraStatus("cam1", "online")
+
+
+def test_camera_lists_carry_reason_and_detail() -> None:
+    parsed = parse(hello([camera("a", "offline", reason="connection refused"), camera("b", detail={"fps": 12.5})]))
+    assert isinstance(parsed, Hello)
+    assert [(c.reason, c.detail) for c in parsed.cameras] == [
+        ("connection refused", StreamDetail()),
+        ("", StreamDetail(fps=12.5)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("detail", "mentions"),
+    [
+        ({"width": 1920.5}, "detail.width"),
+        ({"fps": math.nan}, "detail.fps"),
+        ({"nominal_fps": True}, "detail.nominal_fps"),
+        ({"bitrate_kbps": 1e7 + 1}, "detail.bitrate_kbps"),
+        ({"codec": "H\x00264"}, "detail.codec"),
+        ([], "detail"),
+    ],
+    ids=repr,
+)
+def test_camera_status_bad_detail_is_invalid_and_names_the_field(detail: object, mentions: str) -> None:
+    invalid({"type": "camera_status", "camera_id": "c", "status": "online", "detail": detail}, mentions=mentions)
+
+
+def test_health_parses_the_contract_example() -> None:
+    frame = {
+        "type": "health",
+        "seq": 12,
+        "nvr": {
+            "uptime_s": 86400,
+            "temperature_c": 41.5,
+            "clock_skew_s": 0.4,
+            "oldest_recording": 1764000000.0,
+            "disks": [{"id": "disk1", "capacity_bytes": 4000000000000, "used_bytes": 3100000000000, "state": "ok"}],
+        },
+        "cameras": [
+            {"camera_id": "cam1", "recording": "recording", "recording_since": 1764500000.0, "clock_skew_s": 0.2,
+             "oldest_recording": 1764000000.0, "fps": 24.8, "nominal_fps": 25, "codec": "H264", "width": 1920,
+             "height": 1080, "bitrate_kbps": 4000, "model": "DS-2CD2143G2", "firmware": "V5.7.3", "serial": "ABC123"}
+        ],
+    }  # fmt: skip
+    assert parse(frame) == Health(
+        nvr=NvrHealth(86400.0, 41.5, 0.4, 1764000000.0, (Disk("disk1", 4000000000000, 3100000000000, "ok"),)),
+        cameras=(
+            CameraHealth(
+                "cam1", "recording", 1764500000.0, 0.2, 1764000000.0,
+                StreamDetail("H264", 1920, 1080, 24.8, 25.0, 4000.0), "DS-2CD2143G2", "V5.7.3", "ABC123",
+            ),
+        ),
+        seq=12,
+    )  # fmt: skip
+
+
+def test_health_minimal_is_all_unknown() -> None:
+    assert parse({"type": "health"}) == Health()
+    parsed = parse({"type": "health", "nvr": {"disks": [{"id": "d1"}]}, "cameras": [{"camera_id": 3}]})
+    assert parsed == Health(NvrHealth(disks=(Disk("d1"),)), (CameraHealth("3"),))
+
+
+def test_health_disk_bytes_are_exact_integers_up_to_the_limit() -> None:
+    parsed = parse({"type": "health", "nvr": {"disks": [{"id": "d", "capacity_bytes": MAX_SEQ, "used_bytes": 1.0}]}})
+    assert isinstance(parsed, Health)
+    assert parsed.nvr.disks == (Disk("d", MAX_SEQ, 1),)
+    invalid({"type": "health", "nvr": {"disks": [{"id": "d", "capacity_bytes": MAX_SEQ + 1}]}}, mentions="capacity")
+
+
+def test_health_disk_and_camera_ids_must_be_unique() -> None:
+    invalid({"type": "health", "nvr": {"disks": [{"id": "d1"}, {"id": " d1 "}]}}, mentions="d1")
+    invalid({"type": "health", "cameras": [{"camera_id": 7}, {"camera_id": "7"}]}, mentions="7")
+
+
+def test_health_limits_disks_and_cameras() -> None:
+    disks = [{"id": f"d{i}"} for i in range(protocol.MAX_DISKS)]
+    assert isinstance(parse({"type": "health", "nvr": {"disks": disks}}), Health)
+    invalid({"type": "health", "nvr": {"disks": [*disks, {"id": "one more"}]}}, mentions="disks")
+    cameras = [{"camera_id": i} for i in range(MAX_CAMERAS + 1)]
+    assert refused({"type": "health", "cameras": cameras}).code == "too_many_cameras"
+
+
+@pytest.mark.parametrize(
+    ("nvr", "mentions"),
+    [
+        ({"uptime_s": -1}, "nvr.uptime_s"),
+        ({"clock_skew_s": 1e11}, "nvr.clock_skew_s"),
+        ({"clock_skew_s": math.inf}, "nvr.clock_skew_s"),
+        ({"temperature_c": -101}, "nvr.temperature_c"),
+        ({"oldest_recording": "yesterday"}, "nvr.oldest_recording"),
+        ({"disks": [{"id": "d", "state": "FAILED"}]}, "nvr.disks[0].state"),
+        ({"disks": [{"id": ""}]}, "nvr.disks[0].id"),
+        ({"disks": ["disk1"]}, "nvr.disks[0]"),
+    ],
+    ids=repr,
+)
+def test_health_bad_nvr_facts_are_invalid_and_name_the_field(nvr: object, mentions: str) -> None:
+    invalid({"type": "health", "nvr": nvr}, mentions=mentions)
+
+
+@pytest.mark.parametrize(
+    ("item", "mentions"),
+    [
+        ({"camera_id": "c", "recording": "paused"}, "cameras[0].recording"),
+        ({"camera_id": "c", "recording_since": 1e10 + 1}, "cameras[0].recording_since"),
+        ({"camera_id": "c", "fps": "25"}, "cameras[0].fps"),
+        ({"camera_id": "c", "serial": "a\u202eb"}, "cameras[0].serial"),
+        ({"camera_id": ""}, "cameras[0].camera_id"),
+        ("cam1", "cameras[0]"),
+    ],
+    ids=repr,
+)
+def test_health_bad_camera_facts_are_invalid_and_name_the_field(item: object, mentions: str) -> None:
+    invalid({"type": "health", "cameras": [item]}, mentions=mentions)
+
+
+def test_schema_limits_of_the_device_facts_match_parser_constants() -> None:
+    defs = load_schema()["$defs"]
+    assert defs["reason"]["maxLength"] == protocol.MAX_REASON
+    assert defs["detail"]["properties"]["codec"]["maxLength"] == protocol.MAX_CODEC
+    assert defs["detail"]["properties"]["fps"]["anyOf"][0]["maximum"] == protocol.MAX_FPS
+    assert defs["detail"]["properties"]["width"]["anyOf"][0]["maximum"] == protocol.MAX_PIXELS
+    assert defs["detail"]["properties"]["bitrate_kbps"]["anyOf"][0]["maximum"] == protocol.MAX_BITRATE_KBPS
+    assert defs["health_nvr"]["properties"]["disks"]["maxItems"] == protocol.MAX_DISKS
+    assert defs["disk"]["properties"]["id"]["maxLength"] == protocol.MAX_DISK_ID
+    assert defs["disk"]["properties"]["capacity_bytes"]["anyOf"][0]["maximum"] == protocol.MAX_BYTES
+    assert set(defs["disk"]["properties"]["state"]["anyOf"][0]["enum"]) == protocol.DISK_STATES
+    assert defs["camera_health"]["properties"]["recording"]["anyOf"][0]["enum"] == [
+        "recording",
+        "not_recording",
+        "unknown",
+    ]
+    assert set(defs["camera_health"]["properties"]["recording"]["anyOf"][0]["enum"]) == protocol.RECORDING
+    assert defs["health_nvr"]["properties"]["uptime_s"]["anyOf"][0]["maximum"] == protocol.MAX_SECONDS
+    assert defs["health_nvr"]["properties"]["temperature_c"]["anyOf"][0]["minimum"] == protocol.TEMPERATURE_C[0]

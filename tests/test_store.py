@@ -81,10 +81,13 @@ async def test_replace_cameras_tombstones_removed_and_reports_flips(store: Store
     nvr_id = await register(store, "nvr-1", "online", "online")
     before = {c.ext_id: c.id for c in await store.cameras(nvr_id=nvr_id)}
     async with store.transaction(time.time()) as tx:
-        mirror, flips = await tx.replace_cameras(nvr_id, [CameraInfo("cam1", "Cam 1", "10.0.0.1", "offline"),
-                                                         CameraInfo("cam3", "Cam 3", "", "online")])  # fmt: skip
+        mirror, flips = await tx.replace_cameras(nvr_id, [
+            CameraInfo("cam1", "Cam 1", "10.0.0.1", "offline", reason="connection refused"),
+            CameraInfo("cam3", "Cam 3", "", "online"),
+        ])  # fmt: skip
     assert set(mirror) == {"cam1", "cam3"}
-    assert flips == [(before["cam1"], "Cam 1", "offline")]
+    assert flips == [(before["cam1"], "Cam 1", "offline", "connection refused")]
+    assert mirror["cam1"].reason == "connection refused"
     removed = await store.camera(before["cam2"])
     assert removed is not None and removed.removed and removed.updated_seq == tx.changes.seq
     assert [c.ext_id for c in await store.cameras(nvr_id=nvr_id)] == ["cam1", "cam3"]

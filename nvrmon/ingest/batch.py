@@ -18,7 +18,8 @@ class Effects:
     journal: Journal
     events: list[NewEvent] = field(default_factory=list)
     toasts: list[Toast] = field(default_factory=list)
-    flips: dict[int, Status] = field(default_factory=dict)
+    flips: dict[int, tuple[Status, str]] = field(default_factory=dict)  # camera id -> (status, reason)
+    details: dict[int, str] = field(default_factory=dict)  # camera id -> stream detail JSON, stored unstamped
     flip_nvrs: set[int] = field(default_factory=set)
     beats: dict[int, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     frames: list[tuple[AgentSession, str]] = field(default_factory=list)
@@ -33,21 +34,25 @@ class Effects:
     async def flush_flips(self, tx: Transaction) -> None:
         """Write buffered camera status flips; done before anything that must observe them, keeping frame order."""
         if self.flips:
-            await tx.set_camera_statuses(self.flips.items())
+            await tx.set_camera_states(
+                (camera_id, status, reason) for camera_id, (status, reason) in self.flips.items()
+            )
             for nvr_id in self.flip_nvrs:
                 await tx.touch_nvr(nvr_id)
             self.flips, self.flip_nvrs = {}, set()
 
-    def flip_events(self, session: AgentSession, flips: list[tuple[int, str, Status]]) -> None:
-        for camera_id, name, status in flips:
+    def flip_events(self, session: AgentSession, flips: list[tuple[int, str, Status, str]]) -> None:
+        for camera_id, name, status, reason in flips:
             online = status == "online"
-            text = f"Camera {name} on {session.hostname} is {status}"
+            text = f"Camera {name} on {session.hostname} is {status}" + (f" ({reason})" if reason else "")
             self.events.append(NewEvent("status", "info" if online else "warning", text, session.nvr_id, camera_id))
-            self.notify("success" if online else "error", f"Camera {name} {status}", session.hostname, name, "camera")
+            body = f"{session.hostname}: {reason}" if reason else session.hostname
+            self.notify("success" if online else "error", f"Camera {name} {status}", body, name, "camera")
 
     async def write(self, tx: Transaction) -> None:
         """The batch's buffered rows, last in the transaction."""
         await self.flush_flips(tx)
+        await tx.record_details((detail, camera_id) for camera_id, detail in self.details.items())
         await tx.add_events(self.events)
         await tx.record_heartbeats((nvr_id, ts, stats) for nvr_id, (ts, stats) in self.beats.items())
         await tx.record_agent_seqs((nvr_id, name, seq) for nvr_id, (name, seq) in self.agent_seqs.items())

@@ -32,6 +32,7 @@ from nvrmon.protocol import Alert, Cameras, CameraStatus, Heartbeat, Hello
 from nvrmon.settings import Settings
 from nvrmon.store.errors import is_storage_failure
 from nvrmon.store.fleet import Changes, NewEvent, Store, Transaction
+from nvrmon.store.transaction import detail_json
 
 log = logging.getLogger("nvrmon.ingest.hub")
 
@@ -285,11 +286,17 @@ class Hub:
             if ref is None:
                 text = f"camera {work.camera_id!r} is not in the list"
                 out.frames.append((session, protocol.error_frame("unknown_camera", text)))
-            elif ref.status != work.status:
-                out.journal.set_camera(ref, work.status)
-                out.flips[ref.id] = work.status
-                out.flip_nvrs.add(nvr_id)
-                out.flip_events(session, [(ref.id, work.camera_id, work.status)])
+            else:
+                if (ref.status, ref.reason) != (work.status, work.reason):
+                    # A new reason while still offline is shown at once, but only a status change is an event.
+                    if ref.status != work.status:
+                        out.flip_events(session, [(ref.id, work.camera_id, work.status, work.reason)])
+                    out.journal.set_camera(ref, work.status, work.reason)
+                    out.flips[ref.id] = (work.status, work.reason)
+                    out.flip_nvrs.add(nvr_id)
+                detail = detail_json(work.detail)
+                if detail is not None:
+                    out.details[ref.id] = detail
         elif isinstance(work, Cameras):
             await out.flush_flips(tx)
             session.cameras, flips = await tx.replace_cameras(nvr_id, work.cameras)

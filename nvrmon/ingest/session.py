@@ -113,7 +113,7 @@ class Journal:
         self._sessions = sessions
         self._sessions_before: dict[int, AgentSession] | None = None
         self._saved: dict[AgentSession, _Saved] = {}
-        self._cameras: list[tuple[CameraRef, Status]] = []
+        self._cameras: list[tuple[CameraRef, Status, str]] = []
         self._undo: list[Callable[[], None]] = []
 
     def keep(self, session: AgentSession) -> None:
@@ -129,9 +129,9 @@ class Journal:
         if self._sessions_before is None:
             self._sessions_before = dict(self._sessions)
 
-    def set_camera(self, ref: CameraRef, status: Status) -> None:
-        self._cameras.append((ref, ref.status))
-        ref.status = status
+    def set_camera(self, ref: CameraRef, status: Status, reason: str = "") -> None:
+        self._cameras.append((ref, ref.status, ref.reason))
+        ref.status, ref.reason = status, reason
 
     def on_rollback(self, undo: Callable[[], None]) -> None:
         self._undo.append(undo)
@@ -139,8 +139,8 @@ class Journal:
     def rollback(self) -> None:
         for undo in reversed(self._undo):
             undo()
-        for ref, status in reversed(self._cameras):
-            ref.status = status
+        for ref, status, reason in reversed(self._cameras):
+            ref.status, ref.reason = status, reason
         for session, saved in self._saved.items():
             session.nvr_id, session.hostname, session.cameras, session.last_seen = (
                 saved.nvr_id, saved.hostname, saved.cameras, saved.last_seen,

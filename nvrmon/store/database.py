@@ -12,8 +12,16 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 2  # 2: nvrs.removed (NVR tombstones)
-SCRIPTS = ("schema.sql", "security.sql")
+SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: device health (camera reasons, detail, degraded; health.sql)
+SCRIPTS = ("schema.sql", "security.sql", "health.sql")
+# Columns added to existing tables after version 1: a file from before them gets them by ALTER TABLE on open.
+ADDED_COLUMNS = (
+    ("nvrs", "removed", "INTEGER NOT NULL DEFAULT 0"),
+    ("nvrs", "degraded", "TEXT NOT NULL DEFAULT ''"),
+    ("cameras", "status_reason", "TEXT NOT NULL DEFAULT ''"),
+    ("cameras", "detail", "TEXT NOT NULL DEFAULT '{}'"),
+    ("cameras", "degraded", "TEXT NOT NULL DEFAULT ''"),
+)
 BUSY_TIMEOUT_MS = 5000
 
 
@@ -101,10 +109,15 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     package = resources.files("nvrmon.store")
     for script in SCRIPTS:
         await writer.executescript(package.joinpath(script).read_text())
-    cursor = await writer.execute("SELECT count(*) FROM pragma_table_info('nvrs') WHERE name = 'removed'")
-    has_removed = await cursor.fetchone()
-    if has_removed is not None and not has_removed[0]:  # a version 1 file: CREATE TABLE IF NOT EXISTS kept its nvrs
-        await writer.execute("ALTER TABLE nvrs ADD COLUMN removed INTEGER NOT NULL DEFAULT 0")
+    for (
+        table,
+        column,
+        definition,
+    ) in ADDED_COLUMNS:  # CREATE TABLE IF NOT EXISTS kept an older file's tables as they were
+        cursor = await writer.execute("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", (table, column))
+        found = await cursor.fetchone()
+        if found is not None and not found[0]:
+            await writer.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",

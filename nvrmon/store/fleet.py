@@ -87,7 +87,8 @@ class Store:
         if query.descending:
             order = ", ".join(f"{term} DESC" for term in order.split(", "))
         found = await self.database.fetch_all(
-            f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_FROM} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_ROWS_FROM} WHERE {where} "
+            f"ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, query.per_page, query.offset],
         )
         count = await self.database.fetch_one(f"SELECT count(*) FROM {rows.CAMERA_FROM} WHERE {where}", params)
@@ -131,11 +132,14 @@ class Store:
             clauses.append("n.status = 'offline'")
         elif status == "unknown":
             clauses.append("n.status = 'unknown'")
-        elif status in ("online", "offline"):
-            clauses.append("n.status IN ('online', 'stale') AND c.status = ?")
-            params.append(status)
+        elif status == "degraded":
+            clauses.append("n.status IN ('online', 'stale') AND c.status = 'online' AND c.degraded != ''")
+        elif status == "online":
+            clauses.append("n.status IN ('online', 'stale') AND c.status = 'online' AND c.degraded = ''")
+        elif status == "offline":
+            clauses.append("n.status IN ('online', 'stale') AND c.status = 'offline'")
         found = await self.database.fetch_all(
-            f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_FROM} {rows.where(clauses)} "
+            f"SELECT {rows.CAMERA_COLUMNS} FROM {rows.CAMERA_ROWS_FROM} {rows.where(clauses)} "
             "ORDER BY n.hostname, c.name, c.id",
             params,
         )

@@ -33,7 +33,7 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
     generation, so a running hub closes connections that use them). The rows stay as tombstones: a page replaying
     from an older cursor still learns to drop them, and events keep naming the NVR."""
     cursor = await db.execute(
-        "UPDATE nvrs SET removed = 1, status = 'offline', status_reason = 'removed', unstable = 0, "
+        "UPDATE nvrs SET removed = 1, status = 'offline', status_reason = 'removed', unstable = 0, degraded = '', "
         "status_changed = ?, agent_session = '', agent_seq = 0, updated_seq = ? "
         "WHERE hostname = ? AND removed = 0 RETURNING id, hostname",
         (now, seq, hostname),
@@ -43,9 +43,12 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
         return None
     nvr_id = int(row[0])
     cursor = await db.execute(
-        "UPDATE cameras SET removed = 1, updated_seq = ? WHERE nvr_id = ? AND removed = 0 RETURNING id", (seq, nvr_id)
+        "UPDATE cameras SET removed = 1, degraded = '', updated_seq = ? WHERE nvr_id = ? AND removed = 0 RETURNING id",
+        (seq, nvr_id),
     )
     cameras = tuple(int(r[0]) for r in await cursor.fetchall())
+    await db.execute("DELETE FROM camera_health WHERE nvr_id = ?", (nvr_id,))
+    await db.execute("DELETE FROM nvr_health WHERE nvr_id = ?", (nvr_id,))
     cursor = await db.execute(
         "UPDATE agent_tokens SET revoked = ? WHERE kind = 'nvr' AND hostname = ? AND revoked = 0 RETURNING id",
         (now, row[1]),

@@ -7,18 +7,20 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.filters import ListQuery
 from nvrmon.models import Camera, Event, Nvr
 
 NVR_BASE = """
     n.id, n.hostname, n.device_name, n.region, n.site, n.model, n.firmware, n.ip_address, n.status, n.status_reason,
-    n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed
+    n.last_seen, n.status_changed, n.updated_seq, n.unstable, n.removed, n.degraded
 """
 # A few NVRs: correlated counts, each an index-only lookup on cameras_nvr_status.
 NVR_COLUMNS = f"""{NVR_BASE},
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'),
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0),
-    n.stats
+    n.stats,
+    (SELECT h.facts FROM nvr_health h WHERE h.nvr_id = n.id)
 """
 # The whole fleet: one grouped pass over the covering index instead of two subqueries per NVR.
 FLEET_FROM = """
@@ -30,20 +32,26 @@ FLEET_FROM = """
 """
 FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0)"
 # How a camera shows (models.Camera.display), in SQL, for filtering, counting and sorting.
-DISPLAY = "CASE WHEN n.status = 'offline' THEN 'nvr_offline' WHEN n.status = 'unknown' THEN 'unknown' ELSE c.status END"
+DISPLAY = (
+    "CASE WHEN n.status = 'offline' THEN 'nvr_offline' WHEN n.status = 'unknown' THEN 'unknown' "
+    "WHEN c.status = 'online' AND c.degraded != '' THEN 'degraded' ELSE c.status END"
+)
 CAMERA_ORDER = {
     "nvr": "n.hostname, c.name, c.id",
     "name": "c.name, n.hostname, c.id",
-    "status": f"CASE {DISPLAY} WHEN 'offline' THEN 0 WHEN 'nvr_offline' THEN 1 WHEN 'unknown' THEN 2 ELSE 3 END, "
+    "status": f"CASE {DISPLAY} WHEN 'offline' THEN 0 WHEN 'nvr_offline' THEN 1 WHEN 'degraded' THEN 2 "
+    "WHEN 'unknown' THEN 3 ELSE 4 END, "
     "n.hostname, c.name, c.id",
     "region": "n.region, n.site, n.hostname, c.name, c.id",
     "since": "c.status_changed, c.id",
 }
 CAMERA_COLUMNS = """
     c.id, c.nvr_id, n.hostname, n.status, n.region, n.site, c.ext_id, c.name, c.ip_address, c.status,
-    c.status_changed, c.removed, c.updated_seq
+    c.status_changed, c.removed, c.updated_seq, c.status_reason, c.detail, c.degraded, h.facts
 """
 CAMERA_FROM = "cameras c JOIN nvrs n ON n.id = c.nvr_id"
+# Rows (not counts) also carry the camera's health facts.
+CAMERA_ROWS_FROM = f"{CAMERA_FROM} LEFT JOIN camera_health h ON h.camera_id = c.id"
 EVENT_COLUMNS = """
     e.id, e.seq, e.ts, e.kind, e.severity, e.nvr_id, coalesce(n.hostname, ''), e.camera_id, coalesce(c.name, ''),
     e.message
@@ -86,12 +94,13 @@ def where(clauses: list[str]) -> str:
 
 def nvr(row: sqlite3.Row | tuple[Any, ...]) -> Nvr:
     # The fleet query sends '{}' for every row: skipping json.loads for it keeps 2,000 rows cheap.
-    stats = json.loads(row[17]) if row[17] and row[17] != "{}" else {}
+    stats = json.loads(row[18]) if row[18] and row[18] != "{}" else {}
+    health = NvrHealth.of(json.loads(row[19])) if len(row) > 19 and row[19] else None
     return Nvr(
         id=row[0], hostname=row[1], device_name=row[2], region=row[3], site=row[4], model=row[5], firmware=row[6],
         ip_address=row[7], status=row[8], status_reason=row[9], last_seen=row[10], status_changed=row[11],
-        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), cameras_online=int(row[15]),
-        cameras_total=int(row[16]), stats=stats,
+        updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), degraded=row[15],
+        cameras_online=int(row[16]), cameras_total=int(row[17]), stats=stats, health=health,
     )  # fmt: skip
 
 
@@ -99,7 +108,9 @@ def camera(row: sqlite3.Row | tuple[Any, ...]) -> Camera:
     return Camera(
         id=row[0], nvr_id=row[1], nvr_hostname=row[2], nvr_status=row[3], region=row[4], site=row[5], ext_id=row[6],
         name=row[7], ip_address=row[8], status=row[9], status_changed=row[10], removed=bool(row[11]),
-        updated_seq=row[12],
+        updated_seq=row[12], status_reason=row[13],
+        detail=StreamDetail.of(json.loads(row[14])) if row[14] and row[14] != "{}" else StreamDetail(),
+        degraded=row[15], health=CameraHealth.of(json.loads(row[16])) if row[16] else None,
     )  # fmt: skip
 
 

@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS nvrs (
     agent_seq      INTEGER NOT NULL DEFAULT 0,
     updated_seq    INTEGER NOT NULL,
     -- A removed NVR stays as a tombstone (like a removed camera) so a replay can drop it from open pages.
-    removed        INTEGER NOT NULL DEFAULT 0
+    removed        INTEGER NOT NULL DEFAULT 0,
+    -- Why the NVR is degraded, in words (derived by the hub from its health facts); '' while it is not.
+    degraded       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS nvrs_status ON nvrs (status);
 CREATE INDEX IF NOT EXISTS nvrs_updated_seq ON nvrs (updated_seq);
@@ -42,6 +44,12 @@ CREATE TABLE IF NOT EXISTS cameras (
     -- A camera dropped from its NVR's list stays as a tombstone so a replay can remove it from open pages.
     removed        INTEGER NOT NULL DEFAULT 0,
     updated_seq    INTEGER NOT NULL,
+    -- Why it is offline, in the agent's words ('' while online); what a probe measured of its stream (JSON);
+    -- why it is degraded, in words, derived by the hub from health facts ('' while it is not). 'degraded' is a shown
+    -- status, never a stored one: status keeps what the agent said, so a degraded camera is still online.
+    status_reason  TEXT NOT NULL DEFAULT '',
+    detail         TEXT NOT NULL DEFAULT '{}',
+    degraded       TEXT NOT NULL DEFAULT '',
     UNIQUE (nvr_id, ext_id)
 );
 CREATE INDEX IF NOT EXISTS cameras_updated_seq ON cameras (updated_seq);

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import aiosqlite
 
+from nvrmon.devices import StreamDetail
 from nvrmon.models import NvrStatus, Severity, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.store import removal
 from nvrmon.store.removal import Outside, Removed
+
+
+def detail_json(detail: StreamDetail) -> str | None:
+    """A stream detail as stored (JSON), or None when the frame carried none (the stored one stays)."""
+    return json.dumps(asdict(detail), separators=(",", ":")) if detail else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ class CameraRef:
 
     id: int
     status: Status
+    reason: str = ""  # why it is offline, as stored
 
 
 @dataclass(slots=True)
@@ -113,47 +120,57 @@ class Transaction:
 
     async def replace_cameras(
         self, nvr_id: int, cameras: Sequence[CameraInfo]
-    ) -> tuple[dict[str, CameraRef], list[tuple[int, str, Status]]]:
-        """Make the NVR's camera list exactly `cameras`; returns the new mirror and the status flips it caused."""
+    ) -> tuple[dict[str, CameraRef], list[tuple[int, str, Status, str]]]:
+        """Make the NVR's camera list exactly `cameras`; returns the new mirror and the status flips it caused
+        (camera id, name, new status, reason). A camera's detail alone changing is stored without a stamp."""
         seq = await self._seq()
         cursor = await self._db.execute(
-            "SELECT id, ext_id, name, ip_address, status, removed FROM cameras WHERE nvr_id = ?", (nvr_id,)
+            "SELECT id, ext_id, name, ip_address, status, removed, status_reason, detail FROM cameras WHERE nvr_id = ?",
+            (nvr_id,),
         )
         existing = {row[1]: row for row in await cursor.fetchall()}
-        flips: list[tuple[int, str, Status]] = []
+        flips: list[tuple[int, str, Status, str]] = []
         inserts: list[tuple[Any, ...]] = []
         updates: list[tuple[Any, ...]] = []
+        details: list[tuple[str, int]] = []
         for cam in cameras:
             old = existing.pop(cam.id, None)
+            detail = detail_json(cam.detail)
             if old is None:
-                inserts.append((nvr_id, cam.id, cam.name, cam.ip_address, cam.status, self.now, seq))
+                row = (nvr_id, cam.id, cam.name, cam.ip_address, cam.status, cam.reason, detail or "{}", self.now, seq)
+                inserts.append(row)
                 continue
-            if (old[2], old[3], old[4], old[5]) != (cam.name, cam.ip_address, cam.status, 0):
+            if (old[2], old[3], old[4], old[5], old[6]) != (cam.name, cam.ip_address, cam.status, 0, cam.reason):
                 changed_at = self.now if old[4] != cam.status or old[5] else None
-                updates.append((cam.name, cam.ip_address, cam.status, changed_at, seq, old[0]))
+                updates.append((cam.name, cam.ip_address, cam.status, cam.reason, detail, changed_at, seq, old[0]))
                 self.changes.camera_ids.add(int(old[0]))
                 if old[4] != cam.status and not old[5]:
-                    flips.append((int(old[0]), cam.name, cam.status))
+                    flips.append((int(old[0]), cam.name, cam.status, cam.reason))
+            elif detail is not None and detail != old[7]:
+                details.append((detail, int(old[0])))
         removals = [(seq, row[0]) for row in existing.values() if not row[5]]
         if inserts:
             await self._db.executemany(
-                "INSERT INTO cameras (nvr_id, ext_id, name, ip_address, status, status_changed, updated_seq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO cameras (nvr_id, ext_id, name, ip_address, status, status_reason, detail, status_changed, "
+                "updated_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 inserts,
             )
         if updates:
             await self._db.executemany(
-                "UPDATE cameras SET name = ?, ip_address = ?, status = ?, removed = 0, "
-                "status_changed = coalesce(?, status_changed), updated_seq = ? WHERE id = ?",
+                "UPDATE cameras SET name = ?, ip_address = ?, status = ?, status_reason = ?, "
+                "detail = coalesce(?, detail), removed = 0, status_changed = coalesce(?, status_changed), "
+                "updated_seq = ? WHERE id = ?",
                 updates,
             )
+        await self.record_details(details)
         if removals:
             await self._db.executemany("UPDATE cameras SET removed = 1, updated_seq = ? WHERE id = ?", removals)
+            await self._db.executemany("DELETE FROM camera_health WHERE camera_id = ?", [(r[1],) for r in removals])
             self.changes.camera_ids.update(int(r[1]) for r in removals)
         cursor = await self._db.execute(
-            "SELECT id, ext_id, status FROM cameras WHERE nvr_id = ? AND removed = 0", (nvr_id,)
+            "SELECT id, ext_id, status, status_reason FROM cameras WHERE nvr_id = ? AND removed = 0", (nvr_id,)
         )
-        mirror = {row[1]: CameraRef(int(row[0]), row[2]) for row in await cursor.fetchall()}
+        mirror = {row[1]: CameraRef(int(row[0]), row[2], row[3]) for row in await cursor.fetchall()}
         self.changes.camera_ids.update(mirror[row[1]].id for row in inserts)
         await self.touch_nvr(nvr_id)
         return mirror, flips
@@ -215,13 +232,26 @@ class Transaction:
 
     async def set_camera_statuses(self, updates: Iterable[tuple[int, Status]]) -> None:
         """Apply status flips the hub already knows to be real changes (from its mirror)."""
-        rows = [(status, self.now, await self._seq(), camera_id) for camera_id, status in updates]
+        await self.set_camera_states((camera_id, status, "") for camera_id, status in updates)
+
+    async def set_camera_states(self, updates: Iterable[tuple[int, Status, str]]) -> None:
+        """Apply status or reason changes the hub already knows to be real (from its mirror); the time of the status
+        change moves only when the status itself does."""
+        rows = [(status, reason, self.now, await self._seq(), camera_id) for camera_id, status, reason in updates]
         if not rows:
             return
         await self._db.executemany(
-            "UPDATE cameras SET status = ?, status_changed = ?, updated_seq = ? WHERE id = ?", rows
+            "UPDATE cameras SET status_changed = CASE WHEN status = ?1 THEN status_changed ELSE ?3 END, "
+            "status = ?1, status_reason = ?2, updated_seq = ?4 WHERE id = ?5",
+            rows,
         )
-        self.changes.camera_ids.update(row[3] for row in rows)
+        self.changes.camera_ids.update(row[4] for row in rows)
+
+    async def record_details(self, details: Iterable[tuple[str, int]]) -> None:
+        """A camera's stream detail (JSON, camera id) measured again: stored unstamped, like heartbeat stats."""
+        rows = list(details)
+        if rows:
+            await self._db.executemany("UPDATE cameras SET detail = ? WHERE id = ?", rows)
 
     async def record_heartbeats(self, beats: Iterable[tuple[int, float, dict[str, Any]]]) -> None:
         """last_seen and agent stats change every few seconds per NVR; they are not stamped (no page re-render)."""

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from nvrmon.models import HubInfo
 from nvrmon.store.fleet import Store
 
-CAMERA_STATUSES = {"online", "offline", "nvr_offline", "unknown"}
-NVR_STATUSES = {"online", "stale", "offline", "unknown"}
+CAMERA_STATUSES = {"online", "degraded", "offline", "nvr_offline", "unknown"}
+NVR_STATUSES = {"online", "degraded", "stale", "offline", "unknown"}
 
 
 def _error(message: str, status: int = 400) -> JSONResponse:
@@ -35,7 +35,7 @@ async def nvrs(request: Request) -> JSONResponse:
     rows = [
         n
         for n in await store.nvrs()
-        if (status is None or n.status == status) and (region is None or n.region == region)
+        if (status is None or n.display == status) and (region is None or n.region == region)
     ]
     return JSONResponse({"nvrs": [n.as_json() for n in rows], "count": len(rows)})
 
