@@ -14,9 +14,10 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from nvrmon.agent.redact import redact
+from nvrmon.agent.sources import KINDS
 
 MAX_CAMERAS = 1000
-SOURCE_KINDS = ("frigate", "zoneminder", "isapi", "onvif_nvr")
+SOURCE_KINDS = tuple(KINDS)  # frigate, zoneminder, isapi, onvif (an ONVIF NVR)
 KEYS: dict[str, set[str]] = {  # what each table may hold; anything else is a typo worth an error
     "hub": {"url", "token", "token_file"},
     "nvr": {"hostname", "region", "site", "device_name", "model", "source"},

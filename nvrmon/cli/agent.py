@@ -42,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(config: Any) -> int:
+    from nvrmon.agent import integrations
     from nvrmon.agent.prober import Prober
 
-    prober = Prober(config, **_integrations(config))
+    onvif, source = integrations.for_config(config)
+    prober = Prober(config, device_probe=onvif, source_poll=source)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -62,8 +64,3 @@ async def _run(config: Any) -> int:
         return 0
     log.info("stopped")
     return 0
-
-
-def _integrations(config: Any) -> dict[str, Any]:
-    """ONVIF device facts and the NVR source, when configured (nvrmon/agent/onvif_probe.py, agent/sources/)."""
-    return {}
