@@ -38,17 +38,19 @@ class Nvr:
     updated_seq: int
     unstable: bool = False
     removed: bool = False  # a tombstone: live pages delete its row
-    cameras_online: int = 0
+    cameras_online: int = 0  # online by their own status, degraded ones included (cameras up)
     cameras_total: int = 0
     stats: dict[str, Any] = field(default_factory=dict)
     degraded: str = ""  # why it is degraded, in words (the hub derives it from health facts); "" while it is not
     health: NvrHealth | None = None  # the latest health facts (single-NVR reads only; None in lists)
+    cameras_degraded: int = 0  # of cameras_online, those degraded
 
     def __post_init__(self) -> None:
         # One rule for every reader (lists, detail, API, sorting, Summary.of): while the NVR can't be reached its
         # cameras' last reported statuses say nothing, so none of them counts as online.
-        if not self.reachable and self.cameras_online:
+        if not self.reachable and (self.cameras_online or self.cameras_degraded):
             object.__setattr__(self, "cameras_online", 0)
+            object.__setattr__(self, "cameras_degraded", 0)
 
     @property
     def reachable(self) -> bool:
@@ -170,33 +172,38 @@ class Summary:
     cameras_nvr_offline: int
     cameras_unknown: int
     last_change: float  # the latest NVR status change
+    # Online but degraded (not counted in nvrs_online / cameras_online: every figure is one shown status).
+    nvrs_degraded: int = 0
+    cameras_degraded: int = 0
 
     @classmethod
     def of(cls, fleet: Iterable[Nvr], seq: int = 0) -> Summary:
         """The one producer of fleet figures: from the NVR rows (with camera counts) the charts and lists use too.
 
         Cameras count as they show (Camera.display): all 'NVR offline' or 'unknown' while their NVR is, else by their
-        own status.
+        own status (online, degraded or offline).
         """
-        nvrs = dict.fromkeys(("online", "stale", "offline", "unknown"), 0)
-        cams = dict.fromkeys(("online", "offline", "nvr_offline", "unknown"), 0)
+        nvrs = dict.fromkeys(("online", "degraded", "stale", "offline", "unknown"), 0)
+        cams = dict.fromkeys(("online", "degraded", "offline", "nvr_offline", "unknown"), 0)
         last = 0.0
         for nvr in fleet:
-            nvrs[nvr.status] += 1
+            nvrs[nvr.display] += 1
             last = max(last, nvr.status_changed)
             if nvr.status == "offline":
                 cams["nvr_offline"] += nvr.cameras_total
             elif nvr.status == "unknown":
                 cams["unknown"] += nvr.cameras_total
             else:
-                cams["online"] += nvr.cameras_online
+                cams["online"] += nvr.cameras_online - nvr.cameras_degraded
+                cams["degraded"] += nvr.cameras_degraded
                 cams["offline"] += nvr.cameras_total - nvr.cameras_online
         return cls(seq, sum(nvrs.values()), nvrs["online"], nvrs["stale"], nvrs["unknown"], sum(cams.values()),
-                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last)  # fmt: skip
+                   cams["online"], cams["offline"], cams["nvr_offline"], cams["unknown"], last, nvrs["degraded"],
+                   cams["degraded"])  # fmt: skip
 
     @property
     def nvrs_offline(self) -> int:
-        return self.nvrs_total - self.nvrs_online - self.nvrs_stale - self.nvrs_unknown
+        return self.nvrs_total - self.nvrs_online - self.nvrs_degraded - self.nvrs_stale - self.nvrs_unknown
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -88,6 +88,18 @@ class Settings:
     # may hold at most this many connections (0: no cap; addresses in trusted_proxies are exempt). nvrmon/server.py.
     request_head_timeout: float = 10.0
     max_connections_per_address: int = 1000
+    # -- device health (docs/protocol.md, "Device health on the hub"): what makes an online NVR or camera degraded --
+    # A clock (device minus agent, either sign) more than this many seconds off; 0: never. ONVIF clocks count whole
+    # seconds and the probe's round trip adds more, so a threshold below a few seconds would flap.
+    degraded_clock_skew: float = 10.0
+    # Footage kept (now minus the oldest recording) below this many days; 0: never. Sites keep anything from 7 to 90
+    # days, and a new NVR has kept nothing yet: no default fits them all, so an operator sets it.
+    degraded_min_retention_days: float = 0.0
+    # A disk more than this percent full; 0: never. NVRs that overwrite their oldest footage sit at 100 % by design
+    # (retention is the check that tells a real shortage); set it for NVRs that stop recording when full.
+    degraded_disk_used_pct: float = 0.0
+    # Measured frames per second below this share of the nominal rate; 0: never.
+    degraded_fps_ratio: float = 0.5
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 
 from nvrmon import protocol
+from nvrmon.ingest import degraded
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.health import RETRY_FIRST, RETRY_MAX, StorageHealth, StorageUnavailable
 from nvrmon.ingest.liveness import Liveness
@@ -28,7 +29,7 @@ from nvrmon.ingest.session import (
     Work,
 )
 from nvrmon.models import Toast
-from nvrmon.protocol import Alert, Cameras, CameraStatus, Heartbeat, Hello
+from nvrmon.protocol import Alert, Cameras, CameraStatus, Health, Heartbeat, Hello
 from nvrmon.settings import Settings
 from nvrmon.store.errors import is_storage_failure
 from nvrmon.store.fleet import Changes, NewEvent, Store, Transaction
@@ -301,6 +302,8 @@ class Hub:
             await out.flush_flips(tx)
             session.cameras, flips = await tx.replace_cameras(nvr_id, work.cameras)
             out.flip_events(session, flips)
+        elif isinstance(work, Health):
+            await degraded.apply_health(tx, session, nvr_id, work, self.settings, out)
         elif isinstance(work, Alert):
             ref = session.cameras.get(work.camera_id) if work.camera_id else None
             text = work.message if ref or not work.camera_id else f"[camera {work.camera_id}] {work.message}"

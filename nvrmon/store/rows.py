@@ -19,18 +19,21 @@ NVR_BASE = """
 NVR_COLUMNS = f"""{NVR_BASE},
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'),
     (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0),
+    (SELECT count(*) FROM cameras c WHERE c.nvr_id = n.id AND c.removed = 0 AND c.status = 'online'
+        AND c.degraded != ''),
     n.stats,
     (SELECT h.facts FROM nvr_health h WHERE h.nvr_id = n.id)
 """
 # The whole fleet: one grouped pass over the covering index instead of two subqueries per NVR.
 FLEET_FROM = """
     FROM nvrs n LEFT JOIN (
-        SELECT nvr_id, sum(status = 'online') AS online, count(*) AS total
+        SELECT nvr_id, sum(status = 'online') AS online, count(*) AS total,
+            sum(status = 'online' AND degraded != '') AS degraded
         FROM cameras WHERE removed = 0 GROUP BY nvr_id
     ) k ON k.nvr_id = n.id
     WHERE n.removed = 0
 """
-FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0)"
+FLEET_COUNTS = "coalesce(k.online, 0), coalesce(k.total, 0), coalesce(k.degraded, 0)"
 # How a camera shows (models.Camera.display), in SQL, for filtering, counting and sorting.
 DISPLAY = (
     "CASE WHEN n.status = 'offline' THEN 'nvr_offline' WHEN n.status = 'unknown' THEN 'unknown' "
@@ -94,13 +97,14 @@ def where(clauses: list[str]) -> str:
 
 def nvr(row: sqlite3.Row | tuple[Any, ...]) -> Nvr:
     # The fleet query sends '{}' for every row: skipping json.loads for it keeps 2,000 rows cheap.
-    stats = json.loads(row[18]) if row[18] and row[18] != "{}" else {}
-    health = NvrHealth.of(json.loads(row[19])) if len(row) > 19 and row[19] else None
+    stats = json.loads(row[19]) if row[19] and row[19] != "{}" else {}
+    health = NvrHealth.of(json.loads(row[20])) if len(row) > 20 and row[20] else None
     return Nvr(
         id=row[0], hostname=row[1], device_name=row[2], region=row[3], site=row[4], model=row[5], firmware=row[6],
         ip_address=row[7], status=row[8], status_reason=row[9], last_seen=row[10], status_changed=row[11],
         updated_seq=row[12], unstable=bool(row[13]), removed=bool(row[14]), degraded=row[15],
-        cameras_online=int(row[16]), cameras_total=int(row[17]), stats=stats, health=health,
+        cameras_online=int(row[16]), cameras_total=int(row[17]), cameras_degraded=int(row[18]), stats=stats,
+        health=health,
     )  # fmt: skip
 
 

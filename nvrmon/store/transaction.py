@@ -9,10 +9,11 @@ from typing import Any
 
 import aiosqlite
 
-from nvrmon.devices import StreamDetail
+from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.models import NvrStatus, Severity, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
-from nvrmon.store import removal
+from nvrmon.store import device_health, removal
+from nvrmon.store.device_health import HealthState
 from nvrmon.store.removal import Outside, Removed
 
 
@@ -164,7 +165,9 @@ class Transaction:
             )
         await self.record_details(details)
         if removals:
-            await self._db.executemany("UPDATE cameras SET removed = 1, updated_seq = ? WHERE id = ?", removals)
+            await self._db.executemany(
+                "UPDATE cameras SET removed = 1, degraded = '', updated_seq = ? WHERE id = ?", removals
+            )
             await self._db.executemany("DELETE FROM camera_health WHERE camera_id = ?", [(r[1],) for r in removals])
             self.changes.camera_ids.update(int(r[1]) for r in removals)
         cursor = await self._db.execute(
@@ -261,6 +264,23 @@ class Transaction:
                 "UPDATE nvrs SET last_seen = ?1, stats = CASE WHEN ?2 = '{}' THEN stats ELSE ?2 END WHERE id = ?3",
                 rows,
             )
+
+    async def health_state(self, nvr_id: int) -> HealthState:
+        """The NVR's and its cameras' current degraded words, statuses and stream detail (to derive anew)."""
+        return await device_health.state(self._db, nvr_id)
+
+    async def replace_health(self, nvr_id: int, nvr: NvrHealth, cameras: Sequence[tuple[int, CameraHealth]]) -> None:
+        """Store a health message's facts, unstamped: only what they change on rows (set_degraded) is pushed."""
+        await device_health.replace(self._db, nvr_id, nvr, cameras, self.now)
+
+    async def set_degraded(self, nvr: tuple[int, str] | None, cameras: Sequence[tuple[int, str]]) -> None:
+        """Rows whose degraded words changed: (id, words), "" when no longer degraded; stamped and published."""
+        if nvr is None and not cameras:
+            return
+        await device_health.set_degraded(self._db, await self._seq(), nvr, cameras)
+        if nvr is not None:
+            self.changes.nvr_ids.add(nvr[0])
+        self.changes.camera_ids.update(camera_id for camera_id, _ in cameras)
 
     async def add_events(self, events: Sequence[NewEvent]) -> None:
         if not events:
