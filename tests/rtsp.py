@@ -1,11 +1,9 @@
-"""Test peers for the agent: the real RTSP server (tests/rtsp_server.py, gst-rtsp-server) and a silent TCP camera."""
+"""Test peer for the agent: the real RTSP server (tests/rtsp_server.py, Debian's gst-rtsp-server) in a subprocess."""
 
 from __future__ import annotations
 
 import select
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,49 +65,3 @@ def rtsp_server() -> Iterator[RtspServer]:
     server = RtspServer()
     yield server
     server.close()
-
-
-class SilentCamera:
-    """Accepts TCP connections and never says a word: a hung camera (or a port that is not RTSP at all)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = int(self.sock.getsockname()[1])
-        self.held: list[socket.socket] = []
-        self.closing = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.closing.is_set():
-            ready, _, _ = select.select([self.sock], [], [], 0.1)
-            if ready:
-                connection, _ = self.sock.accept()
-                self.held.append(connection)  # held open, never read, never answered
-
-    @property
-    def url(self) -> str:
-        return f"rtsp://127.0.0.1:{self.port}/stream1"
-
-    def close(self) -> None:
-        self.closing.set()
-        self.thread.join(2)
-        for connection in self.held:
-            connection.close()
-        self.sock.close()
-
-
-@pytest.fixture
-def silent_camera() -> Iterator[SilentCamera]:
-    camera = SilentCamera()
-    yield camera
-    camera.close()
-
-
-def refused_url() -> str:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"rtsp://127.0.0.1:{sock.getsockname()[1]}/stream1"

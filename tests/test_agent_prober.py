@@ -5,82 +5,15 @@ The statuses, reasons and stream detail are read back from the hub's /api/camera
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from tests.agent_process import DOWN_AFTER, INTERVAL, SAMPLE, UP_AFTER, AgentProcess, cameras_at, wait_for, write_config
 from tests.conftest import LiveHub
 from tests.fake_http import closed_port, silent_port
 from tests.rtsp import PASSWORD, USER, RtspServer
-
-HOSTNAME = "site1-nvr"
-INTERVAL, TIMEOUT, SAMPLE, DOWN_AFTER, UP_AFTER = 0.5, 1.0, 0.5, 3, 2
-
-
-def write_config(path: Path, hub: LiveHub, cameras: dict[str, str], **extra: str) -> Path:
-    lines = [f'[hub]\nurl = "{hub.ws_url}"\ntoken = "{hub.token}"\n',
-             f'[nvr]\nhostname = "{HOSTNAME}"\nregion = "North"\nsite = "Site 1"\n{extra.get("nvr", "")}',
-             f"[agent]\ninterval = {INTERVAL}\ntimeout = {TIMEOUT}\nsample = {SAMPLE}\ndown_after = {DOWN_AFTER}\n"
-             f"up_after = {UP_AFTER}\nconcurrency = 6\nhealth_interval = 2\n"]  # fmt: skip
-    for camera_id, url in cameras.items():
-        lines.append(f'[[camera]]\nid = "{camera_id}"\nname = "Camera {camera_id}"\nrtsp = "{url}"\n')
-    path.write_text("\n".join(lines) + extra.get("tail", ""))
-    return path
-
-
-class AgentProcess:
-    def __init__(self, config: Path) -> None:
-        self.log_path = config.with_suffix(".log")
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "nvrmon.cli", "agent", "--config", str(config)],
-                                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-        self.started = time.monotonic()
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(5)
-
-
-@pytest.fixture
-def start_agent() -> Iterator[Callable[[Path], AgentProcess]]:
-    agents: list[AgentProcess] = []
-
-    def start(config: Path) -> AgentProcess:
-        agents.append(AgentProcess(config))
-        return agents[-1]
-
-    yield start
-    for agent in agents:
-        agent.stop()
-
-
-def cameras_at(hub: LiveHub) -> dict[str, dict[str, Any]]:
-    listed = hub.get("/api/cameras", params={"limit": "100"}).json()["cameras"]
-    return {c["ext_id"]: c for c in listed if c["nvr_hostname"] == HOSTNAME}
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_agent_reports_real_cameras_with_reasons_and_detail(
@@ -121,8 +54,13 @@ def test_agent_reports_real_cameras_with_reasons_and_detail(
 
         # Health reached the hub: the measured stream of the good camera.
         good = f"/api/cameras/{gone['good']['id']}"
-        health = wait_for(lambda: live_hub.get(good).json()["health"], 10, "health facts for the good camera")
-        assert health["stream"]["codec"] == "JPEG"
+
+        def stream() -> dict[str, Any]:
+            facts = (live_hub.get(good).json()["health"] or {}).get("stream") or {}
+            return facts if facts.get("codec") else {}
+
+        health = wait_for(stream, 12, "the measured stream in the health facts")
+        assert health["codec"] == "JPEG" and (health["width"], health["height"]) == (320, 240)
         assert agent.stop() == 0
     log = agent.log()
     assert "camera badpw: offline (rtsp 401 unauthorized)" in log and "stopped" in log

@@ -9,7 +9,8 @@ import pytest
 from nvrmon.agent import sdp
 from nvrmon.agent.rtsp import probe
 from nvrmon.agent.rtsp_auth import Credentials, parse_challenges
-from tests.rtsp import PASSWORD, USER, RtspServer, SilentCamera, refused_url
+from tests.fake_http import closed_port, silent_port
+from tests.rtsp import PASSWORD, USER, RtspServer
 
 pytestmark = pytest.mark.anyio
 
@@ -49,13 +50,14 @@ async def test_probe_unknown_path_says_404(rtsp_server: RtspServer) -> None:
 
 
 async def test_probe_nothing_listening_is_connection_refused() -> None:
-    facts = await probe(refused_url(), timeout=3, sample=1)
+    facts = await probe(f"rtsp://127.0.0.1:{closed_port()}/stream1", timeout=3, sample=1)
     assert not facts.ok and facts.reason == "connection refused"
 
 
-async def test_probe_camera_that_never_answers_times_out_in_its_limit(silent_camera: SilentCamera) -> None:
+async def test_probe_camera_that_never_answers_times_out_in_its_limit() -> None:
     started = time.monotonic()
-    facts = await probe(silent_camera.url, timeout=1, sample=1)
+    with silent_port() as port:
+        facts = await probe(f"rtsp://127.0.0.1:{port}/stream1", timeout=1, sample=1)
     assert facts.reason == "OPTIONS timeout" and time.monotonic() - started < 2
 
 

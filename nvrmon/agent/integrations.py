@@ -12,6 +12,9 @@ from nvrmon.agent.sources import SourceConfig, make_source
 
 log = logging.getLogger("nvrmon.agent.integrations")
 MAX_CAMERAS = 1024  # the hub's default max_cameras_per_nvr
+# SOAP devices are slow (a second or two per call on small cameras) and the first session loads the WSDLs: ONVIF gets
+# this much per call even when the RTSP steps are given less.
+ONVIF_MIN_TIMEOUT = 5.0
 
 
 def device_probe(timeout: float) -> DeviceProbe:
@@ -42,6 +45,6 @@ def for_config(config: AgentConfig) -> tuple[DeviceProbe | None, SourcePoll | No
     """The ONVIF probe and the source poll the configuration asks for (None: not configured)."""
     wants_onvif = any(camera.onvif for camera in config.cameras)
     return (
-        device_probe(config.timeout) if wants_onvif else None,
+        device_probe(max(config.timeout, ONVIF_MIN_TIMEOUT)) if wants_onvif else None,
         source_poll(config.source, config.timeout) if config.source else None,
     )

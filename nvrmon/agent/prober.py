@@ -30,6 +30,7 @@ log = logging.getLogger("nvrmon.agent.prober")
 StreamProbe = Callable[[str], Awaitable[StreamFacts]]
 DeviceProbe = Callable[[str], Awaitable[DeviceFacts | None]]  # an ONVIF URL -> facts, None when it can't tell
 SourcePoll = Callable[[], Awaitable[SourceReport]]
+DEVICE_LIMIT = 60.0  # seconds one ONVIF probe may take in all
 HEALTH_SPACING = 5.0  # seconds: a burst of changes is one health message, not one per probe
 
 
@@ -51,7 +52,8 @@ class Prober:
         self.started = time.monotonic()
         self.link = Link(config.hub_url, config.token, config.hostname, self.hello, stats=self.stats,
                          on_token=self.store_token)  # fmt: skip
-        self.decided = asyncio.Event()  # every configured camera has its first verdict
+        self.decided = asyncio.Event()  # every camera known so far has its first verdict
+        self.source_seen = source_poll is None  # the hello also waits for the source's first answer
         self.hello_sent = False
         self._health_due = asyncio.Event()
         self._check_decided()
@@ -112,7 +114,8 @@ class Prober:
             self._health_due.set()
 
     def _check_decided(self) -> None:
-        if all(self.cameras[c].status for c in self.probed):
+        # The hello replaces the hub's camera list: one sent before a camera's verdict would remove it there.
+        if self.source_seen and all(camera.status for camera in self.cameras.values()):
             self.decided.set()
 
     # -- the work ------------------------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class Prober:
 
     async def _start_link(self, stop: asyncio.Event) -> None:
         if not self.decided.is_set():
-            log.info("probing %d cameras before the first hello (each verdict needs its evidence)", len(self.probed))
+            log.info("probing %d cameras before the first hello (each verdict needs its evidence)", len(self.cameras))
         await self.decided.wait()
         log.info("connecting to the hub at %s as %s", without_credentials(self.config.hub_url), self.config.hostname)
         await self.link.run(stop)
@@ -174,7 +177,7 @@ class Prober:
         assert self.device_probe is not None
         async with self.semaphore:
             try:
-                async with asyncio.timeout(self.config.timeout * 3):
+                async with asyncio.timeout(DEVICE_LIMIT):  # the probe bounds its own calls; this is the backstop
                     facts = await self.device_probe(url)
             except Exception as exc:
                 log.info("camera %s: ONVIF facts not read: %s", camera.id, type(exc).__name__)
@@ -195,6 +198,7 @@ class Prober:
             await asyncio.sleep(self.config.source_interval * random.uniform(0.9, 1.1))
 
     def _source_report(self, report: SourceReport) -> None:
+        self.source_seen = True
         if report.ok:
             self.source = report
             listed = {c.id: c for c in report.cameras}
@@ -216,6 +220,7 @@ class Prober:
             for cid, camera in self.cameras.items():
                 if cid not in self.probed:
                     self._observe(camera, False, f"nvr: {report.reason}", None)
+        self._check_decided()
         self._health_due.set()
 
     async def _health_loop(self) -> None:
