@@ -31,7 +31,11 @@ def device_probe(timeout: float) -> DeviceProbe:
 
 
 def source_poll(spec: SourceSpec, timeout: float) -> SourcePoll:
-    poll = make_source(spec.kind)
+    """ValueError when this build has no poller for the kind."""
+    try:
+        poll = make_source(spec.kind)
+    except ImportError:
+        raise ValueError(f"source kind {spec.kind!r} is not available in this build of nvrmon") from None
     config = SourceConfig(kind=spec.kind, url=spec.url, username=spec.username, password=spec.password,
                           verify_tls=spec.verify_tls, max_cameras=MAX_CAMERAS)  # fmt: skip
 

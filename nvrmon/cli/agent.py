@@ -45,7 +45,11 @@ async def _run(config: Any) -> int:
     from nvrmon.agent import integrations
     from nvrmon.agent.prober import Prober
 
-    onvif, source = integrations.for_config(config)
+    try:
+        onvif, source = integrations.for_config(config)
+    except ValueError as exc:
+        print(f"nvrmon agent: {config.path}: [source] {exc}", file=sys.stderr)
+        return 2
     prober = Prober(config, device_probe=onvif, source_poll=source)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
