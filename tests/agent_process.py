@@ -18,8 +18,9 @@ HOSTNAME = "site1-nvr"
 INTERVAL, TIMEOUT, SAMPLE, DOWN_AFTER, UP_AFTER = 0.5, 1.0, 0.5, 3, 2
 
 
-def write_config(path: Path, hub: LiveHub, cameras: dict[str, str], **extra: str) -> Path:
-    lines = [f'[hub]\nurl = "{hub.ws_url}"\ntoken = "{hub.token}"\n',
+def write_config(path: Path, hub: LiveHub, cameras: dict[str, str], *, hub_keys: str = "", **extra: str) -> Path:
+    """The agent's TOML for `hub` with short test intervals; `hub_keys` replaces the token line of [hub]."""
+    lines = [f'[hub]\nurl = "{hub.ws_url}"\n{hub_keys or f"token = {hub.token!r}"}\n',
              f'[nvr]\nhostname = "{HOSTNAME}"\nregion = "North"\nsite = "Site 1"\n{extra.get("nvr", "")}',
              f"[agent]\ninterval = {INTERVAL}\ntimeout = {TIMEOUT}\nsample = {SAMPLE}\ndown_after = {DOWN_AFTER}\n"
              f"up_after = {UP_AFTER}\nconcurrency = 6\nhealth_interval = 2\n"]  # fmt: skip

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.agent_process import DOWN_AFTER, INTERVAL, SAMPLE, UP_AFTER, AgentProcess, cameras_at, wait_for, write_config
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, run_cli
 from tests.fake_http import closed_port, silent_port
 from tests.rtsp import PASSWORD, USER, RtspServer
 
@@ -79,3 +79,43 @@ def test_agent_first_verdict_needs_the_same_evidence(
     took = time.monotonic() - agent.started
     assert took >= (DOWN_AFTER - 1) * INTERVAL * 0.9, took  # the refused camera needed its third failure
     assert "probing 2 cameras before the first hello" in agent.log()
+
+
+def test_agent_enrolls_once_and_reconnects_with_its_own_token(
+    start_hub: Callable[..., LiveHub],
+    rtsp_server: RtspServer,
+    start_agent: Callable[[Path], AgentProcess],
+    tmp_path: Path,
+) -> None:
+    hub = start_hub(FLEET_TOKEN="0")  # only per-NVR and enrollment tokens are accepted
+    enroll = run_cli(hub.db_path, "token", "enroll", "--uses", "1").stdout.strip()
+    keys = f'token = "{enroll}"\ntoken_file = "nvr.token"'
+    config = write_config(tmp_path / "agent.toml", hub, {"lobby": rtsp_server.url("/open")}, hub_keys=keys)
+    first = start_agent(config)
+    lobby = wait_for(lambda: cameras_at(hub).get("lobby"), 20, "the enrolled NVR's camera")
+    stored = tmp_path / "nvr.token"
+    own = wait_for(lambda: stored.exists() and stored.read_text().strip(), 5, "the NVR's own token stored")
+    assert own.startswith("nvrt_") and stored.stat().st_mode & 0o777 == 0o600
+    assert first.stop() == 0
+    nvr = f"/api/nvrs/{lobby['nvr_id']}"
+    wait_for(lambda: hub.get(nvr).json()["status"] == "offline", 10, "the NVR offline once its agent stopped")
+    second = start_agent(config)  # the enrollment token is used up: only the stored token can get it in
+    wait_for(lambda: hub.get(nvr).json()["status"] == "online", 20, "the NVR back with its own token")
+    assert second.process.poll() is None
+    for log in (first.log(), second.log()):
+        assert enroll[9:] not in log and own[9:] not in log  # the prefix (nvre_…) may show; the secret part never
+
+
+def test_agent_started_before_the_hub_reports_once_the_hub_is_up(
+    rtsp_server: RtspServer, start_agent: Callable[[Path], AgentProcess], tmp_path: Path
+) -> None:
+    hub = LiveHub(tmp_path / "nvrmon.db", {})
+    agent = start_agent(write_config(tmp_path / "agent.toml", hub, {"lobby": rtsp_server.url("/open")}))
+    time.sleep(3)  # its verdict is in; the hub is not there: it backs off and retries
+    try:
+        hub.start()
+        lobby = wait_for(lambda: cameras_at(hub).get("lobby"), 20, "the camera once the hub is up")
+        assert lobby["status"] == "online"
+    finally:
+        hub.stop()
+    assert agent.process.poll() is None
