@@ -13,8 +13,9 @@ from urllib.parse import urlencode
 from nvrmon.models import Camera, Nvr
 
 ListKind = Literal["nvrs", "cameras"]
-NVR_STATUSES: tuple[str, ...] = ("online", "stale", "offline", "unknown")
-CAMERA_STATUSES: tuple[str, ...] = ("online", "offline", "nvr_offline", "unknown")
+# Shown statuses (Nvr.display, Camera.display): "degraded" is online with a health problem (docs/protocol.md).
+NVR_STATUSES: tuple[str, ...] = ("online", "degraded", "stale", "offline", "unknown")
+CAMERA_STATUSES: tuple[str, ...] = ("online", "degraded", "offline", "nvr_offline", "unknown")
 # Column keys a list can be sorted by; a leading "-" sorts descending. The first one is the default.
 NVR_SORTS: tuple[str, ...] = ("hostname", "status", "device", "region", "cameras", "last_seen", "firmware")
 CAMERA_SORTS: tuple[str, ...] = ("nvr", "name", "status", "region", "since")
@@ -25,8 +26,8 @@ PAGE_SIZES = (100, 250, 500, 1000)
 MAX_TEXT = 64  # longer search or region text is cut: it bounds the number of distinct views, too
 MAX_PAGE = 10_000
 # Problems first when sorting by status.
-NVR_STATUS_RANK = {"offline": 0, "stale": 1, "unknown": 2, "online": 3}
-CAMERA_STATUS_RANK = {"offline": 0, "nvr_offline": 1, "unknown": 2, "online": 3}
+NVR_STATUS_RANK = {"offline": 0, "stale": 1, "degraded": 2, "unknown": 3, "online": 4}
+CAMERA_STATUS_RANK = {"offline": 0, "nvr_offline": 1, "degraded": 2, "unknown": 3, "online": 4}
 
 
 def _text(raw: str | None) -> str:
@@ -153,7 +154,7 @@ def natural(text: str) -> tuple[Any, ...]:
 
 def nvr_matches(nvr: Nvr, query: ListQuery, *, status: bool = True, region: bool = True) -> bool:
     """Whether the NVR is in the list; `status`/`region` False leaves that filter out (for that filter's counts)."""
-    if status and query.status and nvr.status != query.status:
+    if status and query.status and nvr.display != query.status:
         return False
     if region and query.region and nvr.region != query.region:
         return False
@@ -167,7 +168,7 @@ def nvr_matches(nvr: Nvr, query: ListQuery, *, status: bool = True, region: bool
 def _nvr_key(column: str) -> Any:
     keys: dict[str, Any] = {
         "hostname": lambda n: natural(n.hostname),
-        "status": lambda n: (NVR_STATUS_RANK[n.status], natural(n.hostname)),
+        "status": lambda n: (NVR_STATUS_RANK[n.display], natural(n.hostname)),
         "device": lambda n: (natural(n.device_name), natural(n.hostname)),
         "region": lambda n: (natural(n.region), natural(n.site), natural(n.hostname)),
         # Fewest cameras up first: the ratio, then the absolute number down.
@@ -228,8 +229,8 @@ def nvr_facets(fleet: Iterable[Nvr], query: ListQuery) -> Facets:
     total = 0
     for nvr in fleet:
         if nvr_matches(nvr, query, status=False):
-            status[nvr.status] += 1
-            if not query.status or nvr.status == query.status:
+            status[nvr.display] += 1
+            if not query.status or nvr.display == query.status:
                 total += 1
         if nvr_matches(nvr, query, region=False):
             region[nvr.region] += 1
@@ -244,7 +245,11 @@ def camera_split(nvr: Nvr) -> dict[str, int]:
         return {"nvr_offline": nvr.cameras_total}
     if nvr.status == "unknown":
         return {"unknown": nvr.cameras_total}
-    return {"online": nvr.cameras_online, "offline": nvr.cameras_total - nvr.cameras_online}
+    return {
+        "online": nvr.cameras_online - nvr.cameras_degraded,
+        "degraded": nvr.cameras_degraded,
+        "offline": nvr.cameras_total - nvr.cameras_online,
+    }
 
 
 def camera_facets_from_fleet(fleet: Iterable[Nvr], query: ListQuery) -> Facets:

@@ -242,6 +242,7 @@ class Toast:
     device: str = field(default="", compare=False)
     kind: str = field(default="", compare=False)  # nvr | camera | "" (alerts, system)
     link: str = ""  # a page listing what the toast is about
+    change: str = field(default="", compare=False)  # "degraded" | "recovered": a device's health changed (bursts group)
 
 
 class StorageInfo(Protocol):

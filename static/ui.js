@@ -262,15 +262,19 @@
 
   function weigh(t) {
     // The hub already folds a large commit into "N changes" with "x went offline, y came online, z alerts".
-    var counts = { down: 0, up: 0, other: 0 };
+    var counts = { down: 0, up: 0, deg: 0, rec: 0, other: 0 };
     var m = /^(\d+) changes$/.exec(t.title || "");
     if (m) {
       var body = t.body || "";
       counts.down = +((/(\d+) went offline/.exec(body) || [0, 0])[1]);
       counts.up = +((/(\d+) came online/.exec(body) || [0, 0])[1]);
+      counts.deg = +((/(\d+) degraded/.exec(body) || [0, 0])[1]);
+      counts.rec = +((/(\d+) no longer degraded/.exec(body) || [0, 0])[1]);
       counts.other = +((/(\d+) alerts/.exec(body) || [0, 0])[1]);
-      if (!counts.down && !counts.up && !counts.other) counts.other = +m[1];
-    } else if (t.level === "error") counts.down = 1;
+      if (!counts.down && !counts.up && !counts.deg && !counts.rec && !counts.other) counts.other = +m[1];
+    } else if (t.change === "degraded") counts.deg = 1; // a device's health (not a flip): named apart
+    else if (t.change === "recovered") counts.rec = 1;
+    else if (t.level === "error") counts.down = 1;
     else if (t.level === "success") counts.up = 1;
     else counts.other = 1;
     return counts;
@@ -280,17 +284,19 @@
     var items = pending;
     pending = [];
     burstStarted = 0;
-    var sum = { down: 0, up: 0, other: 0 };
-    items.forEach(function (t) { var w = weigh(t); sum.down += w.down; sum.up += w.up; sum.other += w.other; });
-    var total = sum.down + sum.up + sum.other;
+    var sum = { down: 0, up: 0, deg: 0, rec: 0, other: 0 };
+    items.forEach(function (t) { var w = weigh(t); for (var k in sum) sum[k] += w[k]; });
+    var total = sum.down + sum.up + sum.deg + sum.rec + sum.other;
     // One toast, or a couple of small ones, show as they are; anything more (counting the changes inside the hub's
     // own summaries) becomes one summary.
     if (items.length === 1 || total < FOLD_AT) { items.forEach(showToast); return; }
     // Name the first few devices of each group (the hub's own summaries are counted, their names are inside them).
-    var names = { down: [], up: [] };
+    var names = { down: [], up: [], deg: [], rec: [] };
     items.forEach(function (t) {
       if (!t.device || /^(\d+) changes$/.test(t.title || "")) return;
-      if (t.level === "error") names.down.push(t.device);
+      if (t.change === "degraded") names.deg.push(t.device);
+      else if (t.change === "recovered") names.rec.push(t.device);
+      else if (t.level === "error") names.down.push(t.device);
       else if (t.level === "success") names.up.push(t.device);
     });
     function group(count, named, verb) {
@@ -302,10 +308,12 @@
     var parts = [];
     if (sum.down) parts.push(group(sum.down, names.down, "went offline"));
     if (sum.up) parts.push(group(sum.up, names.up, "came online"));
+    if (sum.deg) parts.push(group(sum.deg, names.deg, "degraded"));
+    if (sum.rec) parts.push(group(sum.rec, names.rec, "no longer degraded"));
     if (sum.other) parts.push(sum.other + " alerts");
     var cameras = items.some(function (t) { return t.kind === "camera"; });
     showToast({
-      level: sum.down ? "error" : sum.other ? "warning" : "success",
+      level: sum.down ? "error" : sum.other || sum.deg ? "warning" : "success",
       title: total + " changes",
       body: parts.join("; "),
       link: sum.down ? (cameras ? "/cameras?status=offline" : "/nvrs?status=offline") : "",

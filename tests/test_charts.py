@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from nvrmon.live import charts
@@ -28,7 +30,7 @@ def test_one_device_in_five_thousand_stays_visible() -> None:
 def test_empty_fleet_draws_no_segments() -> None:
     donut = charts.donut({}, charts.CAMERA_LEGEND)
     assert donut.segments == [] and donut.headline == "–"
-    assert [row.count for row in donut.legend] == [0, 0, 0, 0]
+    assert [row.count for row in donut.legend] == [0] * len(charts.CAMERA_LEGEND)
 
 
 def test_donut_headline_is_share_online_rounded_down() -> None:
@@ -38,7 +40,18 @@ def test_donut_headline_is_share_online_rounded_down() -> None:
 
 def test_camera_counts_put_cameras_of_offline_nvrs_apart() -> None:
     fleet = [nvr(1, "online", "N", 3, 4), nvr(2, "offline", "N", 2, 2), nvr(3, "unknown", "S", 1, 1)]
-    assert charts.camera_counts(fleet) == {"online": 3, "offline": 1, "nvr_offline": 2, "unknown": 1}
+    assert charts.camera_counts(fleet) == {"online": 3, "degraded": 0, "offline": 1, "nvr_offline": 2, "unknown": 1}
+
+
+def test_degraded_devices_count_apart_from_online_but_as_up() -> None:
+    fleet = [
+        replace(nvr(1, "online", "N", 3, 4), cameras_degraded=1, degraded="disk2 failing"),
+        nvr(2, "online", "N", 1, 1),
+    ]
+    assert charts.camera_counts(fleet) == {"online": 3, "degraded": 1, "offline": 1, "nvr_offline": 0, "unknown": 0}
+    assert charts.nvr_counts(fleet) == {"online": 1, "degraded": 1, "stale": 0, "offline": 0, "unknown": 0}
+    [region] = charts.regions(fleet)
+    assert (region.nvrs_up, region.cameras_online, region.health) == (2, 3, "critical")
 
 
 def test_regions_roll_up_health_worst_first() -> None:

@@ -67,14 +67,14 @@ def test_nvr_window_filters_sorts_and_pages() -> None:
 def test_nvr_facets_count_each_choice_with_the_other_filters_kept() -> None:
     facets = nvr_facets(FLEET, ListQuery.parse("nvrs", {"status": "online", "region": "South"}))
     assert facets.total == 1
-    assert facets.status == {"online": 1, "stale": 0, "offline": 1, "unknown": 0}  # South, any status
+    assert facets.status == {"online": 1, "degraded": 0, "stale": 0, "offline": 1, "unknown": 0}  # South, any status
     assert dict(facets.region) == {"North": 1, "South": 1}  # online, any region
     assert facets.any_status == 2 and facets.any_region == 2
 
 
 def test_camera_facets_from_fleet_show_nvr_offline_apart() -> None:
     facets = camera_facets_from_fleet(FLEET, ListQuery("cameras"))
-    assert facets.status == {"online": 8, "offline": 1, "nvr_offline": 4, "unknown": 0}
+    assert facets.status == {"online": 8, "degraded": 0, "offline": 1, "nvr_offline": 4, "unknown": 0}
     assert facets.total == 13
     south_down = camera_facets_from_fleet(FLEET, ListQuery.parse("cameras", {"status": "nvr_offline"}))
     assert south_down.total == 4 and dict(south_down.region) == {"South": 4}

@@ -58,4 +58,6 @@ def test_api_summary_equals_the_dashboard_kpis_with_offline_and_unknown_nvrs(tmp
         "cameras_total": api["cameras_total"],
         "cameras_online": api["cameras_online"],
         "cameras_offline": api["cameras_offline"] + api["cameras_nvr_offline"],
+        "nvrs_degraded": api["nvrs_degraded"],
+        "cameras_degraded": api["cameras_degraded"],
     }

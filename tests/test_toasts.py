@@ -35,3 +35,13 @@ def test_summarise_links_nvrs_when_nvrs_went_down() -> None:
     nvrs = [Toast("error", f"nvr-{i} offline", "agent disconnected", f"nvr-{i}", "nvr") for i in range(5)]
     (toast,) = summarise(nvrs)
     assert toast.body == "5 went offline: nvr-0, nvr-1 and 3 more" and toast.link == "/nvrs?status=offline"
+
+
+def test_summarise_groups_degraded_and_recovered_devices_apart_from_flips() -> None:
+    burst = [Toast("warning", f"Camera c{i} degraded", "not recording", f"c{i}", "camera", change="degraded")
+             for i in range(4)]  # fmt: skip
+    burst += [Toast("success", "Camera c9 healthy again", "no longer degraded", "c9", "camera", change="recovered")]
+    (toast,) = summarise(burst)
+    assert toast.level == "warning" and toast.title == "5 changes"
+    assert toast.body == "4 degraded: c0, c1 and 2 more; 1 no longer degraded: c9"
+    assert toast.link == "/cameras?status=degraded"

@@ -27,9 +27,11 @@ class Effects:
     acks: dict[AgentSession, int] = field(default_factory=dict)
     agent_seqs: dict[int, tuple[str, int]] = field(default_factory=dict)
 
-    def notify(self, level: str, title: str, body: str = "", device: str = "", kind: str = "") -> None:
+    def notify(
+        self, level: str, title: str, body: str = "", device: str = "", kind: str = "", change: str = ""
+    ) -> None:
         """A toast for the browsers (level success | error | warning | info), published only after the commit."""
-        self.toasts.append(Toast(level, title, body, device, kind))
+        self.toasts.append(Toast(level, title, body, device, kind, change=change))
 
     async def flush_flips(self, tx: Transaction) -> None:
         """Write buffered camera status flips; done before anything that must observe them, keeping frame order."""

@@ -124,7 +124,7 @@ def _announce(out: Effects, about: str, device: str, kind: str, words: str, nvr_
     label = f"Camera {device}" if kind == "camera" else device
     if words:
         out.events.append(NewEvent("status", "warning", f"{about} is degraded: {words}", nvr_id, camera_id))
-        out.notify("warning", f"{label} degraded", words, device, kind)
+        out.notify("warning", f"{label} degraded", words, device, kind, "degraded")
     else:
         out.events.append(NewEvent("status", "info", f"{about} is no longer degraded", nvr_id, camera_id))
-        out.notify("success", f"{label} healthy again", "no longer degraded", device, kind)
+        out.notify("success", f"{label} healthy again", "no longer degraded", device, kind, "recovered")

@@ -12,12 +12,14 @@ from nvrmon.models import Nvr
 # (status key, label, icon): every chart legend says its status in words and a glyph, never by colour alone.
 NVR_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("online", "Online", "●"),
+    ("degraded", "Degraded", "▲"),
     ("stale", "Stale", "◔"),
     ("offline", "Offline", "✕"),
     ("unknown", "Unknown", "?"),
 )
 CAMERA_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("online", "Online", "●"),
+    ("degraded", "Degraded", "▲"),
     ("offline", "Offline", "✕"),
     ("nvr_offline", "NVR offline", "⊘"),
     ("unknown", "Unknown", "?"),
@@ -105,7 +107,7 @@ def donut(counts: dict[str, int], legend: Sequence[tuple[str, str, str]]) -> Don
 def nvr_counts(fleet: Iterable[Nvr]) -> dict[str, int]:
     counts = dict.fromkeys((k for k, _, _ in NVR_LEGEND), 0)
     for nvr in fleet:
-        counts[nvr.status] += 1
+        counts[nvr.display] += 1
     return counts
 
 
@@ -132,7 +134,7 @@ class Region:
 
     @property
     def nvrs_up(self) -> int:
-        return self.nvrs["online"] + self.nvrs["stale"]
+        return self.nvrs["online"] + self.nvrs["degraded"] + self.nvrs["stale"]
 
     @property
     def camera_share(self) -> float:
@@ -163,7 +165,7 @@ def regions(fleet: Iterable[Nvr]) -> list[Region]:
         region = found.get(nvr.region)
         if region is None:
             region = found[nvr.region] = Region(nvr.region or "(no region)")
-        region.nvrs[nvr.status] += 1
+        region.nvrs[nvr.display] += 1
         region.cameras_total += nvr.cameras_total
         region.cameras_online += camera_split(nvr).get("online", 0)
     rank = {"critical": 0, "degraded": 1, "healthy": 2}

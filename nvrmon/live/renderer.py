@@ -54,6 +54,27 @@ def filesize(size: int) -> str:
     raise AssertionError("unreachable")
 
 
+def disk_size(size: int | None) -> str:
+    """Disk sizes as their makers count them (powers of 1000): "4 TB", "3.1 TB", "500 GB"."""
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if value >= 100 or value == int(value) else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def skew(seconds: float) -> str:
+    """A clock's offset in words: "0.4 s ahead", "93 s behind", "in step"."""
+    if abs(seconds) < 0.05:
+        return "in step"
+    size = abs(seconds)
+    shown = f"{size:.1f}".removesuffix(".0") + " s" if size < 10 else f"{size:.0f} s" if size < 120 else duration(size)
+    return f"{shown} {'ahead' if seconds > 0 else 'behind'}"
+
+
 def num(value: int) -> str:
     """Thousands separated, for figures read across a room."""
     return f"{value:,}"
@@ -81,7 +102,8 @@ class Renderer:
             lstrip_blocks=True,
             auto_reload=False,
         )
-        self.env.filters.update(ago=ago, iso=iso, duration=duration, filesize=filesize, num=num)
+        self.env.filters.update(ago=ago, iso=iso, duration=duration, filesize=filesize, num=num, disk_size=disk_size)
+        self.env.filters.update(skew=skew)
         self.env.globals.update(percent=percent, static=self._static_urls(static_dir))
         self.env.globals.update(timings=client_timings(settings or Settings()))
 

@@ -17,16 +17,20 @@ def summarise(toasts: list[Toast], limit: int = 4) -> list[Toast]:
     to the larger group, where the devices not named can be seen."""
     if len(toasts) <= limit:
         return toasts
-    down = [t for t in toasts if t.level == "error"]
-    up = [t for t in toasts if t.level == "success"]
-    other = len(toasts) - len(down) - len(up)
+    degraded = [t for t in toasts if t.change == "degraded"]
+    recovered = [t for t in toasts if t.change == "recovered"]
+    down = [t for t in toasts if t.level == "error" and not t.change]
+    up = [t for t in toasts if t.level == "success" and not t.change]
+    other = len(toasts) - len(down) - len(up) - len(degraded) - len(recovered)
     parts = [
         _group(len(down), "went offline", down),
         _group(len(up), "came online", up),
+        _group(len(degraded), "degraded", degraded),
+        _group(len(recovered), "no longer degraded", recovered),
         f"{other} alerts" if other else "",
     ]
-    level = "error" if down else "warning" if other else "success"
-    biggest, status = (down, "offline") if len(down) >= len(up) else (up, "online")
+    level = "error" if down else "warning" if other or degraded else "success"
+    biggest, status = max(((down, "offline"), (up, "online"), (degraded, "degraded")), key=lambda g: len(g[0]))
     return [Toast(level, f"{len(toasts)} changes", "; ".join(p for p in parts if p), link=_link(biggest, status))]
 
 
