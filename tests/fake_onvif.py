@@ -84,6 +84,7 @@ class FakeOnvifDevice:
     with_recording: bool = True  # GetServices lists the Recording and Search services
     http_401: bool = False  # refuse as HTTP 401 without a body (HTTP-digest devices) instead of the SOAP fault
     fault_on: set[str] = field(default_factory=set)  # operations answered with a receiver fault
+    bodies: dict[str, str] = field(default_factory=dict)  # operation -> the SOAP body to answer instead (odd devices)
     operations: list[str] = field(default_factory=list)  # every operation received, in order
     base_url: str = ""
 
@@ -101,6 +102,8 @@ class FakeOnvifDevice:
             return fault("env:Sender", "ter:NotAuthorized", "Sender not Authorized", status=400)
         if operation in self.fault_on:
             return fault("env:Receiver", "ter:ActionNotSupported", f"{operation} failed", status=500)
+        if operation in self.bodies:
+            return Response(envelope_of(self.bodies[operation]), media_type="application/soap+xml; charset=utf-8")
         build = getattr(self, f"_{operation}", None)
         if build is None:
             return fault("env:Receiver", "ter:ActionNotSupported", f"Optional Action Not Implemented: {operation}")

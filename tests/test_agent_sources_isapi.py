@@ -45,6 +45,7 @@ async def test_isapi_healthy_nvr_lists_channels_disks_identity_and_clock() -> No
     assert report.disks[0].capacity_bytes == 3815447 * MB
     assert report.disks[0].used_bytes == (3815447 - 1245184) * MB
     assert report.clock_skew_s is not None and abs(report.clock_skew_s) <= 1.5
+    assert report.uptime_s == 1209600
 
 
 async def test_isapi_clock_skew_is_measured() -> None:
@@ -80,6 +81,8 @@ async def test_isapi_ip_camera_without_input_proxy_is_its_own_channel() -> None:
     fake = FakeHikvision(documents={"/ISAPI/ContentMgmt/InputProxy/channels": None})
     report = await poll_fake(fake)
     assert report.ok and [(c.id, c.name, c.online) for c in report.cameras] == [("1", "Site 1 NVR", True)]
+    without_status = await poll_fake(FakeHikvision(documents={"/ISAPI/System/status": None}))
+    assert without_status.ok and without_status.uptime_s is None
 
 
 async def test_isapi_wrong_password_is_unauthorized() -> None:

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from nvrmon.agent.facts import DeviceFacts
-from nvrmon.agent.sources.onvif_recording import oldest, overall, recordings
+from nvrmon.agent.sources.onvif_recording import field, oldest, overall, recordings
 from nvrmon.agent.sources.onvif_session import OnvifSession
 from nvrmon.agent.sources.reasons import SourceError, clean
 
@@ -48,9 +48,9 @@ async def probe_onvif(url: str, *, timeout: float) -> DeviceFacts | ProbeFailure
             except SourceError:
                 pass  # recording state stays unknown; the device facts above still hold
             return DeviceFacts(
-                model=clean(str(info.Model or "")),
-                firmware=clean(str(info.FirmwareVersion or "")),
-                serial=clean(str(info.SerialNumber or "")),
+                model=clean(field(info, "Model")),
+                firmware=clean(field(info, "FirmwareVersion")),
+                serial=clean(field(info, "SerialNumber")),
                 clock_skew_s=skew,
                 recording=recording,
                 recording_since=since,

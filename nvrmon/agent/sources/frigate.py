@@ -51,7 +51,9 @@ def report(stats: dict[str, Any], frigate_config: dict[str, Any], max_cameras: i
         camera(str(name), values if isinstance(values, dict) else {}, configured.get(name))
         for name, values in list(stats["cameras"].items())[:max_cameras]
     )
-    temperatures = [t for t in map(number, (service.get("temperatures") or {}).values()) if t is not None]
+    readings = service.get("temperatures") if isinstance(service.get("temperatures"), dict) else {}
+    assert isinstance(readings, dict)
+    temperatures = [t for t in map(number, readings.values()) if t is not None]
     return SourceReport(
         ok=True,
         cameras=cameras,

@@ -36,10 +36,11 @@ _POSIX_ZONE = re.compile(r"^[A-Za-z]+([+-])(\d{1,2})(?::(\d{2}))?")
 
 
 async def poll(config: SourceConfig, *, timeout: float) -> SourceReport:
-    """GET /ISAPI/System/deviceInfo, /ISAPI/System/time, /ISAPI/ContentMgmt/Storage and
-    /ISAPI/ContentMgmt/InputProxy/channels[/status], with HTTP Digest authentication (Hikvision requires it)."""
-    _, username, password = credentials(config)
+    """GET /ISAPI/System/deviceInfo, /ISAPI/System/time, /ISAPI/ContentMgmt/Storage,
+    /ISAPI/ContentMgmt/InputProxy/channels[/status] and /ISAPI/System/status (uptime), with HTTP Digest
+    authentication (Hikvision requires it)."""
     try:
+        _, username, password = credentials(config)
         async with asyncio.timeout(timeout), client(config, timeout, httpx.DigestAuth(username, password)) as http:
             info = await get_xml(http, config, "/ISAPI/System/deviceInfo")
             sent = time.time()
@@ -48,6 +49,7 @@ async def poll(config: SourceConfig, *, timeout: float) -> SourceReport:
             storage = await optional(get_xml(http, config, "/ISAPI/ContentMgmt/Storage"))
             channels = await optional(get_xml(http, config, "/ISAPI/ContentMgmt/InputProxy/channels"))
             states = await optional(get_xml(http, config, "/ISAPI/ContentMgmt/InputProxy/channels/status"))
+            status = await optional(get_xml(http, config, "/ISAPI/System/status"))
     except TimeoutError:
         return SourceReport(ok=False, reason="isapi timeout")
     except SourceError as error:
@@ -62,6 +64,7 @@ async def poll(config: SourceConfig, *, timeout: float) -> SourceReport:
     firmware = " ".join(filter(None, (text(info, "firmwareVersion"), text(info, "firmwareReleasedDate"))))
     return SourceReport(
         ok=True, cameras=cameras, disks=disks(storage), clock_skew_s=skew,
+        uptime_s=number(text(status, "deviceUpTime")) if status is not None else None,
         model=clean(text(info, "model")), firmware=clean(firmware),
     )  # fmt: skip
 

@@ -29,20 +29,22 @@ async def recordings(session: OnvifSession) -> list[Recording]:
     """Every recording with its job state and time span; [] when the device offers no recording service."""
     if not session.offers("recording"):
         return []
-    items = (await session.call("recording", "GetRecordings") or [])[:MAX_RECORDINGS]
+    items = [i for i in await session.call("recording", "GetRecordings") or [] if field(i, "RecordingToken")]
+    items = items[:MAX_RECORDINGS]
     try:
         jobs = await session.call("recording", "GetRecordingJobs") or []
     except SourceError:
         jobs = []
+    jobs = [job for job in jobs if field(job, "JobToken") and field(job, "JobConfiguration", "RecordingToken")]
     gate = asyncio.Semaphore(CONCURRENT_CALLS)
     states = await asyncio.gather(*(job_state(session, job, gate) for job in jobs[:MAX_RECORDINGS]))
     by_recording: dict[str, list[str]] = {}
     for job, state in zip(jobs, states, strict=False):
-        by_recording.setdefault(str(job.JobConfiguration.RecordingToken), []).append(state)
-    spans = await asyncio.gather(*(span(session, str(item.RecordingToken), gate) for item in items))
+        by_recording.setdefault(field(job, "JobConfiguration", "RecordingToken"), []).append(state)
+    spans = await asyncio.gather(*(span(session, field(item, "RecordingToken"), gate) for item in items))
     found = []
     for item, (earliest, latest) in zip(items, spans, strict=True):
-        token = str(item.RecordingToken)
+        token = field(item, "RecordingToken")
         job_states = by_recording.get(token, [])
         if any(state in ("Active", "PartiallyActive") for state in job_states):
             state = "recording"
@@ -68,10 +70,10 @@ async def job_state(session: OnvifSession, job: Any, gate: asyncio.Semaphore) ->
     """The job's live state (GetRecordingJobState: Idle | Active | PartiallyActive | Error), else its mode."""
     async with gate:
         try:
-            answer = await session.call("recording", "GetRecordingJobState", {"JobToken": job.JobToken})
-            return str(answer.State)
+            answer = await session.call("recording", "GetRecordingJobState", {"JobToken": field(job, "JobToken")})
+            return field(answer, "State")
         except SourceError:
-            return str(job.JobConfiguration.Mode)
+            return field(job, "JobConfiguration", "Mode")
 
 
 async def span(session: OnvifSession, token: str, gate: asyncio.Semaphore) -> tuple[float | None, float | None]:
@@ -104,6 +106,13 @@ def overall(found: list[Recording]) -> tuple[str, float | None]:
         stopped = [r.latest for r in found if r.latest is not None]
         return "not_recording", max(stopped) if stopped else None
     return "unknown", None
+
+
+def field(value: object, *path: str) -> str:
+    """A nested text of a SOAP answer, "" where any level is missing (devices leave out what they like)."""
+    for name in path:
+        value = getattr(value, name, None)
+    return "" if value is None else str(value)
 
 
 def stamp(value: object) -> float | None:

@@ -30,17 +30,20 @@ class OnvifSession:
     It builds onvif-zeep-async's ONVIFService objects directly rather than ONVIFCamera, whose constructor removes
     http_proxy/https_proxy from the whole process's environment."""
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, username: str = "", password: str = "") -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SourceError("onvif: url must be http://user:pass@host:port")
         self.base = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
-        self.username = unquote(parts.username or "")
-        self.password = unquote(parts.password or "")
+        self.username = username or unquote(parts.username or "")
+        self.password = password or unquote(parts.password or "")
         self.timeout = timeout
         self.clock_skew_s: float | None = None  # signs WS-Security timestamps in the device's time once known
         self.xaddrs: dict[str, str] = {"devicemgmt": f"{self.base}/onvif/device_service"}
         self._services: dict[str, Any] = {}
+        # Concurrent calls (an NVR's channels) share one service each: the first creates it, the others wait for
+        # its setup instead of calling a half-built one.
+        self._creating = asyncio.Lock()
 
     async def __aenter__(self) -> OnvifSession:
         return self
@@ -63,23 +66,40 @@ class OnvifSession:
         sent = time.time()
         answer = await self._call("devicemgmt", "authless_GetSystemDateAndTime", None)
         received = time.time()
-        moment = answer.UTCDateTime
-        device = datetime(
-            moment.Date.Year, moment.Date.Month, moment.Date.Day,
-            moment.Time.Hour, moment.Time.Minute, moment.Time.Second, tzinfo=UTC,
-        ).timestamp()  # fmt: skip
+        try:
+            moment = answer.UTCDateTime
+            device = datetime(
+                moment.Date.Year, moment.Date.Month, moment.Date.Day,
+                moment.Time.Hour, moment.Time.Minute, moment.Time.Second, tzinfo=UTC,
+            ).timestamp()  # fmt: skip
+        except (AttributeError, TypeError, ValueError, OverflowError) as error:
+            raise SourceError("onvif: unreadable clock") from error
         self.clock_skew_s = round(device - (sent + received) / 2, 1)
         return self.clock_skew_s
 
     async def discover(self) -> None:
-        """The device's service addresses (GetServices, answered before authentication)."""
-        services = await self.call("devicemgmt", "GetServices", {"IncludeCapability": False})
+        """The device's service addresses: GetServices, or GetCapabilities on devices older than GetServices."""
+        try:
+            services = await self.call("devicemgmt", "GetServices", {"IncludeCapability": False})
+        except SourceError as error:
+            if error.reason in ("onvif timeout", "onvif 401 unauthorized"):
+                raise
+            await self._discover_capabilities()
+            return
         by_namespace = {ns: name for name, ns in NAMESPACES.items()}
         for service in services or []:
-            name = by_namespace.get(str(getattr(service, "Namespace", "")))
-            xaddr = str(getattr(service, "XAddr", "") or "")
-            if name and xaddr.startswith(("http://", "https://")):
-                self.xaddrs[name] = xaddr
+            self._found(by_namespace.get(str(getattr(service, "Namespace", ""))), getattr(service, "XAddr", None))
+
+    async def _discover_capabilities(self) -> None:
+        capabilities = await self.call("devicemgmt", "GetCapabilities", {"Category": "All"})
+        extension = getattr(capabilities, "Extension", None)
+        self._found("media", getattr(getattr(capabilities, "Media", None), "XAddr", None))
+        for name, element in (("recording", "Recording"), ("search", "Search")):
+            self._found(name, getattr(getattr(extension, element, None), "XAddr", None))
+
+    def _found(self, name: str | None, xaddr: object) -> None:
+        if name and isinstance(xaddr, str) and xaddr.startswith(("http://", "https://")):
+            self.xaddrs[name] = xaddr
 
     async def _call(self, service_name: str, operation: str, params: dict[str, Any] | None) -> Any:
         try:
@@ -94,8 +114,12 @@ class OnvifSession:
             raise SourceError(reason_for(error, self.password)) from error
 
     async def _service(self, name: str) -> Any:
-        if name in self._services:
-            return self._services[name]
+        async with self._creating:
+            if name not in self._services:
+                await self._create(name)
+        return self._services[name]
+
+    async def _create(self, name: str) -> None:
         try:
             import onvif  # type: ignore[import-untyped, import-not-found, unused-ignore]
             from onvif.client import ONVIFService  # type: ignore[import-untyped, import-not-found, unused-ignore]
@@ -114,9 +138,12 @@ class OnvifSession:
             binding_name=f"{{{definition['ns']}}}{definition['binding']}",
             binding_key=(name, None),
         )  # fmt: skip
+        try:
+            await service.setup()
+        except BaseException:
+            await service.close()
+            raise
         self._services[name] = service
-        await service.setup()
-        return service
 
 
 def reason_for(error: BaseException, password: str = "") -> str:

@@ -80,7 +80,8 @@ async def storage(http: httpx.AsyncClient, config: SourceConfig, params: dict[st
         return tuple(area(item.get("Storage")) for item in areas["storage"][:64] if isinstance(item, dict))
     # ZoneMinder before storage areas: only the space used under the events directory, no capacity.
     usage = await get_json(http, config, "/api/host/getDiskPercent.json", params=params)
-    total = usage.get("usage", {}).get("Total") if isinstance(usage, dict) else None
+    areas_used = usage.get("usage") if isinstance(usage, dict) else None
+    total = areas_used.get("Total") if isinstance(areas_used, dict) else None
     used = number(total.get("space")) if isinstance(total, dict) else None
     return (Disk(id="events", used_bytes=int(used * GIB) if used is not None else None),)
 
