@@ -124,11 +124,11 @@ class Prober:
         tasks = [asyncio.create_task(self._probe_loop(camera)) for camera in self.config.cameras]
         if self.source_poll is not None:
             tasks.append(asyncio.create_task(self._source_loop()))
-        tasks.append(asyncio.create_task(self._start_link(stop)))
-        tasks.append(asyncio.create_task(self._health_loop()))
+        link = asyncio.create_task(self._start_link(stop))  # ends when the hub refuses the token or removes the NVR
+        tasks += [link, asyncio.create_task(self._health_loop())]
         stopped = asyncio.create_task(stop.wait())
         try:
-            await asyncio.wait([stopped, tasks[-2]], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stopped, link], return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in [*tasks, stopped]:
                 task.cancel()
