@@ -65,6 +65,8 @@ def test_agent_config_error_names_file_line_and_key(tmp_path: Path) -> None:
     assert ":11: agent.interval: must be a number" in error(tmp_path, GOOD.replace("interval = 10", 'interval = "x"'))
     assert ":11: agent.intervall: unknown key" in error(tmp_path, GOOD.replace("interval = 10", "intervall = 10"))
     assert ":19: camera[2].id: 'cam1' appears twice" in error(tmp_path, GOOD.replace('id = "cam2"', 'id = "cam1"'))
+    control = GOOD.replace('name = "Gate"', 'name = "Gate\\u0007"')
+    assert ":20: camera[2].name: contains a control or invisible character" in error(tmp_path, control)
     missing = GOOD.replace('hostname = "site1-nvr"\n', "")
     assert ":5: nvr.hostname: is required" in error(tmp_path, missing)  # the table's line when the key is absent
 

@@ -119,3 +119,12 @@ def test_agent_started_before_the_hub_reports_once_the_hub_is_up(
     finally:
         hub.stop()
     assert agent.process.poll() is None
+
+
+def test_agent_with_a_refused_token_exits_1_saying_so(
+    live_hub: LiveHub, start_agent: Callable[[Path], AgentProcess], tmp_path: Path
+) -> None:
+    cameras = {"nothing": f"rtsp://127.0.0.1:{closed_port()}/x"}
+    agent = start_agent(write_config(tmp_path / "agent.toml", live_hub, cameras, hub_keys='token = "not-the-token"'))
+    assert agent.process.wait(20) == 1
+    assert "the hub refused the agent token (HTTP 403)" in agent.log() and "not-the-token" not in agent.log()

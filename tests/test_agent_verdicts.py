@@ -80,3 +80,10 @@ def test_health_frame_carries_measured_streams_and_device_facts_and_ignores_jitt
     assert signature(health_frame([camera], later)) == signature(frame)  # uptime ticks and fps jitter: no news
     camera.device = DeviceFacts(model="DS-2CD", clock_skew_s=0.4, recording="recording", recording_since=2.0)
     assert signature(health_frame([camera], later)) != signature(frame)
+
+
+def test_verdict_reason_from_a_device_is_made_printable_for_the_hub() -> None:
+    # A camera's status phrase goes into the reason; the hub refuses control characters and would drop the frame.
+    camera = Camera("a", "A")
+    camera.observe(False, "rtsp 500 \x1b[31mboom\u200b\r\n", None, down_after=1, up_after=1)
+    assert camera.reason == "rtsp 500  [31mboom" and camera.reason.isprintable()

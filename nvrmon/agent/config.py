@@ -171,6 +171,8 @@ class _Checker:
             raise self.fail(where, "is required")
         if len(value) > limit:
             raise self.fail(where, f"is longer than {limit} characters")
+        if not value.isprintable():
+            raise self.fail(where, "contains a control or invisible character")
         return value
 
     def number(self, table: dict[str, Any], key: str, default: float, *, integer: bool) -> float:

@@ -31,7 +31,9 @@ StreamProbe = Callable[[str], Awaitable[StreamFacts]]
 DeviceProbe = Callable[[str], Awaitable[DeviceFacts | None]]  # an ONVIF URL -> facts, None when it can't tell
 SourcePoll = Callable[[], Awaitable[SourceReport]]
 DEVICE_LIMIT = 60.0  # seconds one ONVIF probe may take in all
-HEALTH_SPACING = 5.0  # seconds: a burst of changes is one health message, not one per probe
+DEVICE_EVERY = 60.0  # seconds between two ONVIF probes of one camera
+HEALTH_SPACING = 5.0
+MAX_CAMERA_ID = 64  # the protocol's limit  # seconds: a burst of changes is one health message, not one per probe
 
 
 class Prober:
@@ -122,6 +124,9 @@ class Prober:
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [asyncio.create_task(self._probe_loop(camera)) for camera in self.config.cameras]
+        if self.device_probe is not None:
+            tasks += [asyncio.create_task(self._device_loop(self.cameras[c.id], c.onvif))
+                      for c in self.config.cameras if c.onvif]  # fmt: skip
         if self.source_poll is not None:
             tasks.append(asyncio.create_task(self._source_loop()))
         link = asyncio.create_task(self._start_link(stop))  # ends when the hub refuses the token or removes the NVR
@@ -145,7 +150,6 @@ class Prober:
         camera = self.cameras[config.id]
         loop = asyncio.get_running_loop()
         await asyncio.sleep(random.uniform(0, min(1.0, self.config.interval / 4)))  # spread the first round
-        device_due = loop.time()
         while True:
             started = loop.time()
             facts = await self._probe(config)
@@ -155,9 +159,6 @@ class Prober:
             if not facts.ok and reason.startswith("no frames") and camera.last_frames_at is not None:
                 reason = f"no frames for {round(loop.time() - camera.last_frames_at)} s"  # how long it has been dark
             self._observe(camera, facts.ok, reason, facts if facts.ok else None)
-            if config.onvif and self.device_probe is not None and loop.time() >= device_due:
-                device_due = loop.time() + max(60.0, self.config.interval * 6)
-                await self._device(camera, config.onvif)
             delay = self.config.interval * random.uniform(0.9, 1.1) - (loop.time() - started)
             await asyncio.sleep(max(0.0, delay))
 
@@ -172,6 +173,13 @@ class Prober:
             except Exception as exc:  # a bug must cost one probe, never the camera's task
                 log.exception("camera %s: probe failed", config.id)
                 return StreamFacts(ok=False, reason=f"probe error: {type(exc).__name__}")
+
+    async def _device_loop(self, camera: Camera, url: str) -> None:
+        """ONVIF facts change slowly (clock, recording): once a minute, on their own schedule beside the RTSP probe."""
+        await asyncio.sleep(random.uniform(0, min(1.0, self.config.interval / 4)))
+        while True:
+            await self._device(camera, url)
+            await asyncio.sleep(max(DEVICE_EVERY, self.config.interval * 6) * random.uniform(0.9, 1.1))
 
     async def _device(self, camera: Camera, url: str) -> None:
         assert self.device_probe is not None
@@ -206,6 +214,8 @@ class Prober:
             for cid in gone:
                 del self.cameras[cid]
             for item in report.cameras:
+                if not 0 < len(item.id) <= MAX_CAMERA_ID or not item.id.isprintable():
+                    continue  # the hub would refuse the whole list for it
                 camera = self.cameras.get(item.id)
                 if camera is None:
                     camera = self.cameras[item.id] = Camera(item.id, item.name[:128] or item.id)

@@ -135,6 +135,22 @@ class RtspClient:
         except ConnectionError:
             raise ProbeFailed(f"{method}: connection reset") from None
 
+    async def _message(self, first: bytes, method: str) -> tuple[str, dict[str, list[str]], bytes]:
+        """One RTSP message whose first byte was read: its start line, headers (lower-case names) and body."""
+        assert self.reader is not None
+        head = (first + await self.reader.readuntil(b"\r\n\r\n")).decode("utf-8", "replace")
+        start, *lines = head.split("\r\n")
+        headers: dict[str, list[str]] = {}
+        for line in lines:
+            name, sep, value = line.partition(":")
+            if sep:
+                headers.setdefault(name.strip().lower(), []).append(value.strip())
+        declared = headers.get("content-length", ["0"])[0]
+        length = int(declared) if declared.isdigit() else 0
+        if length > sdp.MAX_SDP:
+            raise ProbeFailed(f"{method}: response body over {sdp.MAX_SDP // 1024} KiB")
+        return start, headers, await self.reader.readexactly(length) if length else b""
+
     async def _response(self, method: str) -> Response:
         assert self.reader is not None
         while True:
@@ -143,21 +159,7 @@ class RtspClient:
                 length = struct.unpack("!xH", await self.reader.readexactly(3))[0]
                 await self.reader.readexactly(length)
                 continue
-            head = (first + await self.reader.readuntil(b"\r\n\r\n")).decode("utf-8", "replace")
-            status_line, *header_lines = head.split("\r\n")
-            headers: dict[str, list[str]] = {}
-            for line in header_lines:
-                name, sep, value = line.partition(":")
-                if sep:
-                    headers.setdefault(name.strip().lower(), []).append(value.strip())
-            length = (
-                int(headers.get("content-length", ["0"])[0] or 0)
-                if headers.get("content-length", ["0"])[0].isdigit()
-                else 0
-            )
-            if length > sdp.MAX_SDP:
-                raise ProbeFailed(f"{method}: response body over {sdp.MAX_SDP // 1024} KiB")
-            body = await self.reader.readexactly(length) if length else b""
+            status_line, headers, body = await self._message(first, method)
             version, _, rest = status_line.partition(" ")
             if not version.startswith("RTSP/"):
                 if version.startswith("HTTP/"):
@@ -182,7 +184,7 @@ class RtspClient:
                 while True:
                     marker = await self.reader.readexactly(1)
                     if marker != b"$":  # an RTSP message from the server amid the data: read past it
-                        await self.reader.readuntil(b"\r\n\r\n")
+                        await self._message(marker, "PLAY")
                         continue
                     got, length = struct.unpack("!BH", await self.reader.readexactly(3))
                     packet = await self.reader.readexactly(length)

@@ -41,6 +41,11 @@ def detail_news(new: dict[str, Any], old: dict[str, Any]) -> bool:
     )
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """What a device said, fit for the wire: the hub refuses control and format characters (nvrmon/names.py)."""
+    return "".join(ch if ch.isprintable() else " " for ch in text).strip()[:limit]
+
+
 def reason_kind(reason: str) -> str:
     """`no frames for 30 s` and `no frames for 40 s` are the same news."""
     return re.sub(r"\d+(\.\d+)?", "N", reason)
@@ -83,13 +88,14 @@ class Camera:
                 self.stream = facts
         else:
             self.good, self.bad = 0, self.bad + 1
+            reason = printable(reason) or "failed"
             self.last_reason = reason
         first = not self.status
         if self.status != "online" and self.good >= up_after:
             self.status, self.reason, self.detail = "online", "", stream_detail(self.stream)
             return "decided" if first else "changed"
         if self.status != "offline" and self.bad >= down_after:
-            self.status, self.reason = "offline", reason[:200]
+            self.status, self.reason = "offline", reason
             return "decided" if first else "changed"
         if self.status == "online" and ok:
             detail = stream_detail(self.stream)
@@ -97,7 +103,7 @@ class Camera:
                 self.detail = detail
                 return "news"
         if self.status == "offline" and not ok and reason_kind(reason) != reason_kind(self.reason):
-            self.reason = reason[:200]
+            self.reason = reason
             return "news"
         return ""
 
