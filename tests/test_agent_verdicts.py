@@ -1,9 +1,13 @@
-"""Verdicts and health messages of the agent: hysteresis, what is news, what a health message says (no I/O)."""
+"""Verdicts, hello and health messages of the agent: hysteresis, what is news, what the hub is told (no I/O)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from nvrmon.agent.config import parse
 from nvrmon.agent.facts import DeviceFacts, Disk, SourceReport, StreamFacts
 from nvrmon.agent.health import health_frame, signature
+from nvrmon.agent.prober import Prober
 from nvrmon.agent.verdicts import Camera
 
 GOOD = StreamFacts(ok=True, codec="H264", width=1920, height=1080, fps=25.0, nominal_fps=25, bitrate_kbps=4000)
@@ -87,3 +91,17 @@ def test_verdict_reason_from_a_device_is_made_printable_for_the_hub() -> None:
     camera = Camera("a", "A")
     camera.observe(False, "rtsp 500 \x1b[31mboom\u200b\r\n", None, down_after=1, up_after=1)
     assert camera.reason == "rtsp 500  [31mboom" and camera.reason.isprintable()
+
+
+def test_prober_hello_keeps_a_long_hostname_whole_and_lists_only_decided_cameras(tmp_path: Path) -> None:
+    hostname = "site-" + "a" * 200  # a per-NVR token is bound to the whole name (up to 253 characters)
+    text = (f'[hub]\nurl = "ws://127.0.0.1:9/ws/agent"\ntoken = "t0ken"\n[nvr]\nhostname = "{hostname}"\n'
+            '[[camera]]\nid = "cam1"\nrtsp = "rtsp://192.0.2.1/s"\n'
+            '[[camera]]\nid = "cam2"\nrtsp = "rtsp://x/s"\n')  # fmt: skip
+    prober = Prober(parse(text, tmp_path / "agent.toml"))
+    prober.cameras["cam1"].observe(True, "", GOOD, down_after=3, up_after=1)
+    hello = prober.hello()
+    assert hello["nvr"] == {"hostname": hostname}
+    assert hello["cameras"] == [{"id": "cam1", "name": "cam1", "status": "online", "ip_address": "192.0.2.1",
+                                 "detail": {"codec": "H264", "width": 1920, "height": 1080, "fps": 25.0,
+                                            "nominal_fps": 25, "bitrate_kbps": 4000}}]  # fmt: skip

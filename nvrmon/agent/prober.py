@@ -23,7 +23,7 @@ from nvrmon.agent.facts import DeviceFacts, SourceReport, StreamFacts
 from nvrmon.agent.health import health_frame, signature
 from nvrmon.agent.link import Link
 from nvrmon.agent.redact import without_credentials
-from nvrmon.agent.verdicts import Camera
+from nvrmon.agent.verdicts import Camera, printable
 
 log = logging.getLogger("nvrmon.agent.prober")
 
@@ -65,11 +65,13 @@ class Prober:
     def hello(self) -> dict[str, Any]:
         self.hello_sent = True
         report = self.source
+        # The config bounds its own strings (hostname 253, the others 128); the source's words are cut to fit.
         nvr = {"hostname": self.config.hostname, "region": self.config.region, "site": self.config.site,
-               "device_name": self.config.device_name, "model": self.config.model or (report.model if report else ""),
-               "firmware": report.firmware if report else ""}  # fmt: skip
+               "device_name": self.config.device_name,
+               "model": self.config.model or printable(report.model if report else "", 128),
+               "firmware": printable(report.firmware if report else "", 128)}  # fmt: skip
         cameras = [camera.wire() for camera in self.cameras.values() if camera.status]
-        return {"type": "hello", "protocol": 1, "nvr": {k: v[:128] for k, v in nvr.items() if v}, "cameras": cameras}
+        return {"type": "hello", "protocol": 1, "nvr": {k: v for k, v in nvr.items() if v}, "cameras": cameras}
 
     def stats(self, connected_for: float) -> dict[str, Any]:
         online = sum(c.status == "online" for c in self.cameras.values())
@@ -218,7 +220,7 @@ class Prober:
                     continue  # the hub would refuse the whole list for it
                 camera = self.cameras.get(item.id)
                 if camera is None:
-                    camera = self.cameras[item.id] = Camera(item.id, item.name[:128] or item.id)
+                    camera = self.cameras[item.id] = Camera(item.id, printable(item.name, 128) or item.id)
                 camera.device = item.device or camera.device
                 if item.id not in self.probed:  # a configured camera's own probe decides its status
                     facts = item.stream or StreamFacts(ok=item.online)
