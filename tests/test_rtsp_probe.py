@@ -8,7 +8,7 @@ import pytest
 
 from nvrmon.agent import sdp
 from nvrmon.agent.rtsp import probe
-from nvrmon.agent.rtsp_auth import Credentials, parse_challenges
+from nvrmon.agent.rtsp_auth import Challenge, Credentials, choose, parse_challenges
 from tests.fake_http import closed_port, silent_port
 from tests.rtsp import PASSWORD, USER, RtspServer
 
@@ -85,3 +85,16 @@ def test_sdp_reads_x_dimensions_and_framerate() -> None:
     text = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\na=x-dimensions:1920,1080\r\na=framerate:25\r\n"
     track = sdp.video(sdp.parse(text))
     assert track is not None and (track.codec, track.width, track.height, track.fps) == ("H265", 1920, 1080, 25)
+
+
+def test_digest_is_chosen_over_basic_when_a_camera_offers_both() -> None:
+    offered = [
+        'Basic realm="cam"',
+        'Digest realm="cam", nonce="abc", algorithm=MD5',
+        'Digest realm="x", algorithm=SHA-512',
+    ]
+    chosen = choose(parse_challenges(offered))
+    assert chosen is not None and chosen.scheme == "digest" and chosen.params["nonce"] == "abc"
+    assert choose(parse_challenges(['Digest realm="x", nonce="n", algorithm=SHA-512-256', 'Basic realm="x"'])) == (
+        Challenge("basic", {"realm": "x"})
+    )  # a digest algorithm it can't compute: Basic, rather than a certain 401
