@@ -111,7 +111,8 @@ def test_agent_started_before_the_hub_reports_once_the_hub_is_up(
 ) -> None:
     hub = LiveHub(tmp_path / "nvrmon.db", {})
     agent = start_agent(write_config(tmp_path / "agent.toml", hub, {"lobby": rtsp_server.url("/open")}))
-    time.sleep(3)  # its verdict is in; the hub is not there: it backs off and retries
+    wait_for(lambda: "connecting to the hub" in agent.log(), 10, "the agent trying the hub")
+    time.sleep(0.5)  # its first attempt is refused (nothing listens): it backs off and retries
     try:
         hub.start()
         lobby = wait_for(lambda: cameras_at(hub).get("lobby"), 20, "the camera once the hub is up")
