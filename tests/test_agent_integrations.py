@@ -66,3 +66,28 @@ def test_agent_adds_onvif_device_facts_to_a_probed_camera(
         started = time.monotonic()
         assert agent.stop() == 0 and time.monotonic() - started < 5
     assert device.password not in agent.log()
+
+
+def test_agent_follows_the_source_camera_list_and_its_outage(
+    live_hub: LiveHub, start_agent: Callable[[Path], AgentProcess], tmp_path: Path
+) -> None:
+    frigate = FakeFrigate()
+    with serve(frigate.app()) as url:
+        source = f'\n[source]\nkind = "frigate"\nurl = "{url}"\n'
+        config = write_config(tmp_path / "agent.toml", live_hub, {}, tail=source)
+        config.write_text(
+            config.read_text().replace("health_interval = 2", "health_interval = 2\nsource_interval = 0.5")
+        )
+        start_agent(config)
+        wait_for(lambda: len(cameras_at(live_hub)) == 3, 20, "Frigate's three cameras")
+        # A camera added on the NVR appears at the hub, one removed there goes (the `cameras` list replaces).
+        frigate.stats["cameras"]["porch"] = frigate.stats["cameras"]["front_door"]
+        frigate.config["cameras"]["porch"] = frigate.config["cameras"]["front_door"]
+        del frigate.stats["cameras"]["garage"], frigate.config["cameras"]["garage"]
+        listed = wait_for(lambda: sorted(cameras_at(live_hub)) == ["driveway", "front_door", "porch"]
+                          and cameras_at(live_hub), 10, "porch added, garage removed")  # fmt: skip
+        assert listed["porch"]["status"] == "online"
+    # Frigate is gone: after down_after failed polls its cameras are offline, saying why.
+    gone = wait_for(lambda: all(c["status"] == "offline" for c in cameras_at(live_hub).values())
+                    and cameras_at(live_hub), 10, "the source's cameras offline")  # fmt: skip
+    assert all(c["status_reason"].startswith("nvr: ") for c in gone.values()), gone

@@ -56,6 +56,7 @@ class Prober:
                          on_token=self.store_token)  # fmt: skip
         self.decided = asyncio.Event()  # every camera known so far has its first verdict
         self.source_seen = source_poll is None  # the hello also waits for the source's first answer
+        self._source_failing = ""  # the reason of the source's current outage
         self.hello_sent = False
         self._health_due = asyncio.Event()
         self._check_decided()
@@ -209,6 +210,8 @@ class Prober:
 
     def _source_report(self, report: SourceReport) -> None:
         self.source_seen = True
+        if report.ok and self._source_failing:
+            log.info("nvr source: answering again")
         if report.ok:
             self.source = report
             listed = {c.id: c for c in report.cameras}
@@ -228,10 +231,12 @@ class Prober:
             if gone and self.hello_sent:
                 self.link.send({"type": "cameras", "cameras": [c.wire() for c in self.cameras.values() if c.status]})
         else:
-            log.info("nvr source: %s", report.reason)
+            if report.reason != self._source_failing:  # said once per failure, not once per poll
+                log.info("nvr source: %s", report.reason)
             for cid, camera in self.cameras.items():
                 if cid not in self.probed:
                     self._observe(camera, False, f"nvr: {report.reason}", None)
+        self._source_failing = "" if report.ok else report.reason
         self._check_decided()
         self._health_due.set()
 
