@@ -120,6 +120,9 @@ def test_agent_started_before_the_hub_reports_once_the_hub_is_up(
     finally:
         hub.stop()
     assert agent.process.poll() is None
+    log = agent.log()
+    assert "hub not reachable or connection lost" in log and "retrying with backoff" in log
+    assert log.index("retrying with backoff") < log.index("connected to the hub")
 
 
 def test_agent_with_a_refused_token_exits_1_saying_so(

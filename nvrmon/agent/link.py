@@ -48,6 +48,7 @@ class Link:
         stats: Stats | None = None,
         on_token: Callable[[str], None] | None = None,
         heartbeat: float = 10.0,
+        verbose: bool = False,
     ) -> None:
         self.url = url
         self.token = token
@@ -56,6 +57,8 @@ class Link:
         self._stats = stats
         self._on_token = on_token
         self.heartbeat = heartbeat
+        # A lone agent says each new connection problem once at INFO; a simulated fleet of thousands stays quiet.
+        self._say = log.info if verbose else log.debug
         self.nvr_id: int | None = None
         self.connected = asyncio.Event()
         self.attempted = asyncio.Event()  # set after the first attempt, however it went
@@ -113,6 +116,7 @@ class Link:
                     max_size=2**20,
                 ) as ws:
                     await self._welcome(ws)
+                    self._say("%s: connected to the hub (NVR id %s)", self.name, self.nvr_id)
                     attempt = 0
                     await self._session(ws)
                     if ws.close_code == REMOVED_CLOSE:
@@ -129,8 +133,10 @@ class Link:
                     self.attempted.set()
                     return
             except Exception as exc:  # any network failure: back off and reconnect
-                self.last_error = redact(str(exc) or type(exc).__name__)
-                log.debug("%s: connection lost: %s", self.name, self.last_error)
+                error = redact(str(exc) or type(exc).__name__)
+                if error != self.last_error:
+                    self._say("%s: hub not reachable or connection lost (%s); retrying with backoff", self.name, error)
+                self.last_error = error
             finally:
                 self.connected.clear()
                 self._unsent.clear()

@@ -53,7 +53,7 @@ class Prober:
         self.semaphore = asyncio.Semaphore(config.concurrency)
         self.started = time.monotonic()
         self.link = Link(config.hub_url, config.token, config.hostname, self.hello, stats=self.stats,
-                         on_token=self.store_token)  # fmt: skip
+                         on_token=self.store_token, verbose=True)  # fmt: skip
         self.decided = asyncio.Event()  # every camera known so far has its first verdict
         self.source_seen = source_poll is None  # the hello also waits for the source's first answer
         self._source_failing = ""  # the reason of the source's current outage
