@@ -12,6 +12,7 @@ import pytest
 
 from tests.agent import Agent, hello
 from tests.conftest import LiveHub
+from tests.sse import open_stream
 
 pytestmark = pytest.mark.anyio
 
@@ -220,4 +221,24 @@ async def test_a_degraded_camera_that_goes_offline_shows_offline_and_its_reason(
     assert (cam["display_status"], cam["status_reason"]) == ("offline", "401")
     await applied(agent, {"type": "camera_status", "camera_id": "cam1", "status": "online"})
     assert cameras_of(live_hub, nvr_id)["cam1"]["display_status"] == "degraded"  # the latest facts still say so
+    await agent.close()
+
+
+async def test_an_open_page_hears_a_degraded_change_but_nothing_of_an_unchanged_health_message(
+    live_hub: LiveHub,
+) -> None:
+    agent, nvr_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-pushes", cameras=1)
+    camera_id = cameras_of(live_hub, nvr_id)["cam1"]["id"]
+    facts: dict[str, Any] = {"type": "health", "nvr": {"uptime_s": 10}, "cameras": [{"camera_id": "cam1"}]}
+    await applied(agent, facts)
+    summary = live_hub.get("/api/summary").json()
+    async with open_stream(live_hub, f"view=nvr&id={nvr_id}&since={summary['epoch']}-{summary['seq']}") as stream:
+        assert (await stream.next(skip_heartbeats=False)).event == "ready"
+        facts["nvr"]["uptime_s"] = 70
+        await applied(agent, facts)  # nothing any page shows changes: no seq, nothing pushed
+        facts["cameras"][0]["recording"] = "not_recording"
+        await applied(agent, facts)
+        pushed = await stream.next(timeout=3)  # so the first push after "ready" is the degraded camera
+        assert f'id="camera-{camera_id}"' in pushed.data and pushed.id == f"{summary['epoch']}-{summary['seq'] + 1}"
+        assert "Degraded: not recording" in pushed.data
     await agent.close()

@@ -145,6 +145,10 @@ def test_screenshots_of_a_fleet_with_degraded_and_offline_devices(
         expect(dialog.locator('[data-disk="disk2"]')).to_contain_text("failing")
         shots.append(out / "device-truth-nvr-dialog.png")
         page.screenshot(path=shots[-1])
+        page = browsing.open(f"{hub.url}/nvrs/{lobby_id}", browsing.context(color_scheme="dark"))
+        expect(page.locator("[data-reason]").first).to_be_visible()
+        shots.append(out / "device-truth-nvr-dark.png")
+        page.screenshot(path=shots[-1], full_page=True)
         print("\nscreenshots: " + ", ".join(str(p) for p in shots))
         assert not browsing.errors, browsing.errors
     finally:
