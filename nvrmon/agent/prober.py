@@ -51,6 +51,8 @@ class Prober:
         self.probed = {c.id: c for c in config.cameras}
         self.source: SourceReport | None = None
         self.semaphore = asyncio.Semaphore(config.concurrency)
+        # ONVIF probes have slots of their own: a slow SOAP device (up to DEVICE_LIMIT) never holds an RTSP probe up.
+        self.device_semaphore = asyncio.Semaphore(max(1, config.concurrency // 2))
         self.started = time.monotonic()
         self.link = Link(config.hub_url, config.token, config.hostname, self.hello, stats=self.stats,
                          on_token=self.store_token, verbose=True)  # fmt: skip
@@ -186,7 +188,7 @@ class Prober:
 
     async def _device(self, camera: Camera, url: str) -> None:
         assert self.device_probe is not None
-        async with self.semaphore:
+        async with self.device_semaphore:
             try:
                 async with asyncio.timeout(DEVICE_LIMIT):  # the probe bounds its own calls; this is the backstop
                     facts = await self.device_probe(url)
