@@ -37,6 +37,8 @@ def test_camera_tile_shows_offline_with_the_probe_reason_and_recovers(
     reason = tile.locator("[data-reason]")
     expect(reason).to_be_visible()
     expect(reason).to_have_text(re.compile(r"^Offline: no frames for \d+ s$"))
+    # The toast says it too, with the NVR's name.
+    expect(page.locator("#toasts").get_by_text(re.compile(r"^site1-nvr: no frames for \d+ s$"))).to_be_visible()
     page.screenshot(path=str(artifacts_dir() / "agent-camera-offline-no-frames.png"))
 
     rtsp_server.start_source()
