@@ -196,5 +196,8 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
     return context.add_cookies([{"name": name, "value": value, "url": hub.url}])
 
 
-# Browser fixtures (Chromium, agents on a background loop) for every test module that asks for them.
+# Browser fixtures (Chromium, agents on a background loop) for every test module that asks for them; the agent's real
+# peer (gst-rtsp-server in a subprocess) and `nvrmon agent` run as its own process.
+from tests.agent_process import start_agent  # noqa: E402, F401
 from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401
+from tests.rtsp import rtsp_server  # noqa: E402, F401

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import random
 import time
 from collections import deque
@@ -12,17 +10,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import websockets
-from websockets.exceptions import InvalidStatus
-
+from nvrmon.agent.link import Link
 from nvrmon.agent.scenario import Action, CameraChange, DiskLevel, NvrOutage, Scenario
-
-log = logging.getLogger("nvrmon.agent.simulator")
+from nvrmon.agent.simfacts import NvrProfile, SimFacts, health
 
 REGIONS = ("North", "South", "East", "West", "Central")
 SITE_SIZE = 3  # recorders per simulated site
-REMOVED_CLOSE = 4004  # an admin removed this NVR from the hub: reconnecting would register it again
-REFUSED_STATUSES = (401, 403)  # the hub refuses the upgrade itself: a wrong, revoked or expired token
+HEALTH_EVERY = 60.0  # seconds between one NVR's health messages (the contract's "at least every 60 s")
 
 
 class Refused(Exception):
@@ -38,16 +32,22 @@ class SimCamera:
     name: str
     ip_address: str
     status: str = "online"
+    reason: str = ""  # why it is offline, in the words a prober would use
+    detail: dict[str, Any] = field(default_factory=dict)  # codec, resolution, fps as a probe measured them
 
-    def wire(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "ip_address": self.ip_address, "status": self.status}
+    def wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {"id": self.id, "name": self.name, "ip_address": self.ip_address, "status": self.status}
+        if self.reason and self.status == "offline":
+            wire["reason"] = self.reason
+        if self.detail:
+            wire["detail"] = self.detail
+        return wire
 
 
 @dataclass
 class SimNvr:
-    """One simulated agent, and the reference for a reliable one: it reconnects with exponential backoff and jitter,
-    numbers its frames within a session, keeps them until the hub acknowledges them, and after a reconnect replays
-    exactly those the hub reports it never committed (welcome.last_seq). The hello carries its whole state anyway."""
+    """One simulated agent over the shared link (nvrmon/agent/link.py): reconnects with backoff and jitter, numbers
+    and replays its frames, and its hello carries its whole state."""
 
     url: str
     token: str
@@ -59,27 +59,12 @@ class SimNvr:
     ip_address: str = ""
     device_name: str = ""
     disk_free_pct: int = 61
-    heartbeat: float = 10.0
-    nvr_id: int | None = None
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
-    offline_for: float = 0.0
-    _drop: asyncio.Event = field(default_factory=asyncio.Event)
-    session: str = field(default_factory=lambda: f"{time.time_ns():x}-{random.getrandbits(32):08x}")
-    seq: int = 0
-    acked: int = 0
-    # Frames not yet acknowledged, oldest first; bounded: past this the oldest go (the next hello repairs the state).
-    unacked: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=10_000))
-    # Set by an error `storage_unavailable` until the next ack: the hub holds (or lost) the frames sent, not stored.
-    hub_degraded: bool = False
-    # Frames not yet written on this connection; never more than `unacked` holds (the same bound), so a hub that stops
-    # reading (backpressure, a full disk) delays frames but never loses them from the connection.
-    _unsent: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    # What the last connection attempt ran into, for the operator: "" once connected; `refused` ends the agent.
-    last_error: str = ""
-    refused: str = ""
-    removed: bool = False
-    attempted: asyncio.Event = field(default_factory=asyncio.Event)  # set after the first attempt, however it went
+    profile: NvrProfile | None = None  # its health facts; None: it sends no health messages
+    offline_since: dict[str, float] = field(default_factory=dict)  # camera id -> when it went offline
+    link: Link = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.link = Link(self.url, self.token, self.hostname, self.hello, stats=self.stats)
 
     def hello(self) -> dict[str, Any]:
         return {
@@ -95,128 +80,74 @@ class SimNvr:
                 "ip_address": self.ip_address,
             },
             "cameras": [c.wire() for c in self.cameras],
-            "session": self.session,
         }
 
-    def set_camera(self, camera: SimCamera, status: str) -> None:
+    def stats(self, connected_for: float) -> dict[str, Any]:
+        return {"uptime_s": round(connected_for) + 3600, "disk_free_pct": self.disk_free_pct}
+
+    def set_camera(self, camera: SimCamera, status: str, reason: str = "") -> None:
         camera.status = status
-        self.send({"type": "camera_status", "camera_id": camera.id, "status": status})
+        camera.reason = reason if status == "offline" else ""
+        if status == "offline":
+            self.offline_since[camera.id] = round(time.time(), 1)
+        else:
+            self.offline_since.pop(camera.id, None)
+        frame: dict[str, Any] = {"type": "camera_status", "camera_id": camera.id, "status": status}
+        if camera.reason:
+            frame["reason"] = camera.reason
+        if camera.detail:
+            frame["detail"] = camera.detail
+        self.send(frame)
+
+    def health(self) -> dict[str, Any] | None:
+        return health(self.profile, self.disk_free_pct, self.cameras, self.offline_since) if self.profile else None
+
+    # The link's state, as the fleet and the tests read it.
+    @property
+    def connected(self) -> asyncio.Event:
+        return self.link.connected
+
+    @property
+    def attempted(self) -> asyncio.Event:
+        return self.link.attempted
+
+    @property
+    def nvr_id(self) -> int | None:
+        return self.link.nvr_id
+
+    @property
+    def acked(self) -> int:
+        return self.link.acked
+
+    @property
+    def unacked(self) -> deque[tuple[int, str]]:
+        return self.link.unacked
+
+    @property
+    def hub_degraded(self) -> bool:
+        return self.link.hub_degraded
+
+    @property
+    def last_error(self) -> str:
+        return self.link.last_error
+
+    @property
+    def refused(self) -> str:
+        return self.link.refused
+
+    @property
+    def removed(self) -> bool:
+        return self.link.removed
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.link.send(frame)
 
     def drop(self, seconds: float) -> None:
         """Simulate a power cut: close the connection and stay away for `seconds`."""
-        self.offline_for = seconds
-        self._drop.set()
-
-    async def _wait_drop(self) -> None:
-        await self._drop.wait()
-
-    def send(self, frame: dict[str, Any]) -> None:
-        """Number the frame and keep it until acknowledged; send now if connected, else after the next welcome."""
-        self.seq += 1
-        text = json.dumps({**frame, "seq": self.seq})
-        self.unacked.append((self.seq, text))
-        if self.connected.is_set():
-            self._unsent.append(text)
-            self._wake.set()
-
-    def _acknowledged(self, seq: int) -> None:
-        self.acked = max(self.acked, seq)
-        self.hub_degraded = False
-        while self.unacked and self.unacked[0][0] <= seq:
-            self.unacked.popleft()
+        self.link.drop(seconds)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        attempt = 0
-        while stop is None or not stop.is_set():
-            if self.offline_for:
-                await asyncio.sleep(self.offline_for)
-                self.offline_for = 0.0
-                self._drop.clear()
-            try:
-                async with websockets.connect(
-                    self.url,
-                    additional_headers={"Authorization": f"Bearer {self.token}"},
-                    open_timeout=10,
-                    max_size=2**20,
-                ) as ws:
-                    await ws.send(json.dumps(self.hello()))
-                    welcome = json.loads(await ws.recv())
-                    if welcome.get("type") != "welcome":
-                        self.hub_degraded = welcome.get("code") == "storage_unavailable"  # then 1013: back off
-                        raise ConnectionError(f"hub refused hello: {welcome}")
-                    self.nvr_id = welcome["nvr_id"]
-                    self.last_error = ""
-                    self.heartbeat = float(welcome.get("heartbeat_interval", self.heartbeat))
-                    self._acknowledged(int(welcome.get("last_seq", 0)))
-                    attempt = 0
-                    self._unsent.extend(text for _, text in self.unacked)  # replay what the hub never committed
-                    self._wake.set()
-                    self.connected.set()
-                    self.attempted.set()
-                    await self._session(ws)
-                    if ws.close_code == REMOVED_CLOSE:
-                        log.info("%s: removed from the hub; this agent stops", self.hostname)
-                        self.removed = True
-                        return
-            except asyncio.CancelledError:
-                raise
-            except InvalidStatus as exc:
-                code = exc.response.status_code
-                self.last_error = f"HTTP {code}"
-                if code in REFUSED_STATUSES:
-                    self.refused = f"HTTP {code}"
-                    self.attempted.set()
-                    return
-            except Exception as exc:  # any network failure: back off and reconnect
-                log.debug("%s: connection lost: %s", self.hostname, exc)
-                self.last_error = str(exc) or type(exc).__name__
-            finally:
-                self.connected.clear()
-                self._unsent.clear()
-            self.attempted.set()
-            if self.offline_for:
-                continue
-            attempt += 1
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)) * random.uniform(0.7, 1.3))
-
-    async def _session(self, ws: websockets.ClientConnection) -> None:
-        up_since = time.monotonic()
-
-        async def beat() -> None:
-            while True:
-                await asyncio.sleep(self.heartbeat * random.uniform(0.9, 1.0))
-                stats = {"uptime_s": round(time.monotonic() - up_since) + 3600, "disk_free_pct": self.disk_free_pct}
-                await ws.send(json.dumps({"type": "heartbeat", "stats": stats}))
-
-        async def drain_incoming() -> None:
-            async for raw in ws:
-                frame = json.loads(raw)
-                if frame.get("type") == "ack":
-                    self._acknowledged(int(frame["seq"]))
-                elif frame.get("type") == "error" and frame.get("code") == "storage_unavailable":
-                    # Retryable: keep every unacknowledged frame; the hub stores what it holds once it can, and
-                    # whatever it lost is replayed after the next welcome (welcome.last_seq).
-                    if not self.hub_degraded:
-                        log.info("%s: hub cannot store now; keeping %d frames", self.hostname, len(self.unacked))
-                    self.hub_degraded = True
-                elif frame.get("type") == "error":
-                    log.warning("%s: hub says %s: %s", self.hostname, frame.get("code"), frame.get("message"))
-
-        async def forward() -> None:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                while self._unsent:
-                    await ws.send(self._unsent.popleft())
-
-        tasks = [asyncio.create_task(t()) for t in (beat, drain_incoming, forward)]
-        tasks.append(asyncio.create_task(self._wait_drop()))
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.link.run(stop)
 
 
 class Fleet:
@@ -239,6 +170,7 @@ class Fleet:
         self.url = url
         self.sent = 0  # changes handed to agents (camera statuses and alerts)
         self.agents: list[SimNvr] = []
+        self.facts = SimFacts(seed)
         sites: list[int] = []
         for n in range(nvrs):
             region = regions[n % len(regions)]
@@ -255,12 +187,16 @@ class Fleet:
             model = MODELS[n % len(MODELS)]
             agent = SimNvr(url, token, hostname, region, site, cams, model, f"10.{n // 250}.{n % 250}.2")
             agent.device_name = f"{site} recorder {recorder}"
+            agent.profile = self.facts.profile(cameras)
+            for camera in cams:
+                camera.detail = self.facts.detail()
             self.agents.append(agent)
         self.scenario = Scenario([cameras] * nvrs, sites, rate, seed)
         for n, agent in enumerate(self.agents):
             for c, camera in enumerate(agent.cameras):
                 if self.scenario.is_down((n, c)):
                     camera.status = "offline"
+                    camera.reason = self.facts.reason()
 
     async def run(
         self, duration: float | None = None, report: Callable[[str], None] | None = None, every: float = 5.0
@@ -278,6 +214,7 @@ class Fleet:
             tasks += [asyncio.create_task(agent.run(stop)) for agent in self.agents[1:]]
             if self.rate > 0:
                 tasks.append(asyncio.create_task(self._changes()))
+            tasks.append(asyncio.create_task(self._health()))
             watch = asyncio.create_task(self._watch(report, every))
             done, _ = await asyncio.wait([watch], timeout=duration)
             if done:
@@ -335,10 +272,26 @@ class Fleet:
             for action in actions:
                 self._play(action)
 
+    async def _health(self) -> None:
+        """Each NVR's health message every HEALTH_EVERY seconds, the first soon after the start, spread out so a
+        large fleet sends them evenly (at most one per NVR per HEALTH_EVERY: the benchmark's load shape)."""
+        loop = asyncio.get_running_loop()
+        due = [loop.time() + random.uniform(1.0, 15.0) for _ in self.agents]
+        while True:
+            await asyncio.sleep(1.0)
+            now = loop.time()
+            for n, agent in enumerate(self.agents):
+                if due[n] <= now and agent.connected.is_set():
+                    frame = agent.health()
+                    if frame is not None:
+                        agent.send(frame)
+                    due[n] = now + HEALTH_EVERY
+
     def _play(self, action: Action) -> None:
         agent = self.agents[action.nvr]
         if isinstance(action, CameraChange):
-            agent.set_camera(agent.cameras[action.camera], action.status)
+            reason = self.facts.reason() if action.status == "offline" else ""
+            agent.set_camera(agent.cameras[action.camera], action.status, reason)
             self.sent += 1
         elif isinstance(action, NvrOutage):
             agent.drop(action.seconds)

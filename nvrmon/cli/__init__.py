@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nvrmon import logs
-from nvrmon.cli import api_tokens, backup, inventory, manage, nvrs
+from nvrmon.cli import agent, api_tokens, backup, inventory, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     backup.add_parsers(commands)
     api_tokens.add_parsers(commands)
     inventory.add_parsers(commands)
+    agent.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return api_tokens.run(args)
     if args.command in inventory.COMMANDS:
         return inventory.run(args)
+    if args.command in agent.COMMANDS:
+        return agent.run(args)
     return _simulate(args)
 
 
