@@ -88,6 +88,21 @@ class Settings:
     # may hold at most this many connections (0: no cap; addresses in trusted_proxies are exempt). nvrmon/server.py.
     request_head_timeout: float = 10.0
     max_connections_per_address: int = 1000
+    # -- notifications out (docs/notifications.md) --
+    # Alertmanager's clocks, by site: a new group waits group_wait seconds before its first message (one message for
+    # a whole blackout); a notified group's changes (recoveries included) go out at most every group_interval; open
+    # incidents nobody acknowledged are repeated every repeat_interval.
+    group_wait: float = 30.0
+    group_interval: float = 300.0
+    repeat_interval: float = 14_400.0
+    # A failed send is retried after notify_retry_base, doubling up to notify_retry_cap seconds, notify_max_attempts
+    # times in all; each send may take notify_timeout seconds.
+    notify_retry_base: float = 10.0
+    notify_retry_cap: float = 900.0
+    notify_max_attempts: int = 8
+    notify_timeout: float = 20.0
+    # The VAPID "sub" claim push services may use to reach whoever runs this hub (RFC 8292): a mailto: or https: URL.
+    vapid_subject: str = "mailto:nvrmon@localhost"
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
 

@@ -198,3 +198,6 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
 
 # Browser fixtures (Chromium, agents on a background loop) for every test module that asks for them.
 from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401
+
+# Notification peers (a webhook sink, an SMTP server) for the tests of nvrmon/alerts/.
+from tests.sinks import smtp, webhook  # noqa: E402, F401

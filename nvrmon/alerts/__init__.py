@@ -1,0 +1,1 @@
+"""Alerts: incident transitions routed to channels, grouped by site, delivered through a durable outbox."""

@@ -1,0 +1,60 @@
+"""Alerts, channel addresses: check an Apprise URL before it is kept, and mask its credentials for every display."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import apprise
+
+MAX_URL = 2000
+# Query parameters that carry a credential in some Apprise services (besides what Apprise masks itself).
+SECRET_PARAMS = re.compile(r"(pass|secret|token|key|auth|sig)", re.IGNORECASE)
+
+
+class UrlError(ValueError):
+    """An address Apprise cannot use; the message says why (without repeating the secret)."""
+
+
+def check(url: str) -> str:
+    """The URL as given if Apprise knows its service and can parse it; else UrlError."""
+    url = url.strip()
+    if not url or len(url) > MAX_URL:
+        raise UrlError(f"give an Apprise URL of at most {MAX_URL} characters (e.g. json://host/path, mailto://…)")
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if apprise.Apprise.instantiate(url) is None:
+        raise UrlError(
+            f"Apprise cannot use this {scheme + '://' if scheme else ''}URL: unknown service or a malformed address "
+            "(see https://github.com/caronc/apprise/wiki for each service's URL)"
+        )
+    return url
+
+
+def masked(url: str) -> str:
+    """The URL with its passwords, tokens and keys masked, for lists, pages and logs."""
+    service = apprise.Apprise.instantiate(url)
+    if service is None:
+        return _fallback(url)
+    shown = str(service.url(privacy=True))  # type: ignore[no-untyped-call]
+    return _mask_params(_mask_userinfo(shown))
+
+
+def _fallback(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/…"
+
+
+def _mask_userinfo(url: str) -> str:
+    # user:password@ -> user:****@ (Apprise already does this for most services; this covers the rest).
+    return re.sub(r"(://[^/@:]*):[^/@]+@", r"\1:****@", url)
+
+
+def _mask_params(url: str) -> str:
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    # Apprise's own options (method, retry, …) are kept: they say how it is sent. Credentials are masked.
+    kept = [
+        f"{k}={'****' if SECRET_PARAMS.search(k) and v else v}" for k, v in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{base}?{'&'.join(kept)}"
