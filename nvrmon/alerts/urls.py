@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from urllib.parse import parse_qsl, urlsplit
 
 import apprise
+from apprise.plugins.base import NotifyBase
 
 MAX_URL = 2000
 # Query parameters that carry a credential in some Apprise services (besides what Apprise masks itself).
@@ -22,9 +24,9 @@ def check(url: str) -> str:
     if not url or len(url) > MAX_URL:
         raise UrlError(f"give an Apprise URL of at most {MAX_URL} characters (e.g. json://host/path, mailto://…)")
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if apprise.Apprise.instantiate(url) is None:
+    if _instantiate(url) is None:
         raise UrlError(
-            f"Apprise cannot use this {scheme + '://' if scheme else ''}URL: unknown service or a malformed address "
+            f"Apprise cannot use this {scheme + ':// ' if scheme else ''}URL: unknown service or a malformed address "
             "(see https://github.com/caronc/apprise/wiki for each service's URL)"
         )
     return url
@@ -32,11 +34,28 @@ def check(url: str) -> str:
 
 def masked(url: str) -> str:
     """The URL with its passwords, tokens and keys masked, for lists, pages and logs."""
-    service = apprise.Apprise.instantiate(url)
+    service = _instantiate(url)
     if service is None:
         return _fallback(url)
     shown = str(service.url(privacy=True))  # type: ignore[no-untyped-call]
     return _mask_params(_mask_userinfo(shown))
+
+
+def _instantiate(url: str) -> NotifyBase | None:
+    """Apprise's parse of a URL, with its log records of this call dropped: "Unparseable URL …" repeats the URL,
+    credentials and all, and the caller says what was wrong instead."""
+    quiet = _Drop()
+    logger = logging.getLogger("apprise")
+    logger.addFilter(quiet)
+    try:
+        return apprise.Apprise.instantiate(url)
+    finally:
+        logger.removeFilter(quiet)
+
+
+class _Drop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
 
 
 def _fallback(url: str) -> str:

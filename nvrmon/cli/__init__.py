@@ -1,4 +1,4 @@
-"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate` (agents), `user|token|embed|nvr`."""
+"""Command line: `nvrmon serve` (the hub, optionally a demo fleet), `simulate`, `user|token|embed|nvr|channel`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from nvrmon.cli import manage, nvrs
+from nvrmon.cli import channels, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manage.add_parsers(commands)
     nvrs.add_parsers(commands)
+    channels.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         return manage.run(args)
     if args.command in nvrs.COMMANDS:
         return nvrs.run(args)
+    if args.command in channels.COMMANDS:
+        return channels.run(args)
     return _simulate(args)
 
 
