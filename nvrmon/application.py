@@ -22,6 +22,7 @@ from nvrmon.access.guard import guard, page_context
 from nvrmon.access.headers import SecurityHeaders
 from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
+from nvrmon.alerts.delivery import Delivery
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
@@ -35,7 +36,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, login, pages
+from nvrmon.web import admin, api, embed, login, notify, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -112,6 +113,8 @@ def create_app(settings: Settings) -> ASGIApp:
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
         start(security.revocations.run(), "revocation-watch")
+        delivery = Delivery(database, settings)  # notifications out: sends what the outbox holds (nvrmon/alerts/)
+        start(delivery.run(), "notify-delivery")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -134,6 +137,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 "broadcaster": broadcaster,
                 "agent_token": token,
                 "auth": security,
+                "delivery": delivery,
                 "error_page": login.error_page,  # how the guard refuses people (access/ renders no HTML)
             }
         finally:
@@ -175,6 +179,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/healthz", guard("public", api.healthz, "api")),
         *login.routes(),
         *admin.routes(),
+        *notify.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),

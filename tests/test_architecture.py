@@ -21,10 +21,11 @@ ALLOWED: dict[str, set[str]] = {
     "access": {"store"},
     "ingest": {"store", "access"},
     "live": {"store", "access"},
-    "web": {"live", "access", "store"},
+    "alerts": {"store", "access"},
+    "web": {"live", "access", "store", "alerts"},
     "agent": set(),
-    "cli": {"agent", "access", "store", "ingest", "live", "web", "wiring"},
-    "wiring": {"agent", "access", "store", "ingest", "live", "web", "cli"},
+    "cli": {"agent", "access", "store", "ingest", "live", "web", "wiring", "alerts"},
+    "wiring": {"agent", "access", "store", "ingest", "live", "web", "cli", "alerts"},
 }
 # Third-party libraries that mark a stage: the store alone talks SQL, only live and web render HTML.
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
@@ -34,6 +35,7 @@ FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "ingest": {"aiosqlite", "sqlite3", "jinja2"},
     "live": {"aiosqlite", "sqlite3"},
     "web": {"aiosqlite", "sqlite3"},
+    "alerts": {"aiosqlite", "sqlite3", "jinja2", "starlette"},
     "agent": {"aiosqlite", "sqlite3", "jinja2", "starlette"},
 }
 MAX_LINES = 400

@@ -16,6 +16,7 @@ from nvrmon.access.sessions import Auth, Identity, read_form
 from nvrmon.live.renderer import Renderer
 from nvrmon.models import FleetAdmin, Nvr
 from nvrmon.store.fleet import Store
+from nvrmon.web import notify
 
 NVR_ORDER = {"offline": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
 
@@ -32,7 +33,8 @@ async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLR
     ]
     store: Store = request.state.store
     nvrs: list[Nvr] = sorted(await store.nvrs(), key=lambda n: (NVR_ORDER[n.status], n.hostname))
-    context: dict[str, Any] = {"created": None, "error": "", "form": {}, "notice": ""}
+    context: dict[str, Any] = {"created": None, "error": "", "form": {}, "notice": "", "channel_form": {}}
+    context.update(await notify.admin_context(request))  # the Notifications section (web/notify.py)
     context.update(extra)
     html = renderer.render(
         "admin.html", title="Administration", active="admin", users=await credentials.users(),
@@ -107,6 +109,9 @@ async def remove_nvr(request: Request) -> Response:
         return await _render(request, status=404, error="No such NVR (removed already?).")
     auth.revocations.notify()  # connections on its own agent tokens close now, not at the next poll
     return await _render(request, notice=f"Removed NVR {nvr.hostname}, its cameras and its agent tokens.")
+
+
+render = _render  # web/notify.py's channel actions answer with this whole page too
 
 
 def routes() -> list[Route]:
