@@ -12,8 +12,8 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 2  # 2: nvrs.removed (NVR tombstones)
-SCRIPTS = ("schema.sql", "security.sql")
+SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: incidents, incident_log, maintenance (incidents.sql)
+SCRIPTS = ("schema.sql", "security.sql", "incidents.sql")
 BUSY_TIMEOUT_MS = 5000
 
 

@@ -1,0 +1,1 @@
+"""Alerts: incidents derived from committed changes, acknowledgement and comments, maintenance windows."""
