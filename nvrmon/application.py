@@ -22,7 +22,10 @@ from nvrmon.access.guard import guard, page_context
 from nvrmon.access.headers import SecurityHeaders
 from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
+from nvrmon.alerts.actions import Alerts
 from nvrmon.alerts.delivery import Delivery
+from nvrmon.alerts.feed import StoreFeed
+from nvrmon.alerts.notifier import Notifier, cameras_of
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
@@ -36,7 +39,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, login, notify, pages
+from nvrmon.web import admin, api, embed, incidents_api, login, notify, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -92,7 +95,10 @@ def create_app(settings: Settings) -> ASGIApp:
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)
-        hub = Hub(store, settings, publisher.submit)
+        alerts = Alerts(database)  # incidents are derived inside the hub's transactions (alerts/engine.py)
+        hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
+        alerts.writer = hub
+        renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
         hub.health.on_change = publisher.storage_changed  # ... and pushed to open pages when it changes
@@ -113,7 +119,12 @@ def create_app(settings: Settings) -> ASGIApp:
         start(publisher.run(), "publisher")
         start(hub.sweep(), "hub-sweeper")
         start(security.revocations.run(), "revocation-watch")
-        delivery = Delivery(database, settings)  # notifications out: sends what the outbox holds (nvrmon/alerts/)
+        await alerts.start()  # through the writer started above
+        start(alerts.maintenance.run(hub), "maintenance-timer")
+        # Notifications out: the notifier turns incident_log into grouped outbox rows; delivery sends them.
+        notifier = Notifier(database, StoreFeed(database), settings, cameras_of(store))
+        delivery = Delivery(database, settings)
+        start(notifier.run(), "notifier")
         start(delivery.run(), "notify-delivery")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
@@ -137,6 +148,7 @@ def create_app(settings: Settings) -> ASGIApp:
                 "broadcaster": broadcaster,
                 "agent_token": token,
                 "auth": security,
+                "alerts": alerts,
                 "delivery": delivery,
                 "error_page": login.error_page,  # how the guard refuses people (access/ renders no HTML)
             }
@@ -177,6 +189,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/api/events", guard("viewer", api.events, "api")),
         # Public for load balancers and container health checks; details only for a logged-in session.
         Route("/healthz", guard("public", api.healthz, "api")),
+        *incidents_api.routes(),
         *login.routes(),
         *admin.routes(),
         *notify.routes(),

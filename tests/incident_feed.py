@@ -34,6 +34,7 @@ class Incident:
     ack_note: str = ""
     resolved_at: float | None = None
     updated_seq: int = 0
+    merged_into: int | None = None
 
 
 @dataclass(frozen=True)

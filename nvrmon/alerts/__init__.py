@@ -1,1 +1,1 @@
-"""Alerts: incident transitions routed to channels, grouped by site, delivered through a durable outbox."""
+"""Alerts: incidents from committed changes, acknowledgement, maintenance windows, and notifications out."""

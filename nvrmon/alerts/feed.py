@@ -9,6 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from nvrmon.store import incidents as incident_store
+from nvrmon.store.database import Database
+
+# A device's status once it is no longer down (it stays listed in its incident).
+NOT_DOWN = frozenset({"recovered", "removed"})
 # The transitions that change what a site's group says; acknowledgements, comments and our own "notified" entries
 # change nothing a channel is told (an acknowledged incident only stops getting reminders).
 TRANSITIONS = frozenset({"opened", "devices", "resolved"})
@@ -50,6 +55,8 @@ class Incident(Protocol):
     def acknowledged_by(self) -> str: ...
     @property
     def resolved_at(self) -> float | None: ...
+    @property
+    def merged_into(self) -> int | None: ...  # resolved because a site incident took its devices over
 
 
 class Entry(Protocol):
@@ -79,3 +86,19 @@ def group_key(incident: Incident) -> str:
 def device_keys(incident: Incident) -> list[str]:
     """What a channel was told about an incident's devices: a new device or status is news, the same ones are not."""
     return sorted(f"{d.nvr_id}:{'' if d.camera_id is None else d.camera_id}:{d.status}" for d in incident.devices)
+
+
+class StoreFeed:
+    """The Feed over the hub's database: the incidents store's reads (nvrmon/store/incidents.py)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def entries_after(self, after_id: int, limit: int) -> Sequence[Entry]:
+        return await incident_store.entries_after(self.database, after_id, limit)
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        return await incident_store.incident(self.database, incident_id)
+
+    async def open_incidents(self) -> Sequence[Incident]:
+        return await incident_store.open_incidents(self.database)

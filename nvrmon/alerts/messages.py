@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from nvrmon.alerts.feed import Incident
+from nvrmon.alerts.feed import NOT_DOWN, Incident
 
 MAX_TITLE = 200
 MAX_BODY = 4000
@@ -38,6 +38,8 @@ def headline(site: str, incidents: Sequence[Incident], cameras_of: Mapping[int, 
     cameras: dict[tuple[int, int], tuple[str, str]] = {}
     for incident in incidents:
         for device in incident.devices:
+            if word is None and device.status in NOT_DOWN:
+                continue  # recovered inside a still open incident: not what is down
             label = device.hostname or device.name
             if device.camera_id is None:
                 nvrs.setdefault(device.nvr_id, (label, device.status))

@@ -19,6 +19,7 @@ from nvrmon.alerts.feed import TRANSITIONS, Feed, Incident, device_keys, group_k
 from nvrmon.settings import Settings
 from nvrmon.store.channels import Channel, Channels
 from nvrmon.store.database import Database
+from nvrmon.store.fleet import Store
 from nvrmon.store.outbox import GroupState, Outbox, OutboxRow, Wake
 
 log = logging.getLogger("nvrmon.alerts")
@@ -31,6 +32,15 @@ CamerasOf = Callable[[Iterable[int]], Awaitable[Mapping[int, int]]]
 
 async def no_cameras(nvr_ids: Iterable[int]) -> Mapping[int, int]:
     return {}
+
+
+def cameras_of(store: Store) -> CamerasOf:
+    """How many cameras each NVR has (a down NVR's cameras are down with it; site incidents list only the NVRs)."""
+
+    async def count(nvr_ids: Iterable[int]) -> Mapping[int, int]:
+        return {nvr.id: nvr.cameras_total for nvr in await store.nvrs(list(nvr_ids), include_removed=True)}
+
+    return count
 
 
 class Notifier:
@@ -106,7 +116,9 @@ class Notifier:
         if members == previous:
             await self.outbox.compose(row, title="", body="", level="", incidents=(), members=None, now=now)
             return
-        resolved = [i for i in [await self.feed.incident(i) for i in previous if i not in members] if i is not None]
+        gone = [await self.feed.incident(i) for i in previous if i not in members]
+        # One merged into a site incident did not recover: its devices are in the site's message now.
+        resolved = [i for i in gone if i is not None and i.merged_into is None]
         new = {i.id for i in current if previous.get(i.id) != members[i.id]}
         message = messages.group(row.site, current, resolved, new, await self._cameras(current or resolved))
         await self.outbox.compose(

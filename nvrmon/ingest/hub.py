@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nvrmon import protocol
 from nvrmon.ingest.batch import Effects
@@ -15,6 +15,7 @@ from nvrmon.ingest.outside import OutsideCommits
 from nvrmon.ingest.registry import Hostnames
 from nvrmon.ingest.session import (
     AgentSession,
+    Call,
     Expired,
     Gone,
     Item,
@@ -41,13 +42,17 @@ REMOVED_CLOSE = (4004, "NVR removed from the hub")
 # Called with each committed transaction's changes, and whether more work is already queued (a burst in progress);
 # must not block: the publisher merges and flushes on its own task.
 Publish = Callable[[Changes, list[Toast], bool], None]
+# Called last in every writer transaction with what it changed (the incidents engine, given by the application): what
+# it derives commits, or rolls back, with the change it follows, under the same seq.
+Derive = Callable[[Transaction], Awaitable[None]]
 
 
 class Hub:
-    def __init__(self, store: Store, settings: Settings, publish: Publish) -> None:
+    def __init__(self, store: Store, settings: Settings, publish: Publish, derive: Derive | None = None) -> None:
         self.store = store
         self.settings = settings
         self._publish = publish
+        self._derive = derive
         self._queue: asyncio.Queue[Item] = asyncio.Queue(settings.ingest_queue)
         self._busy = False
         self.sessions: dict[int, AgentSession] = {}  # nvr_id -> the connection that speaks for it now
@@ -86,6 +91,14 @@ class Hub:
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put(Item(self._system, Remove(hostname, actor), done))
         return await done > 0
+
+    async def call(self, fn: Callable[[Transaction], Awaitable[int]]) -> int:
+        """Run `fn` in a writer transaction (its changes published after commit); returns its result."""
+        if self.health.degraded:
+            raise StorageUnavailable(self.health.last_error)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Item(self._system, Call(fn), done))
+        return await done
 
     async def submit(self, session: AgentSession, work: Work) -> None:
         """Queue work for the writer; a full queue makes agents wait (backpressure) rather than dropping changes."""
@@ -204,6 +217,8 @@ class Hub:
                 for item in items:
                     results.append((item, await self._apply(tx, item, out)))
                 await out.write(tx)
+                if self._derive is not None:
+                    await self._derive(tx)
         except BaseException:
             out.journal.rollback()
             self.outside.rolled_back()
@@ -249,6 +264,9 @@ class Hub:
             out.notify("info", f"{removed.hostname} removed", f"by {work.actor}", removed.hostname, "nvr")
             log.info("NVR %s removed by %s", removed.hostname, work.actor)
             return removed.nvr_id
+        if isinstance(work, Call):
+            await out.flush_flips(tx)
+            return await work.fn(tx)
         if isinstance(work, SettleRestart):
             await self.liveness.settle_restart(tx, out)
             return 0

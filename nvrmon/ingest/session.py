@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nvrmon.models import NvrStatus, Status
 from nvrmon.protocol import Message
-from nvrmon.store.fleet import CameraRef
+from nvrmon.store.fleet import CameraRef, Transaction
 
 # Sent to the agent's outbox to make its connection close: (code, reason).
 Close = tuple[int, str]
@@ -80,7 +80,15 @@ class Outside:
     """Another process (the CLI) committed seqs the hub did not write: publish what they stamped."""
 
 
-Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Work another room hands the writer (acknowledging an incident, a maintenance window), run in its transaction;
+    the function returns what the caller awaits. The hub gets it as a value, so ingest imports nothing of that room."""
+
+    fn: Callable[[Transaction], Awaitable[int]]
+
+
+Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside | Call
 
 
 @dataclass(eq=False)

@@ -12,8 +12,10 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: notify.sql (channels, outbox, delivery attempts)
-SCRIPTS = ("schema.sql", "security.sql", "notify.sql")
+# 2: nvrs.removed (NVR tombstones); 3: incidents, incident_log, maintenance (incidents.sql), and notify.sql (channels,
+# outbox, delivery attempts): both from issue 11 (the lead may renumber).
+SCHEMA_VERSION = 3
+SCRIPTS = ("schema.sql", "security.sql", "incidents.sql", "notify.sql")
 BUSY_TIMEOUT_MS = 5000
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from nvrmon.store import incidents as incident_store
 from nvrmon.store.database import Database
 
 COLUMNS = (
@@ -216,8 +217,9 @@ class Outbox:
                 await db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?", (row.id,))
         return [_claimed(row) for row in rows]
 
-    async def finish(self, row: OutboxRow, attempt: Attempt, retry_at: float | None) -> str:
-        """Record an attempt and what follows from it: sent, another try at retry_at, or failed for good."""
+    async def finish(self, row: OutboxRow, attempt: Attempt, retry_at: float | None, channel: str = "") -> str:
+        """Record an attempt and what follows from it: sent (on the timelines of the incidents it names, as
+        "notified" by `channel`), another try at retry_at, or failed for good."""
         state = "sent" if attempt.result == "sent" else "pending" if retry_at is not None else "failed"
         async with self.database.transaction() as db:
             await _record(db, attempt)
@@ -226,6 +228,10 @@ class Outbox:
                 (state, retry_at if retry_at is not None else row.next_at, attempt.error[:MAX_ERROR],
                  None if state == "pending" else attempt.ts, row.id),
             )  # fmt: skip
+            if state == "sent" and channel:
+                note = ("reminder: " if row.kind == "reminder" else "") + row.title
+                for incident_id in row.incidents:
+                    await incident_store.append_entry(db, incident_id, actor=channel, note=note[:500], ts=attempt.ts)
         return state
 
     async def recover(self, now: float) -> int:

@@ -48,9 +48,10 @@ class Changes:
     nvr_ids: set[int] = field(default_factory=set)
     camera_ids: set[int] = field(default_factory=set)
     event_ids: list[int] = field(default_factory=list)
+    incident_ids: set[int] = field(default_factory=set)  # nvrmon/store/incidents.py: incidents the batch changed
 
     def __bool__(self) -> bool:
-        return bool(self.nvr_ids or self.camera_ids or self.event_ids)
+        return bool(self.nvr_ids or self.camera_ids or self.event_ids or self.incident_ids)
 
 
 class Transaction:
@@ -60,6 +61,15 @@ class Transaction:
         self._db = db
         self.now = now
         self.changes = Changes()
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The writer connection inside this transaction, for the store's other modules (incidents, maintenance)."""
+        return self._db
+
+    async def seq(self) -> int:
+        """This transaction's seq (taken now if it has none yet), for rows the store's other modules stamp."""
+        return await self._seq()
 
     async def _seq(self) -> int:
         if not self.changes.seq:

@@ -1,0 +1,158 @@
+"""Incidents from real outages: a real hub, raw protocol agents, the JSON API; topology, recovery and restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from tests.agent import Agent
+from tests.conftest import LiveHub
+
+pytestmark = pytest.mark.anyio
+
+
+def incidents(hub: LiveHub, **params: str) -> list[dict[str, Any]]:
+    response = hub.get("/api/incidents", params=params, timeout=5)
+    assert response.status_code == 200, response.text
+    return list(response.json()["incidents"])
+
+
+def active(hub: LiveHub) -> list[dict[str, Any]]:
+    return incidents(hub, state="active")
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 8.0) -> Any:
+    """Poll until `check` returns something truthy; fails with the last value it saw."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    value = check()
+    while not value:
+        assert loop.time() < deadline, f"not reached in {timeout} s; last saw {value!r}"
+        await asyncio.sleep(0.1)
+        value = check()
+    return value
+
+
+def engine_failures(hub: LiveHub) -> list[str]:
+    return [line for line in hub.log().splitlines() if "incidents could not be derived" in line]
+
+
+class Agents:
+    """Raw protocol agents of one test, all closed at its end."""
+
+    def __init__(self) -> None:
+        self.opened: list[Agent] = []
+
+    async def register(self, hub: LiveHub, name: str, cameras: int = 4, **kw: Any) -> tuple[Agent, int]:
+        agent, nvr_id = await Agent.register(hub.ws_url, hub.token, name, cameras, **kw)
+        self.opened.append(agent)
+        return agent, nvr_id
+
+    async def site(self, hub: LiveHub, names: list[str], region: str) -> dict[str, tuple[Agent, int]]:
+        """NVRs of one site (tests/agent.py names the site "<region> 1")."""
+        return {name: await self.register(hub, name, region=region) for name in names}
+
+
+@pytest.fixture
+async def agents() -> AsyncIterator[Agents]:
+    made = Agents()
+    yield made
+    for agent in made.opened:
+        with contextlib.suppress(Exception):
+            await agent.close()
+
+
+async def test_whole_site_down_is_one_site_incident_and_cameras_raise_none(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["north-a", "north-b", "north-c"], "North")
+    await agents.site(live_hub, ["south-a"], "South")
+    for agent, _ in site.values():
+        await agent.close()
+    found = await eventually(lambda: [i for i in active(live_hub) if len(i["devices"]) == 3])
+    assert len(active(live_hub)) == 1, active(live_hub)
+    incident = found[0]
+    assert (incident["scope"], incident["state"], incident["severity"]) == ("site", "open", "critical")
+    assert incident["site"] == "North 1" and incident["region"] == "North"
+    assert sorted(d["hostname"] for d in incident["devices"]) == ["north-a", "north-b", "north-c"]
+    assert {d["kind"] for d in incident["devices"]} == {"nvr"}
+    everything = incidents(live_hub)
+    assert not [i for i in everything if i["scope"] == "camera"], "cameras behind a down NVR raise no incidents"
+    # NVR incidents opened while the site was going down were merged into the site's, not left beside it.
+    assert all(i["merged_into"] == incident["id"] for i in everything if i["id"] != incident["id"])
+
+    for name in site:
+        await agents.register(live_hub, name, region="North")
+    await eventually(lambda: not active(live_hub))
+    detail = live_hub.get(f"/api/incidents/{incident['id']}").json()
+    assert detail["state"] == "resolved" and detail["resolved_at"]
+    kinds = [e["kind"] for e in detail["timeline"]]
+    assert kinds[0] == "opened" and kinds[-1] == "resolved"
+    assert "all devices back after" in detail["timeline"][-1]["note"]
+    assert not engine_failures(live_hub)
+
+
+async def test_one_nvr_down_is_one_incident_and_its_cameras_show_nvr_offline(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["east-a", "east-b"], "East")
+    agent, nvr_id = site["east-a"]
+    await agent.close()
+    found = await eventually(lambda: active(live_hub))
+    await asyncio.sleep(0.5)  # nothing else follows
+    assert len(active(live_hub)) == 1
+    incident = found[0]
+    assert (incident["scope"], incident["severity"], incident["title"]) == ("nvr", "critical", "NVR east-a offline")
+    assert [(d["nvr_id"], d["camera_id"], d["status"]) for d in incident["devices"]] == [(nvr_id, None, "offline")]
+    cameras = live_hub.get(f"/api/nvrs/{nvr_id}").json()["cameras"]
+    assert {c["display_status"] for c in cameras} == {"nvr_offline"}
+
+    await agents.register(live_hub, "east-a", region="East")
+    await eventually(lambda: not active(live_hub))
+    resolved = live_hub.get(f"/api/incidents/{incident['id']}").json()
+    assert resolved["devices"][0]["status"] == "recovered"
+    notes = [e["note"] for e in resolved["timeline"] if e["kind"] == "devices"]
+    assert any("east-a recovered after" in note for note in notes), notes
+
+
+async def test_camera_down_on_a_healthy_nvr_is_its_own_incident(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["west-a", "west-b"], "West")
+    agent, nvr_id = site["west-a"]
+    camera = live_hub.get(f"/api/nvrs/{nvr_id}").json()["cameras"][1]
+    await agent.send({"type": "camera_status", "camera_id": camera["ext_id"], "status": "offline"})
+    found = await eventually(lambda: active(live_hub))
+    incident = found[0]
+    assert (incident["scope"], incident["severity"]) == ("camera", "major")
+    assert [(d["camera_id"], d["name"]) for d in incident["devices"]] == [(camera["id"], camera["name"])]
+    await agent.send({"type": "camera_status", "camera_id": camera["ext_id"], "status": "online"})
+    await eventually(lambda: not active(live_hub))
+    assert len(incidents(live_hub)) == 1
+
+
+async def test_hub_killed_mid_outage_neither_duplicates_nor_loses_incidents(
+    start_hub: Callable[..., LiveHub], agents: Agents
+) -> None:
+    hub = start_hub(STARTUP_GRACE="20")
+    site = await agents.site(hub, ["gate-a", "gate-b"], "Gate")
+    agent_a, _ = site["gate-a"]
+    agent_b, nvr_b = site["gate-b"]
+    camera = hub.get(f"/api/nvrs/{nvr_b}").json()["cameras"][0]
+    await agent_b.send({"type": "camera_status", "camera_id": camera["ext_id"], "status": "offline"})
+    await agent_a.close()
+    before = await eventually(lambda: len(active(hub)) == 2 and active(hub))
+    assert {i["scope"] for i in before} == {"nvr", "camera"}
+
+    hub.stop(signal.SIGKILL)
+    hub.start()
+    # gate-b is back with its camera still down; gate-a stays down.
+    await agents.register(hub, "gate-b", region="Gate", offline=(1,))
+    await asyncio.sleep(1.0)
+    after = active(hub)
+    assert sorted(i["id"] for i in after) == sorted(i["id"] for i in before), (before, after)
+    assert len(incidents(hub)) == 2
+
+    await agents.register(hub, "gate-a", region="Gate")
+    await eventually(lambda: len(active(hub)) == 1)
+    assert active(hub)[0]["scope"] == "camera"
+    assert not engine_failures(hub)
