@@ -98,9 +98,8 @@ class Delivery:
         if outcome.result == "error" and row.attempts < self.settings.notify_max_attempts:
             delay = self.settings.notify_retry_base * 2 ** (row.attempts - 1)
             retry_at = now + min(delay, self.settings.notify_retry_cap)
-        state = await self.outbox.finish(
-            row, Attempt(row.id, now, outcome.result, outcome.error, now - started), retry_at
-        )
+        attempt = Attempt(row.id, now, outcome.result, outcome.error, now - started)
+        state = await self.outbox.finish(row, attempt, retry_at, channel.name)
         if state != "sent":
             log.warning("notification %d to %s: %s (%s)", row.id, channel.name, outcome.error, state)
         return state
