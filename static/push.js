@@ -22,14 +22,31 @@
     return platform.slice(0, 24);
   }
 
+  // The worker's scope is /static/ (it only shows pushes), so serviceWorker.ready, which waits for a worker that
+  // controls this page, never resolves: wait for this registration's own worker instead.
+  function activated(registration) {
+    const worker = registration.installing || registration.waiting;
+    if (registration.active || !worker) return Promise.resolve(registration);
+    return new Promise((resolve) => {
+      worker.addEventListener("statechange", () => { if (worker.state === "activated") resolve(registration); });
+    });
+  }
+
+  // A browser whose push service cannot be reached never settles subscribe(): say so instead of waiting forever.
+  function within(ms, promise, what) {
+    return Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(what)), ms))]);
+  }
+
   async function subscribe() {
     const permission = await Notification.requestPermission();
     if (permission !== "granted") throw new Error("notifications are blocked for this site in the browser's settings");
-    const registration = await navigator.serviceWorker.register(button.dataset.worker);
-    await navigator.serviceWorker.ready;
+    const registration = await activated(await navigator.serviceWorker.register(button.dataset.worker));
     say("Subscribing with your browser's push service…");
-    const subscription = (await registration.pushManager.getSubscription()) ||
-      (await registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: bytes(button.dataset.key) }));
+    const subscription = (await registration.pushManager.getSubscription()) || (await within(
+      20000,
+      registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: bytes(button.dataset.key) }),
+      "the browser's push service did not answer within 20 s",
+    ));
     const csrf = document.querySelector('meta[name="csrf-token"]');
     const response = await fetch("/notifications/push", {
       method: "POST",

@@ -25,7 +25,7 @@ def free_port() -> int:
 class Request:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case (HTTP header names are case-insensitive)
     body: bytes
 
     def json(self) -> Any:
@@ -53,7 +53,9 @@ class HttpSink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with sink.lock:
-                    sink.requests.append(Request("POST", self.path, dict(self.headers.items()), body))
+                    sink.requests.append(
+                        Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
                     status = sink.status
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -22,7 +22,7 @@ def test_channel_add_list_test_reach_a_webhook_without_showing_its_password(tmp_
     [request] = webhook.received()
     assert request.path == "/hooks/nvrmon"
     assert request.json()["title"] == "nvrmon test message for channel ops hook"
-    assert request.headers["Authorization"].startswith("Basic ")  # the password is used, only never shown
+    assert request.headers["authorization"].startswith("Basic ")  # the password is used, only never shown
     assert "sent" in run_cli(db, "channel", "list").stdout
 
 

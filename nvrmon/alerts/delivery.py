@@ -40,6 +40,7 @@ TICK = 0.5
 class Outcome:
     result: str  # sent | error | unknown (it may have arrived: never retried)
     error: str = ""
+    gone: bool = False  # the push service says the subscription ended: the channel goes (after the record)
 
 
 def send_apprise(url: str, title: str, body: str, level: str, timeout: float) -> Outcome:
@@ -99,7 +100,8 @@ class Delivery:
             delay = self.settings.notify_retry_base * 2 ** (row.attempts - 1)
             retry_at = now + min(delay, self.settings.notify_retry_cap)
         attempt = Attempt(row.id, now, outcome.result, outcome.error, now - started)
-        state = await self.outbox.finish(row, attempt, retry_at, channel.name)
+        state = await self.outbox.finish(row, attempt, None if outcome.gone else retry_at, channel.name)
+        await self._forget(channel, outcome)
         if state != "sent":
             log.warning("notification %d to %s: %s (%s)", row.id, channel.name, outcome.error, state)
         return state
@@ -111,8 +113,7 @@ class Delivery:
             try:
                 await webpush.push(keys, channel.target, title, body, self.settings.vapid_subject, timeout)
             except webpush.Gone as exc:
-                await self.channels.remove(channel.id)  # the browser unsubscribed: nothing will reach it again
-                return Outcome("error", str(exc))
+                return Outcome("error", str(exc), gone=True)
             except (TimeoutError, RuntimeError, aiohttp.ClientError) as exc:
                 return Outcome("error", f"{type(exc).__name__}: {exc}"[:480])
             return Outcome("sent")
@@ -131,4 +132,10 @@ class Delivery:
             outcome = Outcome("error", f"{type(exc).__name__}: {exc}"[:480])
         now = self.clock()
         state = await self.outbox.finish(row, Attempt(row.id, now, outcome.result, outcome.error, now - started), None)
+        await self._forget(channel, outcome)
         return state, outcome.error
+
+    async def _forget(self, channel: Channel, outcome: Outcome) -> None:
+        if outcome.gone:  # the browser unsubscribed (or was reset): nothing will reach it again
+            log.warning("push subscription %s ended at its push service; channel removed", channel.name)
+            await self.channels.remove(channel.id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02  # type: ignore[import-untyped]  # no stubs or py.typed
 from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
@@ -83,7 +84,12 @@ async def push(keys: Keys, target: str, title: str, body: str, subject: str, tim
     payload = json.dumps({"title": title, "body": body, "url": "/incidents"})
     try:
         await webpush_async(
-            info, payload, vapid_private_key=keys.vapid, vapid_claims={"sub": subject}, timeout=timeout, ttl=TTL
+            info,
+            payload,
+            vapid_private_key=keys.vapid,
+            vapid_claims={"sub": subject},
+            ttl=TTL,
+            timeout=aiohttp.ClientTimeout(total=timeout),  # aiohttp's own type: a bare number is deprecated there
         )
     except WebPushException as exc:
         status = getattr(exc.response, "status", None) or getattr(exc.response, "status_code", None)
