@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import apprise
 from apprise.plugins.base import NotifyBase
@@ -38,7 +38,9 @@ def masked(url: str) -> str:
     if service is None:
         return _fallback(url)
     shown = str(service.url(privacy=True))  # type: ignore[no-untyped-call]
-    return _mask_params(_mask_userinfo(shown))
+    # Keys as written: a leading "+" (Apprise's custom HTTP header) is not a space here.
+    given = {unquote(pair.split("=", 1)[0]) for pair in urlsplit(url).query.split("&") if pair}
+    return _mask_params(_mask_userinfo(shown), given)
 
 
 def _instantiate(url: str) -> NotifyBase | None:
@@ -68,12 +70,11 @@ def _mask_userinfo(url: str) -> str:
     return re.sub(r"(://[^/@:]*):[^/@]+@", r"\1:****@", url)
 
 
-def _mask_params(url: str) -> str:
+def _mask_params(url: str, given: set[str]) -> str:
     base, sep, query = url.partition("?")
     if not sep:
         return url
-    # Apprise's own options (method, retry, …) are kept: they say how it is sent. Credentials are masked.
-    kept = [
-        f"{k}={'****' if SECRET_PARAMS.search(k) and v else v}" for k, v in parse_qsl(query, keep_blank_values=True)
-    ]
-    return f"{base}?{'&'.join(kept)}"
+    # Only the options the URL was given (Apprise spells out all its defaults); credentials among them masked.
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k in given]
+    kept = [f"{k}={'****' if SECRET_PARAMS.search(k) and v else v}" for k, v in pairs]
+    return f"{base}?{'&'.join(kept)}" if kept else base
