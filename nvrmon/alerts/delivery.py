@@ -78,11 +78,14 @@ class Delivery:
                 "%d notification(s) were being sent when the hub stopped; marked unknown, not resent", recovered
             )
         while True:
-            rows = await self.outbox.claim(self.clock(), BATCH)
-            if rows:
-                await asyncio.gather(*(self.deliver(row) for row in rows))
-            else:
-                await asyncio.sleep(TICK)
+            try:
+                rows = await self.outbox.claim(self.clock(), BATCH)
+                if rows:
+                    await asyncio.gather(*(self.deliver(row) for row in rows))
+                    continue
+            except Exception:  # the store refusing writes (disk full): claimed rows stay 'sending' -> unknown
+                log.exception("notification delivery step failed; retrying")
+            await asyncio.sleep(TICK)
 
     async def deliver(self, row: OutboxRow) -> str:
         """Send a claimed row and record the attempt; returns its state after it."""
