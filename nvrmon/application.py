@@ -39,7 +39,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, incidents_api, login, notify, pages
+from nvrmon.web import admin, api, embed, incident_pages, incidents_api, login, notify, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -189,6 +189,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/api/events", guard("viewer", api.events, "api")),
         # Public for load balancers and container health checks; details only for a logged-in session.
         Route("/healthz", guard("public", api.healthz, "api")),
+        *incident_pages.routes(),
         *incidents_api.routes(),
         *login.routes(),
         *admin.routes(),

@@ -252,3 +252,24 @@ def check_zone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
     return name
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    """The /incidents page's filters, normalised (unknown values dropped) so equal pages share one live view."""
+
+    state: str = ""  # one of STATES, "active" (open or acknowledged), or "" (all)
+    site: str = ""
+    severity: str = ""
+
+    @classmethod
+    def parse(cls, params: Any) -> IncidentFilter:
+        state, site, level = (str(params.get(k, "") or "") for k in ("state", "site", "severity"))
+        return cls(
+            state if state in (*STATES, "active") else "",
+            site.strip() if len(site) <= 100 else "",
+            level if level in SEVERITIES else "",
+        )
+
+    def params(self) -> dict[str, str]:
+        return {k: v for k, v in (("state", self.state), ("site", self.site), ("severity", self.severity)) if v}

@@ -334,3 +334,16 @@ async def savepoint(tx: Transaction) -> AsyncIterator[None]:
             await db.execute("RELEASE incidents")
         raise
     await db.execute("RELEASE incidents")
+
+
+async def counts(db: Source) -> dict[str, int]:
+    """Active incidents by state and by severity (the dashboard panel's figures)."""
+    rows = await _all(
+        db,
+        "SELECT state, severity, count(*) FROM incidents WHERE state != 'resolved' GROUP BY state, severity",
+    )
+    found: dict[str, int] = {}
+    for state, level, count in rows:
+        found[state] = found.get(state, 0) + int(count)
+        found[level] = found.get(level, 0) + int(count)
+    return found
