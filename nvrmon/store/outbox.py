@@ -228,9 +228,13 @@ class Outbox:
                 (state, retry_at if retry_at is not None else row.next_at, attempt.error[:MAX_ERROR],
                  None if state == "pending" else attempt.ts, row.id),
             )  # fmt: skip
-            if state == "sent" and channel:
+            if state == "sent" and channel and row.incidents:
                 note = ("reminder: " if row.kind == "reminder" else "") + row.title
-                for incident_id in row.incidents:
+                # Only incidents still on file (retention may have pruned an old one while its message waited).
+                cursor = await db.execute(
+                    f"SELECT id FROM incidents WHERE id IN ({','.join('?' * len(row.incidents))})", row.incidents
+                )
+                for (incident_id,) in await cursor.fetchall():
                     await incident_store.append_entry(db, incident_id, actor=channel, note=note[:500], ts=attempt.ts)
         return state
 
