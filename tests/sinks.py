@@ -37,6 +37,7 @@ class HttpSink:
     """A real HTTP server that records every request and answers `status` (a test may change it)."""
 
     status: int = 200
+    delay: float = 0.0  # seconds to hold each request after recording it (a peer that is slow to answer)
     requests: list[Request] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -56,7 +57,8 @@ class HttpSink:
                     sink.requests.append(
                         Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
-                    status = sink.status
+                    status, delay = sink.status, sink.delay
+                time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

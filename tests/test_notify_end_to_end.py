@@ -113,6 +113,25 @@ async def test_notify_hub_killed_before_delivery_delivers_exactly_once_after_res
     assert outbox_states(hub.db_path) == ["sent"]
 
 
+async def test_notify_hub_killed_during_the_send_never_sends_it_twice(
+    start_hub: Callable[..., LiveHub], agents: Agents, webhook: HttpSink
+) -> None:
+    hub = start_hub(GROUP_WAIT="0.5", NOTIFY_TIMEOUT="30")
+    channel(hub.db_path, f"json://127.0.0.1:{webhook.port}/ops", "ops")
+    webhook.delay = 6  # the peer has the message but has not answered yet ...
+    await (await agents.register(hub, "west-a", cameras=2, region="West")).close()
+    await eventually(lambda: webhook.received())
+    assert outbox_states(hub.db_path) == ["sending"]
+    hub.stop(signal.SIGKILL)  # ... when the hub dies: the one window the outbox cannot close
+    webhook.delay = 0
+    hub.start()
+    await eventually(lambda: outbox_states(hub.db_path) == ["unknown"])
+    await asyncio.sleep(3)
+    assert len(webhook.received()) == 1  # not sent again: it may have arrived, and it did
+    admin = hub.get("/admin").text
+    assert "the hub stopped while this was being sent" in admin
+
+
 async def test_notify_reminds_the_unacknowledged_incident_only(
     start_hub: Callable[..., LiveHub], agents: Agents, webhook: HttpSink
 ) -> None:
