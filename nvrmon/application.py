@@ -39,7 +39,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, incident_pages, incidents_api, login, notify, pages
+from nvrmon.web import admin, api, channels_api, embed, incident_pages, incidents_api, login, notify, pages
 
 log = logging.getLogger("nvrmon")
 
@@ -194,6 +194,7 @@ def create_app(settings: Settings) -> ASGIApp:
         *login.routes(),
         *admin.routes(),
         *notify.routes(),
+        *channels_api.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),
