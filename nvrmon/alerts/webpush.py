@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02  # type: ignore[import-untyped]  # no stubs or py.typed
 from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
 
+from nvrmon.store.channels import keep_once
 from nvrmon.store.database import Database
 
 PRIVATE_KEY = "vapid_private_key"
@@ -42,11 +43,7 @@ async def keys(database: Database) -> Keys:
         vapid = Vapid02()
         vapid.generate_keys()
         number = vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
-        async with database.transaction() as db:
-            # INSERT OR IGNORE: two processes generating at once keep the first one's key.
-            await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (PRIVATE_KEY, _b64(number)))
-        raw = await database.meta(PRIVATE_KEY)
-        assert raw is not None
+        raw = await keep_once(database, PRIVATE_KEY, _b64(number))
     vapid = Vapid02.from_raw(raw.encode())
     point = vapid.public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     return Keys(vapid, _b64(point))

@@ -99,3 +99,14 @@ class Channels:
             f"SELECT {COLUMNS} FROM channels WHERE kind = ? AND target = ?", (kind, target)
         )
         return None if row is None else _channel(row)
+
+
+async def keep_once(database: Database, key: str, value: str) -> str:
+    """Keep `value` in meta under `key` unless a value is there already, and return the one kept: two processes
+    generating at once (the hub and the CLI) both end up with the first one's (the Web Push key pair)."""
+    async with database.transaction() as db:
+        await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        cursor = await db.execute("SELECT value FROM meta WHERE key = ?", (key,))
+        row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
