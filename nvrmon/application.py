@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(alerts.maintenance.run(hub), "maintenance-timer")
         # Notifications out: the notifier turns incident_log into grouped outbox rows; delivery sends them.
         notifier = Notifier(database, StoreFeed(database), settings, cameras_of(store))
-        delivery = Delivery(database, settings)
+        delivery = Delivery(database, settings, writer=hub)
         start(notifier.run(), "notifier")
         start(delivery.run(), "notify-delivery")
         if settings.demo > 0:

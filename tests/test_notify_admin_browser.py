@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browsing import Browsing
+from tests.browsing import Browsing, Fleet, api, not_reloaded
+from tests.conftest import run_cli
 from tests.sinks import HttpSink, SmtpSink, free_port, wait_for
 
 pytestmark = pytest.mark.browser
@@ -64,3 +65,24 @@ def test_admin_channels_refuse_a_bad_url_without_echoing_it(browsing: Browsing) 
     expect(page.get_by_label("Channel name")).to_have_value("typo")  # what was typed is kept, but not the secret
     assert "topsecret" not in page.content()
     expect(page.locator("#channels")).to_contain_text("No channels yet")
+
+
+@pytest.fixture
+def quick_grouping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked for before `browsing`, so the hub it starts groups for 2 s instead of 30."""
+    monkeypatch.setenv("NVRMON_GROUP_WAIT", "2")
+
+
+def test_delivery_shows_live_on_the_open_incident_page(
+    quick_grouping: None, browsing: Browsing, fleet: Fleet, webhook: HttpSink
+) -> None:
+    assert run_cli(browsing.hub.db_path, "channel", "add", f"json://127.0.0.1:{webhook.port}/ops", "--name", "ops"
+                   ).returncode == 0  # fmt: skip
+    agent, _ = fleet.register("north-a", 4, region="North")
+    fleet.close(agent)
+    [incident] = wait_for(lambda: api(browsing.hub, "incidents")["incidents"])
+    page = browsing.open(f"{browsing.hub.url}/incidents/{incident['id']}")
+    assert webhook.received() == []  # still grouping: the page is open before the message goes out
+    expect(page.get_by_text("ops: North 1: 1 NVR offline (north-a), 4 cameras")).to_be_visible(timeout=10_000)
+    not_reloaded(page)
+    assert len(webhook.received()) == 1

@@ -14,15 +14,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 import apprise
 
 from nvrmon.alerts import webpush
+from nvrmon.alerts.maintenance import Writer
 from nvrmon.settings import Settings
 from nvrmon.store.channels import Channel, Channels
 from nvrmon.store.database import Database
-from nvrmon.store.outbox import Attempt, Outbox, OutboxRow
+from nvrmon.store.outbox import Attempt, Outbox, OutboxRow, timeline
 
 log = logging.getLogger("nvrmon.alerts")
 
@@ -64,7 +66,11 @@ def send_apprise(url: str, title: str, body: str, level: str, timeout: float) ->
 class Delivery:
     """Sends what the outbox holds; owned by the hub's lifespan (`run`), or used once by `nvrmon channel test`."""
 
-    def __init__(self, database: Database, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, clock: Callable[[], float] = time.time,
+        writer: Writer | None = None,
+    ) -> None:  # fmt: skip
+        self.writer = writer  # the hub: timeline entries through its transactions (seq, live); None: the CLI
         self.outbox = Outbox(database)
         self.channels = Channels(database)
         self.database = database
@@ -103,7 +109,17 @@ class Delivery:
             delay = self.settings.notify_retry_base * 2 ** (row.attempts - 1)
             retry_at = now + min(delay, self.settings.notify_retry_cap)
         attempt = Attempt(row.id, now, outcome.result, outcome.error, now - started)
-        state = await self.outbox.finish(row, attempt, None if outcome.gone else retry_at, channel.name)
+        # The result first, in a commit of its own right after the send (the narrowest window); the timeline entry
+        # after it, through the hub's writer when there is one, so open incident pages show it live.
+        writer = self.writer
+        state = await self.outbox.finish(
+            row, attempt, None if outcome.gone else retry_at, "" if writer else channel.name
+        )
+        if state == "sent" and writer is not None and row.incidents:
+            try:
+                await writer.call(partial(timeline, row=row, channel=channel.name, ts=now))
+            except Exception:  # the delivery is recorded; only its line on the timeline is missing
+                log.exception("notification %d: could not put it on the incidents' timelines", row.id)
         await self._forget(channel, outcome)
         if state != "sent":
             log.warning("notification %d to %s: %s (%s)", row.id, channel.name, outcome.error, state)

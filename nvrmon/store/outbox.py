@@ -15,6 +15,7 @@ import aiosqlite
 
 from nvrmon.store import incidents as incident_store
 from nvrmon.store.database import Database
+from nvrmon.store.transaction import Transaction
 
 COLUMNS = (
     "id, channel_id, group_key, region, site, kind, state, created, due_at, next_at, attempts, level, title, body,"
@@ -228,14 +229,8 @@ class Outbox:
                 (state, retry_at if retry_at is not None else row.next_at, attempt.error[:MAX_ERROR],
                  None if state == "pending" else attempt.ts, row.id),
             )  # fmt: skip
-            if state == "sent" and channel and row.incidents:
-                note = ("reminder: " if row.kind == "reminder" else "") + row.title
-                # Only incidents still on file (retention may have pruned an old one while its message waited).
-                cursor = await db.execute(
-                    f"SELECT id FROM incidents WHERE id IN ({','.join('?' * len(row.incidents))})", row.incidents
-                )
-                for (incident_id,) in await cursor.fetchall():
-                    await incident_store.append_entry(db, incident_id, actor=channel, note=note[:500], ts=attempt.ts)
+            if state == "sent" and channel:
+                await timeline(db, row, channel, attempt.ts)
         return state
 
     async def recover(self, now: float) -> int:
@@ -271,6 +266,23 @@ class Outbox:
         """Done rows (and their attempts) older than `before`: the outbox stays bounded."""
         async with self.database.transaction() as db:
             await db.execute("DELETE FROM outbox WHERE done_at IS NOT NULL AND done_at < ?", (before,))
+
+
+async def timeline(tx: Transaction | aiosqlite.Connection, row: OutboxRow, channel: str, ts: float) -> int:
+    """A sent message on the timelines of the incidents it names ("notified" by the channel). In the hub writer's
+    Transaction the incidents are stamped with its seq, so open pages show the entry live."""
+    if not row.incidents:
+        return 0
+    db = tx.connection if isinstance(tx, Transaction) else tx
+    # Only incidents still on file (retention may have pruned an old one while its message waited).
+    cursor = await db.execute(
+        f"SELECT id FROM incidents WHERE id IN ({','.join('?' * len(row.incidents))})", row.incidents
+    )
+    note = (("reminder: " if row.kind == "reminder" else "") + row.title)[:500]
+    ids = [int(found[0]) for found in await cursor.fetchall()]
+    for incident_id in ids:
+        await incident_store.append_entry(tx, incident_id, actor=channel, note=note, ts=ts)
+    return len(ids)
 
 
 def _claimed(row: OutboxRow) -> OutboxRow:
