@@ -85,6 +85,7 @@ def test_acknowledgement_shows_in_another_browser_within_a_second(
     acking.get_by_role("button", name="Add comment").click()
     expect(watching.locator("#incident-timeline")).to_contain_text("power restored to cabinet B", timeout=2_000)
     watching.screenshot(path=str(artifacts_dir() / "incident-detail.png"), full_page=True)
+    assert "Traceback" not in live_hub.log()
 
 
 def test_incident_list_and_dashboard_panel_update_live(browsing: Browsing, fleet: Fleet, live_hub: LiveHub) -> None:
@@ -117,6 +118,7 @@ def test_incident_list_and_dashboard_panel_update_live(browsing: Browsing, fleet
     expect(dashboard.locator("#incident-panel")).not_to_contain_text("Leeds Depot", timeout=3_000)
     expect(listing.locator("#incident-rows tr[data-scope='site']")).to_contain_text("Resolved")
     expect(critical.locator("#incident-rows")).to_contain_text("No incidents match these filters")
+    assert "Traceback" not in live_hub.log()
 
 
 def test_devices_in_maintenance_say_so_and_the_page_lists_windows(
@@ -158,3 +160,4 @@ def test_devices_in_maintenance_say_so_and_the_page_lists_windows(
     expect(page.locator(".form-error")).to_contain_text("ends_at is required")
     expect(page.locator("#mw-site")).to_have_value("Leeds Depot")  # what was typed is kept
     expect(cameras.locator(f"#camera-{gate['id']} .badge-maintenance")).to_be_visible()
+    assert "Traceback" not in live_hub.log()
