@@ -67,6 +67,7 @@ def test_acknowledgement_shows_in_another_browser_within_a_second(
     watching = browsing.open(f"{live_hub.url}/incidents/{incident['id']}")
     expect(watching.locator("#incident-summary")).to_contain_text("NVR depot-nvr-01 offline")
     expect(watching.locator(".ack-form")).to_be_visible()
+    watching.screenshot(path=str(artifacts_dir() / "incident-open.png"))
 
     acking.fill("#ack-note", "technician on the way")
     started = time.monotonic()
@@ -110,6 +111,7 @@ def test_incident_list_and_dashboard_panel_update_live(browsing: Browsing, fleet
     not_reloaded(dashboard)
     listing.screenshot(path=str(artifacts_dir() / "incidents-list.png"), full_page=True)
     dashboard.locator("#incident-panel").screenshot(path=str(artifacts_dir() / "dashboard-incidents-panel.png"))
+    dashboard.screenshot(path=str(artifacts_dir() / "dashboard.png"))
 
     critical = browsing.open(live_hub.url + "/incidents?severity=critical&state=active")
     expect(critical.locator("#incident-rows tr")).to_have_count(1)
