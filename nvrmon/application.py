@@ -92,7 +92,9 @@ def create_app(settings: Settings) -> ASGIApp:
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)
-        alerts = Alerts(database)  # incidents are derived inside the hub's transactions (alerts/engine.py)
+        alerts = Alerts(
+            database, settings.incident_delay
+        )  # incidents are derived inside the hub's transactions (alerts/engine.py)
         hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
         alerts.writer = hub
         renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
@@ -118,6 +120,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(security.revocations.run(), "revocation-watch")
         await alerts.start()  # through the writer started above
         start(alerts.maintenance.run(hub), "maintenance-timer")
+        start(alerts.engine.run(hub), "incident-delay")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
