@@ -95,7 +95,9 @@ def create_app(settings: Settings) -> ASGIApp:
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)
-        alerts = Alerts(database)  # incidents are derived inside the hub's transactions (alerts/engine.py)
+        alerts = Alerts(
+            database, settings.incident_delay
+        )  # incidents are derived inside the hub's transactions (alerts/engine.py)
         hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
         alerts.writer = hub
         renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(security.revocations.run(), "revocation-watch")
         await alerts.start()  # through the writer started above
         start(alerts.maintenance.run(hub), "maintenance-timer")
+        start(alerts.engine.run(hub), "incident-delay")
         # Notifications out: the notifier turns incident_log into grouped outbox rows; delivery sends them.
         notifier = Notifier(database, StoreFeed(database), settings, cameras_of(store))
         delivery = Delivery(database, settings, writer=hub)

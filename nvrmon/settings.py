@@ -58,6 +58,9 @@ class Settings:
     stats_debounce: float = 0.5
     stats_max_wait: float = 1.0
     recent_events: int = 50
+    # A device must stay down this many seconds before it opens (or joins) an incident, so a blip shorter than that
+    # raises none; 0: at once. NVRs already wait out heartbeat_timeout before they are offline at all.
+    incident_delay: float = 0.0
     event_retention_days: float = 30.0
     # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.
     demo: int = 0

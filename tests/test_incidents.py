@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, run_cli
 from tests.incident_helpers import Agents, active, agents, engine_failures, eventually, incidents
+from tests.sse import open_stream
 
 pytestmark = pytest.mark.anyio
 __all__ = ["agents"]  # the fixture
@@ -104,3 +106,98 @@ async def test_hub_killed_mid_outage_neither_duplicates_nor_loses_incidents(
     await eventually(lambda: len(active(hub)) == 1)
     assert active(hub)[0]["scope"] == "camera"
     assert not engine_failures(hub)
+
+
+async def test_flapping_nvr_keeps_one_minor_incident_while_unstable(
+    start_hub: Callable[..., LiveHub], agents: Agents
+) -> None:
+    hub = start_hub(FLAP_THRESHOLD="3", FLAP_WINDOW="60")
+    agent, _ = (await agents.site(hub, ["mast-a", "mast-b"], "Mast"))["mast-a"]
+    for _ in range(3):  # offline, online, offline: the third change marks it unstable
+        await agent.close()
+        await eventually(lambda: api_nvr(hub, "mast-a")["status"] == "offline")
+        agent, _ = await agents.register(hub, "mast-a", region="Mast")
+    found = await eventually(lambda: [i for i in active(hub) if i["devices"][0]["status"] == "unstable"])
+    assert len(active(hub)) == 1
+    assert (found[0]["severity"], found[0]["scope"]) == ("minor", "nvr")
+    assert api_nvr(hub, "mast-a")["unstable"] is True
+
+
+def api_nvr(hub: LiveHub, hostname: str) -> dict[str, object]:
+    return next(n for n in hub.get("/api/nvrs").json()["nvrs"] if n["hostname"] == hostname)
+
+
+async def test_removing_a_down_nvr_resolves_its_incident(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["silo-a", "silo-b"], "Silo")
+    await site["silo-a"][0].close()
+    incident = (await eventually(lambda: active(live_hub)))[0]
+    # Another process, next to the running hub: the hub publishes what it committed, and derives from it.
+    removed = await asyncio.to_thread(run_cli, live_hub.db_path, "nvr", "remove", "silo-a")
+    assert removed.returncode == 0, removed.stderr
+    await eventually(lambda: not active(live_hub))
+    detail = live_hub.get(f"/api/incidents/{incident['id']}").json()
+    assert detail["state"] == "resolved" and detail["devices"][0]["status"] == "removed"
+
+
+def cursor_of(hub: LiveHub) -> str:
+    health = hub.get("/healthz").json()
+    return f"{health['epoch']}-{health['seq']}"
+
+
+async def test_incident_pages_get_changes_live_and_on_replay_from_a_cursor(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["yard-a", "yard-b"], "Yard")
+    before = cursor_of(live_hub)
+    async with (
+        open_stream(live_hub, f"view=incidents&since={before}") as listing,
+        open_stream(live_hub, f"view=dashboard&since={before}") as dashboard,
+    ):
+        await site["yard-a"][0].close()
+        row = await listing.until(lambda m: 'id="incident-rows"' in m.data and "NVR yard-a offline" in m.data)
+        assert 'data-state="open"' in row.data
+        await dashboard.until(lambda m: 'id="incident-panel"' in m.data and "NVR yard-a offline" in m.data)
+    incident = active(live_hub)[0]
+    # A page that was away (its cursor from before the outage) gets the incident on reconnect, as it is now.
+    async with open_stream(live_hub, f"view=incident&id={incident['id']}&since={before}") as late:
+        msg = await late.until(lambda m: 'id="incident-summary"' in m.data)
+        assert "NVR yard-a offline" in msg.data and 'id="incident-timeline"' in msg.data
+    assert "Traceback" not in live_hub.log()
+
+
+async def test_nvr_incidents_open_before_the_whole_site_went_down_are_merged_into_it(
+    live_hub: LiveHub, agents: Agents
+) -> None:
+    site = await agents.site(live_hub, ["cove-a", "cove-b", "cove-c"], "Cove")
+    await site["cove-a"][0].close()
+    first = (await eventually(lambda: active(live_hub)))[0]
+    await site["cove-b"][0].close()
+    second = (await eventually(lambda: [i for i in active(live_hub) if i["id"] != first["id"]]))[0]
+    assert (first["scope"], second["scope"]) == ("nvr", "nvr")
+    await site["cove-c"][0].close()
+    merged = await eventually(lambda: [i for i in active(live_hub) if i["scope"] == "site"])
+    assert [i["id"] for i in active(live_hub)] == [first["id"]], "the oldest NVR incident became the site's"
+    assert len(merged[0]["devices"]) == 3 and merged[0]["title"] == "Site Cove 1 down (Cove)"
+    gone = live_hub.get(f"/api/incidents/{second['id']}").json()
+    assert (gone["state"], gone["merged_into"]) == ("resolved", first["id"])
+    assert gone["timeline"][-1]["note"] == f"merged into incident #{first['id']} (the whole site is down)"
+    assert len(incidents(live_hub)) == 2
+
+
+async def test_blips_shorter_than_the_incident_delay_open_nothing(
+    start_hub: Callable[..., LiveHub], agents: Agents
+) -> None:
+    hub = start_hub(INCIDENT_DELAY="2")
+    agent, nvr_id = (await agents.site(hub, ["reef-a", "reef-b"], "Reef"))["reef-a"]
+    blip, lasting = hub.get(f"/api/nvrs/{nvr_id}").json()["cameras"][:2]
+    await agent.send({"type": "camera_status", "camera_id": blip["ext_id"], "status": "offline"})
+    await agent.send({"type": "camera_status", "camera_id": lasting["ext_id"], "status": "offline"})
+    await asyncio.sleep(0.5)
+    await agent.send({"type": "camera_status", "camera_id": blip["ext_id"], "status": "online"})
+    await asyncio.sleep(1.0)
+    assert incidents(hub) == [], "nothing before the delay"
+    found = await eventually(lambda: active(hub), timeout=4)  # the hub's own timer, no further change needed
+    assert [d["camera_id"] for i in found for d in i["devices"]] == [lasting["id"]]
+    opened = datetime.fromisoformat(found[0]["opened_at"]).timestamp()
+    down = datetime.fromisoformat(found[0]["devices"][0]["down_since"]).timestamp()
+    assert opened - down >= 1.5, "the device's own down time, not the incident's"
+    await asyncio.sleep(0.5)
+    assert len(incidents(hub)) == 1

@@ -38,10 +38,10 @@ def _note(note: str, *, required: bool) -> str:
 class Alerts:
     """The alerts room as the lifespan owns it: the engine (the hub's derive hook), the windows, and the actions."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, incident_delay: float = 0.0) -> None:
         self.database = database
         self.maintenance = Maintenance()
-        self.engine = Engine(self.maintenance)
+        self.engine = Engine(self.maintenance, incident_delay)
         self.writer: Writer | None = None  # the hub, set by the application once it exists
 
     def _writer(self) -> Writer:
@@ -51,7 +51,10 @@ class Alerts:
     async def start(self) -> None:
         """Windows from the store, then one pass over every site (incidents of a database that had none yet)."""
         await self.maintenance.load(self.database)
-        await self._writer().call(self.engine.reconcile_all)
+        try:
+            await self._writer().call(self.engine.reconcile_all)
+        except Exception as exc:  # the store refuses writes now: each site is reconciled at its next change
+            log.warning("incidents were not reconciled at start: %r", exc)
 
     async def _existing(self, incident_id: int) -> Incident:
         found = await sql.incident(self.database, incident_id)
