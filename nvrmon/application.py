@@ -24,6 +24,10 @@ from nvrmon.access.guard import api_error, guard, page_context
 from nvrmon.access.headers import SecurityHeaders
 from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
+from nvrmon.alerts.actions import Alerts
+from nvrmon.alerts.delivery import Delivery
+from nvrmon.alerts.feed import StoreFeed
+from nvrmon.alerts.notifier import Notifier, cameras_of
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
@@ -40,7 +44,22 @@ from nvrmon.store.backup import HubLock
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, admin_accounts, api, embed, inventory_admin, inventory_api, login, metrics, openapi, pages
+from nvrmon.web import (
+    admin,
+    admin_accounts,
+    api,
+    channels_api,
+    embed,
+    incident_pages,
+    incidents_api,
+    inventory_admin,
+    inventory_api,
+    login,
+    metrics,
+    notify,
+    openapi,
+    pages,
+)
 from nvrmon.web import audit as audit_pages
 
 log = logging.getLogger("nvrmon")
@@ -98,7 +117,12 @@ def create_app(settings: Settings) -> ASGIApp:
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)
-        hub = Hub(store, settings, publisher.submit)
+        alerts = Alerts(
+            database, settings.incident_delay
+        )  # incidents are derived inside the hub's transactions (alerts/engine.py)
+        hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
+        alerts.writer = hub
+        renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
         renderer.env.globals["hub_health"] = hub.health  # read at each render: the banner in base.html
         hub.health.on_change = publisher.storage_changed  # ... and pushed to open pages when it changes
@@ -122,6 +146,14 @@ def create_app(settings: Settings) -> ASGIApp:
         start(hub.sweep(), "hub-sweeper")
         start(security.revocations.run(), "revocation-watch")
         start(audit.prune_loop(AuditLog(database), settings), "audit-prune")
+        await alerts.start()  # through the writer started above
+        start(alerts.maintenance.run(hub), "maintenance-timer")
+        start(alerts.engine.run(hub), "incident-delay")
+        # Notifications out: the notifier turns incident_log into grouped outbox rows; delivery sends them.
+        notifier = Notifier(database, StoreFeed(database), settings, cameras_of(store))
+        delivery = Delivery(database, settings, writer=hub)
+        start(notifier.run(), "notifier")
+        start(delivery.run(), "notify-delivery")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -145,6 +177,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 "broadcaster": broadcaster,
                 "agent_token": token,
                 "auth": security,
+                "alerts": alerts,
+                "delivery": delivery,
                 "error_page": login.error_page,  # how the guard refuses people (access/ renders no HTML)
                 "metrics": scrape,
             }
@@ -185,11 +219,15 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/metrics", guard("public", metrics.endpoint, "scrape")),
         # The JSON API (and /healthz): each section brings its routes and their OpenAPI entries (web/openapi.py).
         *(route for section in api_sections for route in section.routes()),
+        *incident_pages.routes(),
+        *incidents_api.routes(),
         *login.routes(),
         *admin.routes(),
         *inventory_admin.routes(),
         *admin_accounts.routes(),
         *audit_pages.routes(),
+        *notify.routes(),
+        *channels_api.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),

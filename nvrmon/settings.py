@@ -58,6 +58,9 @@ class Settings:
     stats_debounce: float = 0.5
     stats_max_wait: float = 1.0
     recent_events: int = 50
+    # A device must stay down this many seconds before it opens (or joins) an incident, so a blip shorter than that
+    # raises none; 0: at once. NVRs already wait out heartbeat_timeout before they are offline at all.
+    incident_delay: float = 0.0
     event_retention_days: float = 30.0
     # Audit log entries (logins, token and account changes, ...) are kept this long (0: forever). Longer than events:
     # auditors ask about last year, not last month.
@@ -108,6 +111,21 @@ class Settings:
     degraded_disk_used_pct: float = 0.0
     # Measured frames per second below this share of the nominal rate; 0: never.
     degraded_fps_ratio: float = 0.5
+    # -- notifications out (docs/notifications.md) --
+    # Alertmanager's clocks, by site: a new group waits group_wait seconds before its first message (one message for
+    # a whole blackout); a notified group's changes (recoveries included) go out at most every group_interval; open
+    # incidents nobody acknowledged are repeated every repeat_interval.
+    group_wait: float = 30.0
+    group_interval: float = 300.0
+    repeat_interval: float = 14_400.0
+    # A failed send is retried after notify_retry_base, doubling up to notify_retry_cap seconds, notify_max_attempts
+    # times in all; each send may take notify_timeout seconds.
+    notify_retry_base: float = 10.0
+    notify_retry_cap: float = 900.0
+    notify_max_attempts: int = 8
+    notify_timeout: float = 20.0
+    # The VAPID "sub" claim push services may use to reach whoever runs this hub (RFC 8292): a mailto: or https: URL.
+    vapid_subject: str = "mailto:nvrmon@localhost"
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
 

@@ -201,3 +201,6 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
 from tests.agent_process import start_agent  # noqa: E402, F401
 from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401
 from tests.rtsp import rtsp_server  # noqa: E402, F401
+
+# Notification peers (a webhook sink, an SMTP server) for the tests of nvrmon/alerts/.
+from tests.sinks import smtp, webhook  # noqa: E402, F401

@@ -12,7 +12,18 @@ from tests.sources import parse
 PACKAGE = Path(__file__).resolve().parent.parent / "nvrmon"
 
 # The shared vocabulary: imported by every room, importing only itself.
-VOCABULARY = {"settings", "models", "protocol", "filters", "names", "wire", "devices", "inventory", "fleetfile"}
+VOCABULARY = {
+    "settings",
+    "models",
+    "protocol",
+    "filters",
+    "names",
+    "wire",
+    "devices",
+    "inventory",
+    "fleetfile",
+    "incidents",
+}
 
 # Room -> the rooms it may import (besides itself and the vocabulary). Mirrors the table in docs/architecture.md.
 ALLOWED: dict[str, set[str]] = {
@@ -21,10 +32,11 @@ ALLOWED: dict[str, set[str]] = {
     "access": {"store"},
     "ingest": {"store", "access"},
     "live": {"store", "access"},
-    "web": {"live", "access", "store"},
+    "alerts": {"store", "access"},
+    "web": {"live", "access", "store", "alerts"},
     "agent": set(),
-    "cli": {"agent", "access", "store", "ingest", "live", "web", "wiring"},
-    "wiring": {"agent", "access", "store", "ingest", "live", "web", "cli"},
+    "cli": {"agent", "access", "store", "ingest", "live", "web", "wiring", "alerts"},
+    "wiring": {"agent", "access", "store", "ingest", "live", "web", "cli", "alerts"},
 }
 # Third-party libraries that mark a stage: the store alone talks SQL, only live and web render HTML, only web
 # speaks Prometheus (web/metrics.py).
@@ -34,6 +46,7 @@ FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "access": {"aiosqlite", "sqlite3", "jinja2", "prometheus_client"},
     "ingest": {"aiosqlite", "sqlite3", "jinja2", "prometheus_client"},
     "live": {"aiosqlite", "sqlite3", "prometheus_client"},
+    "alerts": {"aiosqlite", "sqlite3", "jinja2", "starlette", "websockets", "prometheus_client"},
     "web": {"aiosqlite", "sqlite3"},
     "agent": {"aiosqlite", "sqlite3", "jinja2", "starlette", "prometheus_client"},
 }

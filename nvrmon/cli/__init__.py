@@ -1,4 +1,4 @@
-"""Command line: `nvrmon serve` (the hub, a demo fleet), `simulate` (agents), `user|token|embed|nvr|api-token`."""
+"""Command line: `nvrmon serve` (the hub, a demo fleet), `simulate`, `agent`, and the commands on its database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nvrmon import logs
-from nvrmon.cli import agent, api_tokens, backup, inventory, manage, nvrs
+from nvrmon.cli import agent, api_tokens, backup, channels, inventory, manage, nvrs
 from nvrmon.settings import Settings
 
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     api_tokens.add_parsers(commands)
     inventory.add_parsers(commands)
     agent.add_parsers(commands)
+    channels.add_parsers(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return inventory.run(args)
     if args.command in agent.COMMANDS:
         return agent.run(args)
+    if args.command in channels.COMMANDS:
+        return channels.run(args)
     return _simulate(args)
 
 

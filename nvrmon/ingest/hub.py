@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from nvrmon import protocol
 from nvrmon.ingest import degraded, inventory
@@ -16,6 +16,7 @@ from nvrmon.ingest.outside import OutsideCommits
 from nvrmon.ingest.registry import Hostnames
 from nvrmon.ingest.session import (
     AgentSession,
+    Call,
     Expired,
     Gone,
     InventoryWork,
@@ -48,13 +49,17 @@ Publish = Callable[[Changes, list[Toast], bool], None]
 # Told of each committed batch: how many items it held and how long its transaction took (seconds); /metrics
 # observes it (nvrmon/web/metrics.py), so ingest itself knows nothing of Prometheus.
 CommitObserver = Callable[[int, float], None]
+# Called last in every writer transaction with what it changed (the incidents engine, given by the application): what
+# it derives commits, or rolls back, with the change it follows, under the same seq.
+Derive = Callable[[Transaction], Awaitable[None]]
 
 
 class Hub:
-    def __init__(self, store: Store, settings: Settings, publish: Publish) -> None:
+    def __init__(self, store: Store, settings: Settings, publish: Publish, derive: Derive | None = None) -> None:
         self.store = store
         self.settings = settings
         self._publish = publish
+        self._derive = derive
         self._queue: asyncio.Queue[Item] = asyncio.Queue(settings.ingest_queue)
         self._busy = False
         self.sessions: dict[int, AgentSession] = {}  # nvr_id -> the connection that speaks for it now
@@ -94,24 +99,20 @@ class Hub:
 
     async def remove_nvr(self, hostname: str, actor: str) -> bool:
         """Remove an NVR through the writer (models.FleetAdmin); False when there is no such NVR."""
-        if self.health.degraded:
-            raise StorageUnavailable(self.health.last_error)
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Item(self._system, Remove(hostname, actor), done))
-        return await done > 0
+        return await self._through_writer(self._system, Remove(hostname, actor)) > 0
 
     async def edit_inventory(self, edit: Edit, actor: str, address: str = "") -> Outcome:
         """Apply a fleet inventory edit through the writer (models.FleetAdmin); raises its InventoryError."""
-        if self.health.degraded:
-            raise StorageUnavailable(self.health.last_error)
         work = InventoryWork(edit, actor, address)
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Item(self._system, work, done))
-        await done
+        await self._through_writer(self._system, work)
         if work.error is not None:
             raise work.error
         assert work.outcome is not None
         return work.outcome
+
+    async def call(self, fn: Callable[[Transaction], Awaitable[int]]) -> int:
+        """Run `fn` in a writer transaction (its changes published after commit); returns its result."""
+        return await self._through_writer(self._system, Call(fn))
 
     async def submit(self, session: AgentSession, work: Work) -> None:
         """Queue work for the writer; a full queue makes agents wait (backpressure) rather than dropping changes."""
@@ -119,10 +120,14 @@ class Hub:
 
     async def hello(self, session: AgentSession, hello: Hello) -> int:
         """Register the NVR; returns its id once the registration is committed (StorageUnavailable if it can't be)."""
+        return await self._through_writer(session, hello)
+
+    async def _through_writer(self, session: AgentSession, work: Work) -> int:
+        """Queue work and wait for its commit; refused at once (StorageUnavailable) while the store refuses writes."""
         if self.health.degraded:
             raise StorageUnavailable(self.health.last_error)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        await self._queue.put(Item(session, hello, done))
+        await self._queue.put(Item(session, work, done))
         return await done
 
     def defer(self, session: AgentSession, work: Work, delay: float) -> None:
@@ -231,6 +236,8 @@ class Hub:
                 for item in items:
                     results.append((item, await self._apply(tx, item, out)))
                 await out.write(tx)
+                if self._derive is not None:
+                    await self._derive(tx)
         except BaseException:
             out.journal.rollback()
             self.outside.rolled_back()
@@ -282,6 +289,9 @@ class Hub:
             await out.flush_flips(tx)
             max_cameras = self.settings.max_cameras_per_nvr
             return await inventory.apply(tx, work, out, self.hostnames, self.sessions, max_cameras)
+        if isinstance(work, Call):
+            await out.flush_flips(tx)
+            return await work.fn(tx)
         if isinstance(work, SettleRestart):
             await self.liveness.settle_restart(tx, out)
             return 0

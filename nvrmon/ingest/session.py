@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from nvrmon.inventory import Edit, InventoryError, Outcome
 from nvrmon.models import NvrStatus, Status
 from nvrmon.protocol import Message
-from nvrmon.store.fleet import CameraRef
+from nvrmon.store.fleet import CameraRef, Transaction
 
 # Sent to the agent's outbox to make its connection close: (code, reason).
 Close = tuple[int, str]
@@ -93,7 +93,15 @@ class InventoryWork:
     error: InventoryError | None = None
 
 
-Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside | InventoryWork
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Work another room hands the writer (acknowledging an incident, a maintenance window), run in its transaction;
+    the function returns what the caller awaits. The hub gets it as a value, so ingest imports nothing of that room."""
+
+    fn: Callable[[Transaction], Awaitable[int]]
+
+
+Work = Message | Gone | Stale | Expired | SettleRestart | Steady | Prune | Remove | Outside | InventoryWork | Call
 
 
 @dataclass(eq=False)

@@ -70,7 +70,7 @@ class Fragments:
                     batch.html[key] = self.renderer.render(template, oob=oob, now=now, **context)
                 out[fragment_id] = batch.html[key]
 
-        if view.kind in ("nvr", "camera"):
+        if view.kind in ("nvr", "camera", "incidents", "incident"):
             return out
         fleet = await batch.fleet()
         summary = Summary.of(fleet)

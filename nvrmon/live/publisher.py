@@ -64,6 +64,7 @@ class Publisher:
         pending.nvr_ids |= changes.nvr_ids
         pending.camera_ids |= changes.camera_ids
         pending.event_ids.extend(changes.event_ids)
+        pending.incident_ids |= changes.incident_ids
         self._toasts.extend(toasts)
         if changes.nvr_ids or changes.camera_ids:
             now = time.monotonic()

@@ -9,11 +9,13 @@ from urllib.parse import parse_qsl, urlencode
 
 from nvrmon.access.embed_tokens import EmbedError, Scope
 from nvrmon.filters import ListKind, ListQuery
+from nvrmon.incidents import IncidentFilter
 from nvrmon.models import Cursor
 
-ViewKind = Literal["dashboard", "nvrs", "cameras", "nvr", "camera", "embed"]
+ViewKind = Literal["dashboard", "nvrs", "cameras", "nvr", "camera", "embed", "incidents", "incident"]
 # What a page's stream may ask for; "embed" views are made from an embed token only (View.for_embed).
-KINDS: tuple[ViewKind, ...] = ("dashboard", "nvrs", "cameras", "nvr", "camera")
+KINDS: tuple[ViewKind, ...] = ("dashboard", "nvrs", "cameras", "nvr", "camera", "incidents", "incident")
+ID_KINDS = ("nvr", "camera", "incident")  # detail views: one record by its numeric id
 LIST_KINDS: tuple[ListKind, ...] = ("nvrs", "cameras")
 EMBED = "embed:"  # the prefix of every embed view's key
 
@@ -37,6 +39,7 @@ class View:
     query: ListQuery | None = None
     detail: int = 0
     embed: Scope | None = None
+    incidents: IncidentFilter | None = None  # the /incidents page's filters
 
     def __post_init__(self) -> None:
         if self.kind in LIST_KINDS and self.query is None:
@@ -57,8 +60,10 @@ class View:
     @property
     def ident(self) -> str:
         """The stream URL's `id`: a device id for detail views; for lists, the canonical filter query string."""
-        if self.kind in ("nvr", "camera"):
+        if self.kind in ID_KINDS:
             return str(self.id)
+        if self.incidents is not None:
+            return urlencode(self.incidents.params())
         if self.query is None:
             return ""
         params = self.query.params()
@@ -73,7 +78,7 @@ class View:
             if scope.view == "nvr":
                 return f"{EMBED}nvr/{scope.nvr_id}"
             return f"{EMBED}{scope.view}" + (f"?{urlencode({'region': scope.region})}" if scope.region else "")
-        if self.kind in ("nvr", "camera"):
+        if self.kind in ID_KINDS:
             return f"{self.kind}:{self.id}"
         return f"{self.kind}?{self.ident}" if self.ident else self.kind
 
@@ -81,10 +86,13 @@ class View:
     def parse(cls, kind: str | None, ident: str | None = None) -> View:
         if kind not in KINDS:
             raise ViewError(f"view must be one of {', '.join(KINDS)}")
-        if kind in ("nvr", "camera"):
+        if kind in ID_KINDS:
             if not ident or not ident.isdigit() or len(ident) > 12:
                 raise ViewError(f"view '{kind}' needs a numeric id")
             return cls(kind, int(ident))
+        if kind == "incidents":
+            params = dict(parse_qsl(ident or "")) if ident and len(ident) <= 1024 else {}
+            return cls(kind, incidents=IncidentFilter.parse(params))
         if kind == "nvrs" or kind == "cameras":
             params = dict(parse_qsl(ident or "")) if ident and len(ident) <= 1024 else {}
             return cls.for_list(kind, params, detail=params.get("detail", ""))

@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from nvrmon.filters import nvr_window
 from nvrmon.live.fragments import CHART_IDS, STAT_IDS, Fragments
+from nvrmon.live.incident_views import IncidentViews
 from nvrmon.live.loader import Batch
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.sse import encode
@@ -21,6 +22,7 @@ from nvrmon.live.viewkey import EMBED, LIST_KINDS, View
 from nvrmon.live.windows import Windows
 from nvrmon.models import Cursor, HubInfo, Summary
 from nvrmon.settings import Settings
+from nvrmon.store import incidents as incident_rows
 from nvrmon.store.fleet import Changes, Store
 
 DETAIL_EVENTS = 20  # events in a detail modal or page
@@ -43,6 +45,7 @@ class Views:
         self._catch_ups: dict[tuple[str, int, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
         self.windows = Windows(self.fragments)
+        self.incidents = IncidentViews(store, self.fragments)
         # Whether the hub's storage refuses writes now (set by the application; the banner's state).
         self.storage_degraded: Callable[[], bool] = lambda: False
 
@@ -70,6 +73,12 @@ class Views:
         ctx["events_url"] = view.events_url(cursor)
         if view.kind == "dashboard":
             ctx["events"] = await self.store.events(limit=self.settings.recent_events)
+            ctx.update(await self.incidents.panel())
+        elif view.kind in ("incidents", "incident"):
+            found = await self.incidents.page(view)
+            if found is None:
+                return None
+            ctx.update(found)
         elif view.kind == "nvrs":
             ctx["rows"], ctx["total"] = nvr_window(await data.fleet(), view.list_query)
         elif view.kind == "cameras":
@@ -131,6 +140,8 @@ class Views:
             return await self.store.nvr(view.id) is not None
         if view.kind == "camera":
             return await self.store.camera(view.id) is not None
+        if view.kind == "incident":
+            return await self.incidents.exists(view)
         return True
 
     async def stats_html(
@@ -200,7 +211,10 @@ class Views:
     async def rows_html(self, view: View, data: Batch, *, live: bool = False) -> str:
         """Status rows, tiles, facts and events for a change: sent at once, never debounced."""
         if view.kind == "dashboard":
-            return self.fragments.events(data, "event-list", await data.events())
+            events = self.fragments.events(data, "event-list", await data.events())
+            return events + await self.incidents.rows(view, data)
+        if view.kind in ("incidents", "incident"):
+            return await self.incidents.rows(view, data)
         if view.kind == "embed":
             return await self._embed_rows(view, data)
         parts = [await self.windows.rows(view, data, live=live)]
@@ -278,10 +292,12 @@ class Views:
         if cursor is not None:
             if cursor.seq == head:
                 return CatchUp(head, "", changed=False)
-            changed = await self.store.changed_since(cursor.seq, self.settings.replay_max_rows)
-            if changed is not None:
+            most = self.settings.replay_max_rows
+            changed = await self.store.changed_since(cursor.seq, most)
+            incidents = await incident_rows.changed_since(self.store.database, cursor.seq, most)
+            if changed is not None and incidents is not None:
                 events = await self.store.events(after_seq=cursor.seq, limit=self.settings.recent_events)
-                changes = Changes(head, set(changed[0]), set(changed[1]), [e.id for e in events])
+                changes = Changes(head, set(changed[0]), set(changed[1]), [e.id for e in events], set(incidents))
                 html = (await self.render_html(changes, [view.key])).get(view.key, "")
                 return CatchUp(head, html, changed=True)
         return CatchUp(head, await self.refresh(view), changed=True, refresh=True)

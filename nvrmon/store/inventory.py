@@ -157,7 +157,7 @@ def _check_room(hostname: str, total: int, max_cameras: int) -> None:
 
 
 async def _declare_nvr(tx: Transaction, nvr: NvrDecl, actor: str, out: Outcome, events: list[NewEvent]) -> NvrRow:
-    seq = await tx.stamp()
+    seq = await tx.seq()
     values = (nvr.name, nvr.region, nvr.site, tag_text(nvr.tags or ()), nvr.expected_cameras)
     # A decommissioned NVR's tombstone is declared again in place (the hostname is unique): missing until it connects.
     cursor = await tx.connection.execute(
@@ -192,7 +192,7 @@ async def _update_nvr(
         return
     sets = "".join(f", {k} = ?" for k in diff)
     await tx.connection.execute(
-        f"UPDATE nvrs SET declared = 1, updated_seq = ?{sets} WHERE id = ?", (await tx.stamp(), *diff.values(), nvr.id)
+        f"UPDATE nvrs SET declared = 1, updated_seq = ?{sets} WHERE id = ?", (await tx.seq(), *diff.values(), nvr.id)
     )
     tx.changes.nvr_ids.add(nvr.id)
     await _stamp_cameras(tx, nvr.id)  # cameras show their NVR's region and site
@@ -206,7 +206,7 @@ async def _update_nvr(
 async def _declare_camera(
     tx: Transaction, nvr: NvrRow, cam: CameraDecl, actor: str, out: Outcome, events: list[NewEvent]
 ) -> int:
-    seq = await tx.stamp()
+    seq = await tx.seq()
     name = cam.name or cam.id
     cursor = await tx.connection.execute(
         "INSERT INTO cameras (nvr_id, ext_id, name, status, status_changed, updated_seq, declared, missing, tags) "
@@ -238,7 +238,7 @@ async def _update_camera(
     sets = "".join(f", {k} = ?" for k in diff)
     await tx.connection.execute(
         f"UPDATE cameras SET declared = 1, updated_seq = ?{sets} WHERE id = ?",
-        (await tx.stamp(), *diff.values(), camera_id),
+        (await tx.seq(), *diff.values(), camera_id),
     )
     tx.changes.camera_ids.add(camera_id)
     said = ", ".join(f"{_label(k)} {_shown(current[k])} → {_shown(v)}" for k, v in diff.items()) or "now declared"
@@ -254,7 +254,7 @@ async def _decommission(
     camera_id, nvr_id, ext_id, current, _, hostname = camera[:6]
     await tx.connection.execute(
         "UPDATE cameras SET removed = 1, missing = 0, declared = 0, updated_seq = ? WHERE id = ?",
-        (await tx.stamp(), camera_id),
+        (await tx.seq(), camera_id),
     )
     tx.changes.camera_ids.add(camera_id)
     await tx.touch_nvr(nvr_id)
@@ -266,7 +266,7 @@ async def _decommission(
 
 async def _stamp_cameras(tx: Transaction, nvr_id: int) -> None:
     cursor = await tx.connection.execute(
-        "UPDATE cameras SET updated_seq = ? WHERE nvr_id = ? AND removed = 0 RETURNING id", (await tx.stamp(), nvr_id)
+        "UPDATE cameras SET updated_seq = ? WHERE nvr_id = ? AND removed = 0 RETURNING id", (await tx.seq(), nvr_id)
     )
     tx.changes.camera_ids.update(int(r[0]) for r in await cursor.fetchall())
 

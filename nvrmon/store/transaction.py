@@ -56,9 +56,10 @@ class Changes:
     nvr_ids: set[int] = field(default_factory=set)
     camera_ids: set[int] = field(default_factory=set)
     event_ids: list[int] = field(default_factory=list)
+    incident_ids: set[int] = field(default_factory=set)  # nvrmon/store/incidents.py: incidents the batch changed
 
     def __bool__(self) -> bool:
-        return bool(self.nvr_ids or self.camera_ids or self.event_ids)
+        return bool(self.nvr_ids or self.camera_ids or self.event_ids or self.incident_ids)
 
 
 class Transaction:
@@ -71,11 +72,11 @@ class Transaction:
 
     @property
     def connection(self) -> aiosqlite.Connection:
-        """The transaction's connection, for the store's other write modules (nvrmon/store/inventory.py)."""
+        """The writer connection inside this transaction, for the store's other write modules (inventory, incidents)."""
         return self._db
 
-    async def stamp(self) -> int:
-        """This transaction's seq, taken now if it has none yet: call it only when something will change."""
+    async def seq(self) -> int:
+        """This transaction's seq (taken now if it has none yet): call it only when something will change."""
         return await self._seq()
 
     async def _seq(self) -> int:

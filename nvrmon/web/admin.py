@@ -20,6 +20,7 @@ from nvrmon.models import FleetAdmin, Nvr
 from nvrmon.store.api_tokens import API_SCOPES, ApiTokenTables
 from nvrmon.store.credentials import ROLES, Conflict
 from nvrmon.store.fleet import Store
+from nvrmon.web import notify
 
 NVR_ORDER = {"offline": 0, "missing": 0, "unknown": 1, "stale": 2, "online": 3}  # the likeliest to remove first
 
@@ -36,7 +37,8 @@ async def _render(request: Request, *, status: int = 200, **extra: Any) -> HTMLR
     ]
     store: Store = request.state.store
     nvrs: list[Nvr] = sorted(await store.nvrs(), key=lambda n: (NVR_ORDER[n.status], n.hostname))
-    context: dict[str, Any] = {"created": None, "error": "", "form": {}, "notice": ""}
+    context: dict[str, Any] = {"created": None, "error": "", "form": {}, "notice": "", "channel_form": {}}
+    context.update(await notify.admin_context(request))  # the Notifications section (web/notify.py)
     context.update(extra)
     html = renderer.render(
         "admin.html", title="Administration", active="admin", users=await credentials.users(),
@@ -147,6 +149,9 @@ async def remove_nvr(request: Request) -> Response:
     auth.revocations.notify()  # connections on its own agent tokens close now, not at the next poll
     await audit.note(request, "nvr.remove", nvr.hostname, "with its cameras and agent tokens")
     return await _render(request, notice=f"Removed NVR {nvr.hostname}, its cameras and its agent tokens.")
+
+
+render = _render  # web/notify.py's channel actions answer with this whole page too
 
 
 def routes() -> list[Route]:

@@ -1,0 +1,1 @@
+"""Alerts: incidents from committed changes, acknowledgement, maintenance windows, and notifications out."""

@@ -1,0 +1,55 @@
+"""Alerts, managing channels: the one way a channel is added (CLI and admin page alike), checked and masked."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from nvrmon.alerts import routing, urls, webpush
+from nvrmon.store.channels import Channel, ChannelError, Channels
+
+MAX_NAME = 60
+NAME = re.compile(r"^[\w .:@+-]+$")
+
+
+def _name(name: str, url: str) -> str:
+    name = name.strip()
+    if not name:  # json://host/path -> "json 127.0.0.1"; the host says where it goes without showing a secret
+        parts = urlsplit(url)
+        name = f"{parts.scheme} {parts.hostname or ''}".strip()
+    if len(name) > MAX_NAME or not NAME.match(name):
+        raise ChannelError(f"a channel name is 1–{MAX_NAME} letters, digits, spaces or . : @ + - _")
+    return name
+
+
+async def add_url(channels: Channels, url: str, name: str, matchers: Iterable[str], owner: str) -> Channel:
+    """An Apprise channel; raises UrlError, MatchError or ChannelError with a message for the person adding it."""
+    url = urls.check(url)
+    match = routing.parse(matchers)
+    name = _name(name, url)
+    return await channels.add(name, "apprise", url, urls.masked(url), match, owner)
+
+
+async def add_push(channels: Channels, subscription: str, owner: str, label: str) -> Channel:
+    """A browser's Web Push subscription as a channel of its own (subscribing again returns the same one)."""
+    info = webpush.subscription(subscription)
+    target = json.dumps(info, sort_keys=True)
+    existing = await channels.with_target("webpush", target)
+    if existing is not None:
+        return existing
+    base = _name(f"push {owner} {label}".strip()[:MAX_NAME], "")
+    name, n = base, 1
+    while await channels.named(name) is not None:
+        n += 1
+        name = f"{base[: MAX_NAME - 4]} {n}"
+    return await channels.add(name, "webpush", target, webpush.shown(info), {}, owner)
+
+
+async def find(channels: Channels, which: str) -> Channel | None:
+    """A channel by name, or by id."""
+    channel = await channels.named(which)
+    if channel is None and which.isdigit() and len(which) < 12:
+        channel = await channels.get(int(which))
+    return channel

@@ -1,0 +1,112 @@
+"""Stage 3, notification channels: where alerts go (Apprise URLs, Web Push subscriptions) and which ones they take."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import aiosqlite
+
+from nvrmon.store.database import Database
+
+COLUMNS = "id, name, kind, target, shown, match_site, match_region, match_severity, owner, created"
+MAX_CHANNELS = 500  # bounded: every transition is routed against all of them
+
+
+class ChannelError(ValueError):
+    """A channel that cannot be added as asked (duplicate name, too many); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: int
+    name: str
+    kind: str  # apprise | webpush
+    target: str  # secret: never shown; `shown` is its masked form
+    shown: str
+    match_site: str
+    match_region: str
+    match_severity: str
+    owner: str
+    created: float
+
+    @property
+    def matchers(self) -> str:
+        """The routing rule in the CLI's own words (`site=… region=…`), or "everything"."""
+        parts = [f"{key}={value}" for key, value in self.match.items() if value]
+        return " ".join(parts) or "everything"
+
+    @property
+    def match(self) -> dict[str, str]:
+        return {"site": self.match_site, "region": self.match_region, "severity": self.match_severity}
+
+
+def _channel(row: aiosqlite.Row | tuple[object, ...]) -> Channel:
+    return Channel(
+        int(str(row[0])), str(row[1]), str(row[2]), str(row[3]), str(row[4]), str(row[5]), str(row[6]), str(row[7]),
+        str(row[8]), float(str(row[9])),
+    )  # fmt: skip
+
+
+class Channels:
+    """Channel rows over the shared Database (the hub's, or the CLI's own next to a running hub)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def all(self) -> list[Channel]:
+        rows = await self.database.fetch_all(f"SELECT {COLUMNS} FROM channels ORDER BY name")
+        return [_channel(row) for row in rows]
+
+    async def get(self, channel_id: int) -> Channel | None:
+        row = await self.database.fetch_one(f"SELECT {COLUMNS} FROM channels WHERE id = ?", (channel_id,))
+        return None if row is None else _channel(row)
+
+    async def named(self, name: str) -> Channel | None:
+        row = await self.database.fetch_one(f"SELECT {COLUMNS} FROM channels WHERE name = ?", (name,))
+        return None if row is None else _channel(row)
+
+    async def add(
+        self, name: str, kind: str, target: str, shown: str, match: dict[str, str], owner: str, now: float | None = None
+    ) -> Channel:
+        async with self.database.transaction() as db:
+            cursor = await db.execute("SELECT count(*), sum(name = ? COLLATE NOCASE) FROM channels", (name,))
+            count, same = await cursor.fetchone() or (0, 0)
+            if same:
+                raise ChannelError(f"a channel named {name!r} exists already")
+            if count >= MAX_CHANNELS:
+                raise ChannelError(f"at most {MAX_CHANNELS} channels; remove one first")
+            cursor = await db.execute(
+                "INSERT INTO channels (name, kind, target, shown, match_site, match_region, match_severity, owner,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, kind, target, shown, match.get("site", ""), match.get("region", ""), match.get("severity", ""),
+                 owner, time.time() if now is None else now),
+            )  # fmt: skip
+            channel_id = cursor.lastrowid
+        channel = await self.get(int(channel_id or 0))
+        assert channel is not None
+        return channel
+
+    async def remove(self, channel_id: int) -> bool:
+        """Remove a channel with its grouping state and its outbox (what it had not sent yet is dropped with it)."""
+        async with self.database.transaction() as db:
+            cursor = await db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
+            return cursor.rowcount > 0
+
+    async def with_target(self, kind: str, target: str) -> Channel | None:
+        """The channel for this exact target (a browser subscribing twice gets its one channel back)."""
+        row = await self.database.fetch_one(
+            f"SELECT {COLUMNS} FROM channels WHERE kind = ? AND target = ?", (kind, target)
+        )
+        return None if row is None else _channel(row)
+
+
+async def keep_once(database: Database, key: str, value: str) -> str:
+    """Keep `value` in meta under `key` unless a value is there already, and return the one kept: two processes
+    generating at once (the hub and the CLI) both end up with the first one's (the Web Push key pair)."""
+    async with database.transaction() as db:
+        await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        cursor = await db.execute("SELECT value FROM meta WHERE key = ?", (key,))
+        row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
