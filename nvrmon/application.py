@@ -23,6 +23,7 @@ from nvrmon.access.headers import SecurityHeaders
 from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
 from nvrmon.alerts.actions import Alerts
+from nvrmon.alerts.history import History, chain
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
 from nvrmon.live import streams
@@ -36,7 +37,7 @@ from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
 from nvrmon.store.fleet import Store
-from nvrmon.web import admin, api, embed, incident_pages, incidents_api, login, pages
+from nvrmon.web import admin, api, embed, incident_pages, incidents_api, login, pages, reports
 
 log = logging.getLogger("nvrmon")
 
@@ -93,7 +94,9 @@ def create_app(settings: Settings) -> ASGIApp:
 
         publisher = Publisher(views, broadcaster, settings)
         alerts = Alerts(database)  # incidents are derived inside the hub's transactions (alerts/engine.py)
-        hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
+        # Availability intervals are recorded after the incidents, in the same transaction (alerts/history.py).
+        history = History(alerts.maintenance, settings.history_mark_interval)
+        hub = Hub(store, settings, publisher.submit, derive=chain(alerts.engine.derive, history.record))
         alerts.writer = hub
         renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
@@ -118,6 +121,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(security.revocations.run(), "revocation-watch")
         await alerts.start()  # through the writer started above
         start(alerts.maintenance.run(hub), "maintenance-timer")
+        start(history.run(hub), "history-mark")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -146,6 +150,7 @@ def create_app(settings: Settings) -> ASGIApp:
         finally:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
             await hub.drain(timeout=5.0)
+            await history.stop(hub)  # the last alive mark: the next start counts the gap from here
             hub.close()
             for task in tasks:
                 task.cancel()
@@ -182,6 +187,7 @@ def create_app(settings: Settings) -> ASGIApp:
         Route("/healthz", guard("public", api.healthz, "api")),
         *incident_pages.routes(),
         *incidents_api.routes(),
+        *reports.routes(),
         *login.routes(),
         *admin.routes(),
         *embed.routes(),

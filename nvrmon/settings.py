@@ -59,6 +59,9 @@ class Settings:
     stats_max_wait: float = 1.0
     recent_events: int = 50
     event_retention_days: float = 30.0
+    # Availability history (alerts/history.py): the hub leaves an alive mark this often, so after a crash the time no
+    # hub ran is known to within this many seconds (recorded as hub-down, left out of availability).
+    history_mark_interval: float = 5.0
     # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.
     demo: int = 0
     # -- security (docs/security.md) --

@@ -12,7 +12,7 @@ from tests.sources import parse
 PACKAGE = Path(__file__).resolve().parent.parent / "nvrmon"
 
 # The shared vocabulary: imported by every room, importing only itself.
-VOCABULARY = {"settings", "models", "protocol", "filters", "names", "incidents"}
+VOCABULARY = {"settings", "models", "protocol", "filters", "names", "incidents", "availability"}
 
 # Room -> the rooms it may import (besides itself and the vocabulary). Mirrors the table in docs/architecture.md.
 ALLOWED: dict[str, set[str]] = {

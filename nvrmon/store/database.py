@@ -12,8 +12,9 @@ from typing import Any
 
 import aiosqlite
 
-SCHEMA_VERSION = 3  # 2: nvrs.removed (NVR tombstones); 3: incidents, incident_log, maintenance (incidents.sql)
-SCRIPTS = ("schema.sql", "security.sql", "incidents.sql")
+SCHEMA_VERSION = 4  # 2: nvrs.removed (NVR tombstones); 3: incidents, incident_log, maintenance (incidents.sql)
+# 4: device_history, the availability intervals (history.sql)
+SCRIPTS = ("schema.sql", "security.sql", "incidents.sql", "history.sql")
 BUSY_TIMEOUT_MS = 5000
 
 
