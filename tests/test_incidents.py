@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, run_cli
 from tests.incident_helpers import Agents, active, agents, engine_failures, eventually, incidents
+from tests.sse import open_stream
 
 pytestmark = pytest.mark.anyio
 __all__ = ["agents"]  # the fixture
@@ -104,3 +105,58 @@ async def test_hub_killed_mid_outage_neither_duplicates_nor_loses_incidents(
     await eventually(lambda: len(active(hub)) == 1)
     assert active(hub)[0]["scope"] == "camera"
     assert not engine_failures(hub)
+
+
+async def test_flapping_nvr_keeps_one_minor_incident_while_unstable(
+    start_hub: Callable[..., LiveHub], agents: Agents
+) -> None:
+    hub = start_hub(FLAP_THRESHOLD="3", FLAP_WINDOW="60")
+    agent, _ = (await agents.site(hub, ["mast-a", "mast-b"], "Mast"))["mast-a"]
+    for _ in range(3):  # offline, online, offline: the third change marks it unstable
+        await agent.close()
+        await eventually(lambda: api_nvr(hub, "mast-a")["status"] == "offline")
+        agent, _ = await agents.register(hub, "mast-a", region="Mast")
+    found = await eventually(lambda: [i for i in active(hub) if i["devices"][0]["status"] == "unstable"])
+    assert len(active(hub)) == 1
+    assert (found[0]["severity"], found[0]["scope"]) == ("minor", "nvr")
+    assert api_nvr(hub, "mast-a")["unstable"] is True
+
+
+def api_nvr(hub: LiveHub, hostname: str) -> dict[str, object]:
+    return next(n for n in hub.get("/api/nvrs").json()["nvrs"] if n["hostname"] == hostname)
+
+
+async def test_removing_a_down_nvr_resolves_its_incident(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["silo-a", "silo-b"], "Silo")
+    await site["silo-a"][0].close()
+    incident = (await eventually(lambda: active(live_hub)))[0]
+    # Another process, next to the running hub: the hub publishes what it committed, and derives from it.
+    removed = await asyncio.to_thread(run_cli, live_hub.db_path, "nvr", "remove", "silo-a")
+    assert removed.returncode == 0, removed.stderr
+    await eventually(lambda: not active(live_hub))
+    detail = live_hub.get(f"/api/incidents/{incident['id']}").json()
+    assert detail["state"] == "resolved" and detail["devices"][0]["status"] == "removed"
+
+
+def cursor_of(hub: LiveHub) -> str:
+    health = hub.get("/healthz").json()
+    return f"{health['epoch']}-{health['seq']}"
+
+
+async def test_incident_pages_get_changes_live_and_on_replay_from_a_cursor(live_hub: LiveHub, agents: Agents) -> None:
+    site = await agents.site(live_hub, ["yard-a", "yard-b"], "Yard")
+    before = cursor_of(live_hub)
+    async with (
+        open_stream(live_hub, f"view=incidents&since={before}") as listing,
+        open_stream(live_hub, f"view=dashboard&since={before}") as dashboard,
+    ):
+        await site["yard-a"][0].close()
+        row = await listing.until(lambda m: 'id="incident-rows"' in m.data and "NVR yard-a offline" in m.data)
+        assert 'data-state="open"' in row.data
+        await dashboard.until(lambda m: 'id="incident-panel"' in m.data and "NVR yard-a offline" in m.data)
+    incident = active(live_hub)[0]
+    # A page that was away (its cursor from before the outage) gets the incident on reconnect, as it is now.
+    async with open_stream(live_hub, f"view=incident&id={incident['id']}&since={before}") as late:
+        msg = await late.until(lambda m: 'id="incident-summary"' in m.data)
+        assert "NVR yard-a offline" in msg.data and 'id="incident-timeline"' in msg.data
+    assert "Traceback" not in live_hub.log()

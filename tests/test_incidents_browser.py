@@ -67,6 +67,7 @@ def test_acknowledgement_shows_in_another_browser_within_a_second(
     watching = browsing.open(f"{live_hub.url}/incidents/{incident['id']}")
     expect(watching.locator("#incident-summary")).to_contain_text("NVR depot-nvr-01 offline")
     expect(watching.locator(".ack-form")).to_be_visible()
+    watching.screenshot(path=str(artifacts_dir() / "incident-open.png"))
 
     acking.fill("#ack-note", "technician on the way")
     started = time.monotonic()
@@ -85,6 +86,7 @@ def test_acknowledgement_shows_in_another_browser_within_a_second(
     acking.get_by_role("button", name="Add comment").click()
     expect(watching.locator("#incident-timeline")).to_contain_text("power restored to cabinet B", timeout=2_000)
     watching.screenshot(path=str(artifacts_dir() / "incident-detail.png"), full_page=True)
+    assert "Traceback" not in live_hub.log()
 
 
 def test_incident_list_and_dashboard_panel_update_live(browsing: Browsing, fleet: Fleet, live_hub: LiveHub) -> None:
@@ -109,6 +111,7 @@ def test_incident_list_and_dashboard_panel_update_live(browsing: Browsing, fleet
     not_reloaded(dashboard)
     listing.screenshot(path=str(artifacts_dir() / "incidents-list.png"), full_page=True)
     dashboard.locator("#incident-panel").screenshot(path=str(artifacts_dir() / "dashboard-incidents-panel.png"))
+    dashboard.screenshot(path=str(artifacts_dir() / "dashboard.png"))
 
     critical = browsing.open(live_hub.url + "/incidents?severity=critical&state=active")
     expect(critical.locator("#incident-rows tr")).to_have_count(1)
@@ -117,6 +120,7 @@ def test_incident_list_and_dashboard_panel_update_live(browsing: Browsing, fleet
     expect(dashboard.locator("#incident-panel")).not_to_contain_text("Leeds Depot", timeout=3_000)
     expect(listing.locator("#incident-rows tr[data-scope='site']")).to_contain_text("Resolved")
     expect(critical.locator("#incident-rows")).to_contain_text("No incidents match these filters")
+    assert "Traceback" not in live_hub.log()
 
 
 def test_devices_in_maintenance_say_so_and_the_page_lists_windows(
@@ -158,3 +162,4 @@ def test_devices_in_maintenance_say_so_and_the_page_lists_windows(
     expect(page.locator(".form-error")).to_contain_text("ends_at is required")
     expect(page.locator("#mw-site")).to_have_value("Leeds Depot")  # what was typed is kept
     expect(cameras.locator(f"#camera-{gate['id']} .badge-maintenance")).to_be_visible()
+    assert "Traceback" not in live_hub.log()

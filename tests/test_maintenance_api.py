@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import LiveHub, create_user
 from tests.incident_helpers import Agents, active, agents, engine_failures, eventually, incidents
+from tests.sse import open_stream
 
 pytestmark = pytest.mark.anyio
 __all__ = ["agents"]  # the fixture
@@ -163,3 +164,18 @@ async def test_bad_maintenance_windows_are_refused_with_a_reason(
     refused = send(live_hub, "POST", "/api/maintenance", body)
     assert refused.status_code == 400 and message in refused.json()["error"], refused.text
     assert send(live_hub, "GET", "/api/maintenance").json()["count"] == 0
+
+
+async def test_rows_leave_maintenance_live_when_the_window_ends(live_hub: LiveHub, agents: Agents) -> None:
+    _, nvr_id = await agents.register(live_hub, "pump-a", region="Pump")
+    row = f'id="nvr-{nvr_id}"'
+    async with open_stream(live_hub, "view=nvrs") as page:
+        made = send(live_hub, "POST", "/api/maintenance",
+                    {"match": {"nvr": "pump-a"}, "ends_at": iso_in(2), "reason": "valve swap"})  # fmt: skip
+        assert made.status_code == 201
+        started = await page.until(lambda m: row in m.data and 'data-maintenance="true"' in m.data)
+        assert "Maintenance" in started.data
+        # No request of anyone's: the hub's own timer ends the window and the row is pushed again, without it.
+        ended = await page.until(lambda m: row in m.data and "data-maintenance" not in m.data, timeout=6)
+        assert 'data-status="online"' in ended.data
+    assert "data-maintenance" not in live_hub.get("/nvrs").text

@@ -51,7 +51,10 @@ class Alerts:
     async def start(self) -> None:
         """Windows from the store, then one pass over every site (incidents of a database that had none yet)."""
         await self.maintenance.load(self.database)
-        await self._writer().call(self.engine.reconcile_all)
+        try:
+            await self._writer().call(self.engine.reconcile_all)
+        except Exception as exc:  # the store refuses writes now: each site is reconciled at its next change
+            log.warning("incidents were not reconciled at start: %r", exc)
 
     async def _existing(self, incident_id: int) -> Incident:
         found = await sql.incident(self.database, incident_id)

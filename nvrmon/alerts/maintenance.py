@@ -34,6 +34,7 @@ class Maintenance:
     def __init__(self) -> None:
         self.windows: tuple[Window, ...] = ()
         self._active: frozenset[int] = frozenset()  # the windows active at the timer's last look
+        self._now: tuple[int, tuple[Window, ...], list[Window]] | None = None  # rendering's answer, per second
         self.changed = asyncio.Event()
 
     async def load(self, source: Database | Transaction) -> None:
@@ -42,8 +43,14 @@ class Maintenance:
         self.changed.set()
 
     def active(self, now: float | None = None) -> list[Window]:
-        at = time.time() if now is None else now
-        return [w for w in self.windows if w.active(at)]
+        if now is not None:
+            return [w for w in self.windows if w.active(now)]
+        # Rendering asks once per row: the answer is kept for the current second (and these windows).
+        second = int(time.time())
+        cached = self._now
+        if cached is None or cached[0] != second or cached[1] is not self.windows:
+            cached = self._now = (second, self.windows, [w for w in self.windows if w.active(time.time())])
+        return cached[2]
 
     def nvr_window(self, hostname: str, site: str, region: str, now: float | None = None) -> Window | None:
         return next((w for w in self.active(now) if w.match.covers_nvr(hostname, site, region)), None)
@@ -86,6 +93,7 @@ class Maintenance:
 
     async def boundary(self, tx: Transaction) -> int:
         """In the writer: stamp the devices of windows that started or ended since the last look."""
+        self._now = None  # rows re-rendered for this change must see the windows as they are from now on
         now_active = {w.id: w for w in self.active(tx.now)}
         flipped = [w for w in self.windows if (w.id in now_active) != (w.id in self._active)]
         for window in flipped:
