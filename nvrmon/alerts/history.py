@@ -57,15 +57,17 @@ class History:
 
     async def record(self, tx: Transaction) -> None:
         """The hook: resume once per run, then the devices this transaction touched, then the alive mark."""
-        db = tx.connection
+        db, changes = tx.connection, tx.changes
+        mark = tx.now - self._marked >= self.mark_every
+        if self._resumed and not (mark or changes.nvr_ids or changes.camera_ids):
+            return  # most batches are heartbeats: nothing to write, not even a savepoint
         try:
             async with sql.savepoint(db):
                 if not self._resumed and await self._resume(tx):
                     return
-                changes = tx.changes
                 if changes.nvr_ids or changes.camera_ids:
                     await self._settle(tx, await sql.facts(db, changes.nvr_ids, changes.camera_ids))
-                if tx.now - self._marked >= self.mark_every:
+                if mark:
                     await sql.set_meta(db, ALIVE, repr(tx.now))
                     self._marked = tx.now
         except Exception as exc:
