@@ -36,6 +36,7 @@ def test_reports_page_shows_table_chart_and_downloads_the_csv(browsing: Browsing
     expect(page.locator("#availability-chart svg.hbar")).to_have_count(2)
     expect(page.locator("#availability-chart .seg-down").first).to_be_visible()
     expect(page.locator("#fleet-availability")).to_contain_text("%")
+    page.screenshot(path=str(artifacts_dir() / "reports-sites.png"), full_page=True)
 
     page.select_option("#report-scope", "camera")
     page.get_by_role("button", name="Show").click()

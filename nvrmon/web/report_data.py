@@ -19,7 +19,8 @@ RANGES = {"24h": 86400.0, "7d": 7 * 86400.0, "30d": 30 * 86400.0}
 MAX_SPAN = 366 * 86400.0  # a custom range; history is kept for the events' retention anyway
 MAX_INTERVALS = 500_000  # read at most this many state intervals for one report (bounded memory and time)
 MAX_OUTAGES = 100_000
-CHART_BARS = 20  # the chart draws the worst groups; the table and the CSV have them all
+CHART_BARS = 20  # the chart draws the worst groups, the page's table the TABLE_ROWS worst; the CSV has them all
+TABLE_ROWS = 500
 # (key, label, icon): the chart's bars say each part in words and a glyph, never by colour alone.
 BAR_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("available", "Available", "●"),
@@ -157,6 +158,10 @@ class Report:
     @property
     def chart(self) -> list[Line]:
         return self.lines[:CHART_BARS]
+
+    @property
+    def table(self) -> list[Line]:
+        return self.lines[:TABLE_ROWS]
 
     @property
     def filename(self) -> str:
