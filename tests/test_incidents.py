@@ -160,3 +160,22 @@ async def test_incident_pages_get_changes_live_and_on_replay_from_a_cursor(live_
         msg = await late.until(lambda m: 'id="incident-summary"' in m.data)
         assert "NVR yard-a offline" in msg.data and 'id="incident-timeline"' in msg.data
     assert "Traceback" not in live_hub.log()
+
+
+async def test_nvr_incidents_open_before_the_whole_site_went_down_are_merged_into_it(
+    live_hub: LiveHub, agents: Agents
+) -> None:
+    site = await agents.site(live_hub, ["cove-a", "cove-b", "cove-c"], "Cove")
+    await site["cove-a"][0].close()
+    first = (await eventually(lambda: active(live_hub)))[0]
+    await site["cove-b"][0].close()
+    second = (await eventually(lambda: [i for i in active(live_hub) if i["id"] != first["id"]]))[0]
+    assert (first["scope"], second["scope"]) == ("nvr", "nvr")
+    await site["cove-c"][0].close()
+    merged = await eventually(lambda: [i for i in active(live_hub) if i["scope"] == "site"])
+    assert [i["id"] for i in active(live_hub)] == [first["id"]], "the oldest NVR incident became the site's"
+    assert len(merged[0]["devices"]) == 3 and merged[0]["title"] == "Site Cove 1 down (Cove)"
+    gone = live_hub.get(f"/api/incidents/{second['id']}").json()
+    assert (gone["state"], gone["merged_into"]) == ("resolved", first["id"])
+    assert gone["timeline"][-1]["note"] == f"merged into incident #{first['id']} (the whole site is down)"
+    assert len(incidents(live_hub)) == 2

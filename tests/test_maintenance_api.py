@@ -179,3 +179,19 @@ async def test_rows_leave_maintenance_live_when_the_window_ends(live_hub: LiveHu
         ended = await page.until(lambda m: row in m.data and "data-maintenance" not in m.data, timeout=6)
         assert 'data-status="online"' in ended.data
     assert "data-maintenance" not in live_hub.get("/nvrs").text
+
+
+async def test_a_camera_window_silences_that_camera_only(live_hub: LiveHub, agents: Agents) -> None:
+    agent, nvr_id = await agents.register(live_hub, "lobby-a", region="Lobby")
+    first, second = live_hub.get(f"/api/nvrs/{nvr_id}").json()["cameras"][:2]
+    window = send(live_hub, "POST", "/api/maintenance",
+                  {"match": {"camera": first["id"]}, "ends_at": iso_in(3600), "reason": "lens swap"})  # fmt: skip
+    for camera in (first, second):
+        await agent.send({"type": "camera_status", "camera_id": camera["ext_id"], "status": "offline"})
+    found = await eventually(lambda: active(live_hub))
+    await asyncio.sleep(0.5)
+    assert [d["camera_id"] for i in active(live_hub) for d in i["devices"]] == [second["id"]]
+    assert len(found) == 1
+    assert send(live_hub, "DELETE", f"/api/maintenance/{window.json()['id']}").status_code == 204
+    both = await eventually(lambda: len(active(live_hub)) == 2 and active(live_hub))
+    assert sorted(d["camera_id"] for i in both for d in i["devices"]) == sorted([first["id"], second["id"]])

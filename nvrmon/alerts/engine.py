@@ -160,6 +160,7 @@ class Reconcile:
         seq = await self.tx.seq()
         await sql.update(self.db, keep.id, seq, scope="site", scope_key=self._site_key, title=title)
         self.scopes[keep.id] = "site"
+        self.tx.changes.incident_ids.add(keep.id)
         await self._log(keep.id, "devices", "the whole site is down: this became the site's incident")
         for other in others:
             await sql.move_devices(self.db, other.id, keep.id)

@@ -70,7 +70,8 @@ async def _with_devices(source: Source, rows: list[Any]) -> list[Incident]:
             r[10],
             r[11],
             int(r[12]),
-        )  # fmt: skip
+            r[13],
+        )
         for r in rows
     ]
 
