@@ -113,8 +113,7 @@ class Line:
                 **figures(self.row)}  # fmt: skip
 
     def csv(self, scope: str) -> list[Any]:
-        data = self.as_json()
-        t = data
+        t = self.as_json()
         return [scope, self.key, _cell(self.name), _cell(self.region), _cell(self.site), _cell(self.hostname),
                 t["devices"], _num(t["availability"]), t["counted_s"], t["up_s"], t["stale_s"], t["degraded_s"],
                 t["down_s"], t["maintenance_s"], t["parent_down_s"], t["unknown_s"], t["hub_down_s"],
