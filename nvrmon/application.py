@@ -93,7 +93,9 @@ def create_app(settings: Settings) -> ASGIApp:
         views = Views(store, renderer, settings)
 
         publisher = Publisher(views, broadcaster, settings)
-        alerts = Alerts(database)  # incidents are derived inside the hub's transactions (alerts/engine.py)
+        alerts = Alerts(
+            database, settings.incident_delay
+        )  # incidents are derived inside the hub's transactions (alerts/engine.py)
         # Availability intervals are recorded after the incidents, in the same transaction (alerts/history.py).
         history = History(alerts.maintenance, settings.history_mark_interval)
         hub = Hub(store, settings, publisher.submit, derive=chain(alerts.engine.derive, history.record))
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> ASGIApp:
         start(security.revocations.run(), "revocation-watch")
         await alerts.start()  # through the writer started above
         start(alerts.maintenance.run(hub), "maintenance-timer")
+        start(alerts.engine.run(hub), "incident-delay")
         start(history.run(hub), "history-mark")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client

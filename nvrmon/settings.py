@@ -58,6 +58,9 @@ class Settings:
     stats_debounce: float = 0.5
     stats_max_wait: float = 1.0
     recent_events: int = 50
+    # A device must stay down this many seconds before it opens (or joins) an incident, so a blip shorter than that
+    # raises none; 0: at once. NVRs already wait out heartbeat_timeout before they are offline at all.
+    incident_delay: float = 0.0
     event_retention_days: float = 30.0
     # Availability history (alerts/history.py): the hub leaves an alive mark this often, so after a crash the time no
     # hub ran is known to within this many seconds (recorded as hub-down, left out of availability).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 
@@ -179,3 +180,24 @@ async def test_nvr_incidents_open_before_the_whole_site_went_down_are_merged_int
     assert (gone["state"], gone["merged_into"]) == ("resolved", first["id"])
     assert gone["timeline"][-1]["note"] == f"merged into incident #{first['id']} (the whole site is down)"
     assert len(incidents(live_hub)) == 2
+
+
+async def test_blips_shorter_than_the_incident_delay_open_nothing(
+    start_hub: Callable[..., LiveHub], agents: Agents
+) -> None:
+    hub = start_hub(INCIDENT_DELAY="2")
+    agent, nvr_id = (await agents.site(hub, ["reef-a", "reef-b"], "Reef"))["reef-a"]
+    blip, lasting = hub.get(f"/api/nvrs/{nvr_id}").json()["cameras"][:2]
+    await agent.send({"type": "camera_status", "camera_id": blip["ext_id"], "status": "offline"})
+    await agent.send({"type": "camera_status", "camera_id": lasting["ext_id"], "status": "offline"})
+    await asyncio.sleep(0.5)
+    await agent.send({"type": "camera_status", "camera_id": blip["ext_id"], "status": "online"})
+    await asyncio.sleep(1.0)
+    assert incidents(hub) == [], "nothing before the delay"
+    found = await eventually(lambda: active(hub), timeout=4)  # the hub's own timer, no further change needed
+    assert [d["camera_id"] for i in found for d in i["devices"]] == [lasting["id"]]
+    opened = datetime.fromisoformat(found[0]["opened_at"]).timestamp()
+    down = datetime.fromisoformat(found[0]["devices"][0]["down_since"]).timestamp()
+    assert opened - down >= 1.5, "the device's own down time, not the incident's"
+    await asyncio.sleep(0.5)
+    assert len(incidents(hub)) == 1

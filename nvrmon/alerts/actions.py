@@ -38,10 +38,10 @@ def _note(note: str, *, required: bool) -> str:
 class Alerts:
     """The alerts room as the lifespan owns it: the engine (the hub's derive hook), the windows, and the actions."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, incident_delay: float = 0.0) -> None:
         self.database = database
         self.maintenance = Maintenance()
-        self.engine = Engine(self.maintenance)
+        self.engine = Engine(self.maintenance, incident_delay)
         self.writer: Writer | None = None  # the hub, set by the application once it exists
 
     def _writer(self) -> Writer:

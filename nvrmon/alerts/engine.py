@@ -14,10 +14,14 @@ while it is still down, the window's end stamps it, and this opens its incident 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
+import time
 from dataclasses import dataclass
 
-from nvrmon.alerts.maintenance import Maintenance
+from nvrmon.alerts.maintenance import Maintenance, Writer
 from nvrmon.incidents import DOWN, Incident, IncidentDevice, IncidentScope, severity, span, worst
 from nvrmon.store import incidents as sql
 from nvrmon.store.errors import is_storage_failure
@@ -38,14 +42,16 @@ class Device:
     hostname: str
     condition: str  # up | gone | unknown (can't be seen) | offline | degraded | unstable
     maintenance: bool
+    since: float = 0.0  # when its status last changed
+    waited: bool = True  # down for incident_delay already (a shorter blip opens nothing)
 
     @property
     def eligible(self) -> bool:
-        """Down, and not in maintenance: may open or join an incident."""
-        return self.condition in DOWN and not self.maintenance
+        """Down for long enough, and not in maintenance: may open or join an incident."""
+        return self.condition in DOWN and not self.maintenance and self.waited
 
     def record(self, now: float) -> IncidentDevice:
-        return IncidentDevice(self.nvr_id, self.camera_id, self.name, self.hostname, self.condition, now)
+        return IncidentDevice(self.nvr_id, self.camera_id, self.name, self.hostname, self.condition, self.since or now)
 
 
 def nvr_condition(nvr: GroupNvr) -> str:
@@ -67,8 +73,11 @@ def camera_condition(nvr: GroupNvr | None, camera: GroupCamera) -> str:
 
 
 class Engine:
-    def __init__(self, maintenance: Maintenance) -> None:
+    def __init__(self, maintenance: Maintenance, delay: float = 0.0) -> None:
         self.maintenance = maintenance
+        self.delay = delay  # settings.incident_delay
+        self._due: dict[tuple[str, str], float] = {}  # sites with a device waiting out the delay -> when
+        self._wake = asyncio.Event()
 
     async def derive(self, tx: Transaction) -> None:
         """The hub's Derive hook: the sites of the NVRs and cameras this transaction changed."""
@@ -86,7 +95,11 @@ class Engine:
         try:
             async with sql.savepoint(tx):
                 for region, site in sorted(groups):
-                    await Reconcile(tx, self.maintenance, region, site).run()
+                    done = Reconcile(tx, self.maintenance, region, site, self.delay)
+                    await done.run()
+                    if done.due:
+                        self._due[(region, site)] = min(done.due, self._due.get((region, site), done.due))
+                        self._wake.set()
         except Exception as exc:
             if is_storage_failure(exc):
                 raise
@@ -94,12 +107,39 @@ class Engine:
             # were, and the next change to these sites (or the next start) reconciles them again.
             log.exception("incidents could not be derived for %d sites", len(groups))
 
+    async def run(self, writer: Writer) -> None:
+        """Look again at sites whose down devices have waited out incident_delay (the hub's lifespan owns this)."""
+        while True:
+            due = min(self._due.values(), default=None)
+            wait = 60.0 if due is None else max(0.0, due - time.time()) + 0.01
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
+            self._wake.clear()
+            now = time.time()
+            ready = {group for group, when in self._due.items() if when <= now}
+            for group in ready:
+                del self._due[group]
+            if not ready:
+                continue
+            try:
+                await writer.call(functools.partial(self._reconcile, ready))
+            except Exception as exc:  # the store refuses writes now: try these sites again shortly
+                log.warning("could not open incidents that waited out their delay: %r", exc)
+                self._due.update(dict.fromkeys(ready, time.time() + 1.0))
+
+    async def _reconcile(self, groups: set[tuple[str, str]], tx: Transaction) -> int:
+        await self._run(tx, groups)
+        return len(groups)
+
 
 class Reconcile:
     """One site: what is down now against its open incidents, and the writes that make them agree."""
 
-    def __init__(self, tx: Transaction, maintenance: Maintenance, region: str, site: str) -> None:
+    def __init__(self, tx: Transaction, maintenance: Maintenance, region: str, site: str, delay: float) -> None:
         self.tx, self.db, self.now = tx, tx.connection, tx.now
+        self.delay = delay
+        self.due = 0.0  # the earliest moment a device still waiting out the delay may open an incident
         self.maintenance = maintenance
         self.region, self.site = region, site
         self.members: dict[int, dict[str, IncidentDevice]] = {}  # incident id -> device key -> its row
@@ -115,7 +155,10 @@ class Reconcile:
         owner = {key: iid for iid, devs in self.members.items() for key in devs}
         nvrs = [devices[f"nvr:{n.id}"] for n in group.nvrs if not n.removed]
         site_down = (bool(self.site) and len(nvrs) >= 2 and all(d.condition == "offline" for d in nvrs)
-                     and any(not d.maintenance for d in nvrs))  # fmt: skip
+                     and any(d.eligible for d in nvrs))  # fmt: skip
+        waiting = [d.since + self.delay for d in devices.values()
+                   if d.condition in DOWN and not d.maintenance and not d.waited and d.key not in owner]  # fmt: skip
+        self.due = min(waiting, default=0.0)
         site_incident = next((i.id for i in group.incidents if i.scope == "site"), None)
         if site_down and site_incident is None:
             site_incident = await self._site_incident(group.incidents, owner) or None
@@ -141,14 +184,19 @@ class Reconcile:
         window = self.maintenance
         for n in nvrs:
             covered = window.nvr_window(n.hostname, self.site, self.region, self.now) is not None
-            found[f"nvr:{n.id}"] = Device(f"nvr:{n.id}", n.id, None, n.hostname, n.hostname, nvr_condition(n), covered)
+            found[f"nvr:{n.id}"] = Device(f"nvr:{n.id}", n.id, None, n.hostname, n.hostname, nvr_condition(n), covered,
+                                          n.since, self._waited(n.since))  # fmt: skip
         for c in cameras:
             nvr = by_id.get(c.nvr_id)
             hostname = nvr.hostname if nvr else ""
             covered = window.camera_window(c.id, hostname, self.site, self.region, self.now) is not None
             found[f"camera:{c.id}"] = Device(f"camera:{c.id}", c.nvr_id, c.id, c.name, hostname,
-                                             camera_condition(nvr, c), covered)  # fmt: skip
+                                             camera_condition(nvr, c), covered, c.since,
+                                             self._waited(c.since))  # fmt: skip
         return found
+
+    def _waited(self, since: float) -> bool:
+        return self.delay <= 0 or self.now - since >= self.delay
 
     async def _site_incident(self, incidents: list[Incident], owner: dict[str, int]) -> int:
         """The whole site is down: its oldest open NVR incident becomes the site's, the others merge into it."""

@@ -156,6 +156,7 @@ class GroupNvr:
     status: str
     unstable: bool
     removed: bool
+    since: float = 0.0  # when its status last changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,7 @@ class GroupCamera:
     name: str
     status: str
     removed: bool
+    since: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +207,11 @@ async def all_groups(db: aiosqlite.Connection) -> set[tuple[str, str]]:
 
 async def group(db: aiosqlite.Connection, region: str, site: str) -> Group:
     nvr_rows = await _all(
-        db, "SELECT id, hostname, status, unstable, removed FROM nvrs WHERE region = ? AND site = ?", (region, site)
+        db,
+        "SELECT id, hostname, status, unstable, removed, status_changed FROM nvrs WHERE region = ? AND site = ?",
+        (region, site),
     )
-    nvrs = [GroupNvr(int(r[0]), r[1], r[2], bool(r[3]), bool(r[4])) for r in nvr_rows]
+    nvrs = [GroupNvr(int(r[0]), r[1], r[2], bool(r[3]), bool(r[4]), float(r[5])) for r in nvr_rows]
     rows = await _all(
         db,
         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE state != 'resolved' AND region = ? AND site = ? ORDER BY id",
@@ -217,11 +221,12 @@ async def group(db: aiosqlite.Connection, region: str, site: str) -> Group:
     members = [d.camera_id for i in open_now for d in i.devices if d.camera_id is not None]
     camera_rows = await _all(
         db,
-        "SELECT id, nvr_id, name, status, removed FROM cameras WHERE (nvr_id IN (SELECT value FROM json_each(?1)) "
-        "AND removed = 0 AND status != 'online') OR id IN (SELECT value FROM json_each(?2))",
+        "SELECT id, nvr_id, name, status, removed, status_changed FROM cameras "
+        "WHERE (nvr_id IN (SELECT value FROM json_each(?1)) AND removed = 0 AND status != 'online') "
+        "OR id IN (SELECT value FROM json_each(?2))",
         (_ids(n.id for n in nvrs), _ids(members)),
     )
-    cameras = [GroupCamera(int(r[0]), int(r[1]), r[2], r[3], bool(r[4])) for r in camera_rows]
+    cameras = [GroupCamera(int(r[0]), int(r[1]), r[2], r[3], bool(r[4]), float(r[5])) for r in camera_rows]
     return Group(region, site, nvrs, cameras, open_now)
 
 
