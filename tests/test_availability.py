@@ -7,6 +7,7 @@ import pytest
 from nvrmon.availability import (
     Interval,
     Outage,
+    Row,
     Totals,
     camera_state,
     clip,
@@ -14,6 +15,7 @@ from nvrmon.availability import (
     nvr_state,
     report,
 )
+from nvrmon.web.report_data import Line, Period, ReportError, period, scope_of
 
 CAM = "camera:7"
 
@@ -126,3 +128,31 @@ def test_states_from_fleet_statuses() -> None:
     assert camera_state("unknown", "online") == "unknown"
     assert camera_state("stale", "offline") == "down"
     assert camera_state("online", "online") == "up"
+
+
+def test_report_period_from_presets_or_a_chosen_range() -> None:
+    now = 1_800_000_000.0
+    assert period({}, now) == Period("24h", now - 86400, now)
+    assert period({"range": "30d"}, now) == Period("30d", now - 30 * 86400, now)
+    chosen = period({"from": "2026-12-01T10:00:00Z", "to": "2026-12-01T12:30:00+02:00"}, now)
+    assert (chosen.name, chosen.end - chosen.start) == ("custom", 1800.0)
+    assert period({"range": "custom", "from": "2026-12-01T10:00:00"}, now).end == now  # `to` defaults to now
+    for bad, words in (
+        ({"range": "1y"}, "range must be one of"),
+        ({"range": "custom"}, "needs from"),
+        ({"from": "soon"}, "not an ISO 8601"),
+        ({"from": "2026-12-02", "to": "2026-12-01"}, "after"),
+    ):
+        with pytest.raises(ReportError, match=words):
+            period(bad, now)
+    with pytest.raises(ReportError, match="scope must be one of"):
+        scope_of({"scope": "building"})
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_made_text() -> None:
+    row = Row("camera:1")
+    row.add(Interval("camera:1", "up", False, 0, 10), 10)
+    line = Line("camera:1", "=HYPERLINK(1)", "North", "+site", "nvr-a", 1, 1, row)
+    cells = line.csv("camera")
+    assert cells[2:6] == ["'=HYPERLINK(1)", "North", "'+site", "nvr-a"]
+    assert cells[7] == "100"  # availability_percent

@@ -5,8 +5,8 @@ opens at the commit of the transition itself (`tx.now`, the time the fleet table
 level-triggered like the engine: for each device the transaction touched, the state it should have open now against
 the one it has, so a replayed change writes nothing.
 
-A hub restart loses no time and counts none twice: every transaction also leaves an alive mark (at most every
-`history_mark_interval` seconds; a tick keeps it fresh when the fleet is quiet, and a graceful stop writes a last one),
+A hub restart loses no time and counts none twice: the hub leaves an alive mark every `history_mark_interval`
+seconds (a tick of its own gives it a transaction to do so; a graceful stop writes a last one),
 and the first transaction of a new run closes every open interval at the later of that mark and the last transition,
 records the gap as "hub_down" up to now (nobody watched: reported apart, left out of availability), then settles each
 device's real state. After a kill -9 the gap starts at most one mark interval early.
@@ -41,10 +41,6 @@ def chain(*hooks: Hook) -> Hook:
             await hook(tx)
 
     return run
-
-
-async def _nothing(tx: Transaction) -> int:
-    return 0  # a writer transaction of its own: the recorder leaves its alive mark in it
 
 
 class History:
@@ -107,20 +103,23 @@ class History:
 
     # -- the mark's clock (owned by the lifespan) -------------------------------------------------------------------
 
+    async def _tick(self, tx: Transaction) -> int:
+        self._marked = 0.0  # runs before the hook in the same transaction: the hook leaves a mark in it
+        return 0
+
     async def run(self, writer: Writer) -> None:
-        """Give the writer a transaction every mark interval, so a quiet hub still leaves fresh alive marks."""
+        """Give the writer a marked transaction every mark interval, so marks are never further apart than that."""
         while True:
             await asyncio.sleep(self.mark_every)
             try:
-                await writer.call(_nothing)
+                await writer.call(self._tick)
             except Exception as exc:  # the store refuses writes now: the next tick tries again
                 log.debug("alive mark not written: %r", exc)
 
     async def stop(self, writer: Writer) -> None:
         """At a graceful stop: a last alive mark, so the next start counts the gap from here."""
-        self._marked = 0.0
         try:
             async with asyncio.timeout(2.0):
-                await writer.call(_nothing)
+                await writer.call(self._tick)
         except Exception as exc:
             log.warning("no last alive mark at shutdown: %r", exc)
