@@ -32,10 +32,11 @@ from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
+from nvrmon.models import Toast
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
-from nvrmon.store.fleet import Store
+from nvrmon.store.fleet import Changes, Store
 from nvrmon.web import admin, api, embed, incident_pages, incidents_api, login, pages
 
 log = logging.getLogger("nvrmon")
@@ -95,7 +96,12 @@ def create_app(settings: Settings) -> ASGIApp:
         alerts = Alerts(
             database, settings.incident_delay
         )  # incidents are derived inside the hub's transactions (alerts/engine.py)
-        hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
+
+        def published(changes: Changes, toasts: list[Toast], more: bool) -> None:
+            publisher.submit(changes, toasts, more)
+            alerts.published(changes)
+
+        hub = Hub(store, settings, published, derive=alerts.engine.derive)
         alerts.writer = hub
         renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
