@@ -33,10 +33,11 @@ from nvrmon.live.publisher import Publisher
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
+from nvrmon.models import Toast
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
-from nvrmon.store.fleet import Store
+from nvrmon.store.fleet import Changes, Store
 from nvrmon.web import admin, api, embed, incident_pages, incidents_api, login, pages, reports
 
 log = logging.getLogger("nvrmon")
@@ -96,9 +97,14 @@ def create_app(settings: Settings) -> ASGIApp:
         alerts = Alerts(
             database, settings.incident_delay
         )  # incidents are derived inside the hub's transactions (alerts/engine.py)
+
+        def published(changes: Changes, toasts: list[Toast], more: bool) -> None:
+            publisher.submit(changes, toasts, more)
+            alerts.published(changes)
+
         # Availability intervals are recorded after the incidents, in the same transaction (alerts/history.py).
         history = History(alerts.maintenance, settings.history_mark_interval)
-        hub = Hub(store, settings, publisher.submit, derive=chain(alerts.engine.derive, history.record))
+        hub = Hub(store, settings, published, derive=chain(alerts.engine.derive, history.record))
         alerts.writer = hub
         renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
