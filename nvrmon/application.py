@@ -27,6 +27,7 @@ from nvrmon.access.sessions import Auth
 from nvrmon.alerts.actions import Alerts
 from nvrmon.alerts.delivery import Delivery
 from nvrmon.alerts.feed import StoreFeed
+from nvrmon.alerts.history import History, chain
 from nvrmon.alerts.notifier import Notifier, cameras_of
 from nvrmon.ingest import endpoint as agents
 from nvrmon.ingest.hub import Hub
@@ -38,12 +39,13 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
 from nvrmon.live.views import Views
 from nvrmon.logs import RequestIds
+from nvrmon.models import Toast
 from nvrmon.settings import Settings
 from nvrmon.store.audit import AuditLog
 from nvrmon.store.backup import HubLock
 from nvrmon.store.credentials import Credentials
 from nvrmon.store.database import Database
-from nvrmon.store.fleet import Store
+from nvrmon.store.fleet import Changes, Store
 from nvrmon.web import (
     admin,
     admin_accounts,
@@ -59,6 +61,7 @@ from nvrmon.web import (
     notify,
     openapi,
     pages,
+    reports,
 )
 from nvrmon.web import audit as audit_pages
 
@@ -120,7 +123,14 @@ def create_app(settings: Settings) -> ASGIApp:
         alerts = Alerts(
             database, settings.incident_delay
         )  # incidents are derived inside the hub's transactions (alerts/engine.py)
-        hub = Hub(store, settings, publisher.submit, derive=alerts.engine.derive)
+
+        def published(changes: Changes, toasts: list[Toast], more: bool) -> None:
+            publisher.submit(changes, toasts, more)
+            alerts.published(changes)
+
+        # Availability intervals are recorded after the incidents, in the same transaction (alerts/history.py).
+        history = History(alerts.maintenance, settings.history_mark_interval)
+        hub = Hub(store, settings, published, derive=chain(alerts.engine.derive, history.record))
         alerts.writer = hub
         renderer.env.globals["maintenance"] = alerts.maintenance  # rows in a maintenance window say so
         views.hub = hub  # system health on the dashboard: uptime, agents connected, last event
@@ -154,6 +164,7 @@ def create_app(settings: Settings) -> ASGIApp:
         delivery = Delivery(database, settings, writer=hub)
         start(notifier.run(), "notifier")
         start(delivery.run(), "notify-delivery")
+        start(history.run(hub), "history-mark")
         if settings.demo > 0:
             from nvrmon.agent.simulator import Fleet  # imported lazily: only the demo needs a WebSocket client
 
@@ -186,6 +197,7 @@ def create_app(settings: Settings) -> ASGIApp:
             gc.callbacks.remove(scrape.pauses.callback)
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
             await hub.drain(timeout=5.0)
+            await history.stop(hub)  # the last alive mark: the next start counts the gap from here
             hub.close()
             for task in tasks:
                 task.cancel()
@@ -221,6 +233,7 @@ def create_app(settings: Settings) -> ASGIApp:
         *(route for section in api_sections for route in section.routes()),
         *incident_pages.routes(),
         *incidents_api.routes(),
+        *reports.routes(),
         *login.routes(),
         *admin.routes(),
         *inventory_admin.routes(),

@@ -65,6 +65,9 @@ class Settings:
     # Audit log entries (logins, token and account changes, ...) are kept this long (0: forever). Longer than events:
     # auditors ask about last year, not last month.
     audit_retention_days: float = 365.0
+    # Availability history (alerts/history.py): the hub leaves an alive mark this often, so after a crash the time no
+    # hub ran is known to within this many seconds (recorded as hub-down, left out of availability).
+    history_mark_interval: float = 5.0
     # `nvrmon serve --demo N`: N simulated NVRs connect to this hub from inside the process.
     demo: int = 0
     # -- security (docs/security.md) --

@@ -23,6 +23,7 @@ VOCABULARY = {
     "inventory",
     "fleetfile",
     "incidents",
+    "availability",
 }
 
 # Room -> the rooms it may import (besides itself and the vocabulary). Mirrors the table in docs/architecture.md.

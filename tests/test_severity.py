@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from nvrmon.alerts.actions import Alerts
 from nvrmon.alerts.engine import camera_condition, nvr_condition
 from nvrmon.incidents import severity, worst
+from nvrmon.store.database import Database
 from nvrmon.store.incidents import GroupCamera, GroupNvr
+from nvrmon.store.transaction import Changes
 
 
 def nvr(status: str, *, unstable: bool = False, removed: bool = False) -> GroupNvr:
@@ -32,3 +39,16 @@ def test_a_camera_behind_a_down_nvr_cannot_be_seen() -> None:
     assert camera_condition(nvr("online"), camera) == "offline"
     assert camera_condition(nvr("degraded"), GroupCamera(5, 1, "Gate 3", "degraded", False)) == "degraded"
     assert camera_condition(nvr("online"), GroupCamera(5, 1, "Gate 3", "online", True)) == "gone"
+
+
+@pytest.mark.anyio
+async def test_the_notifiers_doorbell_rings_only_for_commits_that_changed_incidents(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "hub.db")
+    try:
+        alerts = Alerts(database)
+        alerts.published(Changes(seq=3, nvr_ids={1}))
+        assert not alerts.committed.is_set()
+        alerts.published(Changes(seq=4, incident_ids={7}))
+        assert alerts.committed.is_set()
+    finally:
+        await database.close()

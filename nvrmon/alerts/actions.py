@@ -3,6 +3,7 @@ through the hub's single writer, so the change takes a seq and reaches every ope
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -13,7 +14,7 @@ from nvrmon.incidents import MAX_NOTE, Incident, Window
 from nvrmon.store import incidents as sql
 from nvrmon.store.database import Database
 from nvrmon.store.maintenance import MAX_WINDOWS
-from nvrmon.store.transaction import Transaction
+from nvrmon.store.transaction import Changes, Transaction
 
 log = logging.getLogger("nvrmon.alerts.actions")
 
@@ -43,6 +44,13 @@ class Alerts:
         self.maintenance = Maintenance()
         self.engine = Engine(self.maintenance, incident_delay)
         self.writer: Writer | None = None  # the hub, set by the application once it exists
+        # Set after each commit that changed incidents (a doorbell for the notifier, which reads entries_after).
+        self.committed = asyncio.Event()
+
+    def published(self, changes: Changes) -> None:
+        """After a commit (the application calls it beside the publisher): ring if incidents changed."""
+        if changes.incident_ids:
+            self.committed.set()
 
     def _writer(self) -> Writer:
         assert self.writer is not None, "Alerts.writer is set by the application"

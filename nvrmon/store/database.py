@@ -17,11 +17,11 @@ from nvrmon.store import inventory_rows
 # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: device health (health.sql, camera
 # reasons, detail, degraded); 5: the fleet inventory (inventory.sql, inventory_rows.migrate: nvrs.declared/tags/
 # expected_cameras, cameras.declared/tags/missing); 6: incidents, incident_log, maintenance (incidents.sql), channels,
-# outbox and delivery attempts (notify.sql)
+# outbox and delivery attempts (notify.sql), device_history, the availability intervals (history.sql)
 SCHEMA_VERSION = 6
 SCRIPTS = (
     "schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "health.sql", "inventory.sql", "incidents.sql",
-    "notify.sql",
+    "notify.sql", "history.sql",
 )  # fmt: skip
 # Columns added to existing tables after version 1: a file from before them gets them by ALTER TABLE on open.
 ADDED_COLUMNS = (

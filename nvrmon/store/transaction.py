@@ -12,7 +12,7 @@ import aiosqlite
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.models import CameraDisplay, NvrStatus, Severity, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
-from nvrmon.store import device_health, removal
+from nvrmon.store import device_health, history, removal
 from nvrmon.store.device_health import HealthState
 from nvrmon.store.removal import Outside, Removed
 
@@ -355,6 +355,7 @@ class Transaction:
         """Drop events and camera tombstones older than `before`; raises the replay horizon past dropped tombstones."""
         cursor = await self._db.execute("DELETE FROM events WHERE ts < ?", (before,))
         deleted = cursor.rowcount
+        await history.prune(self._db, before)  # availability intervals keep the events' retention
         # A tombstone still referenced by a kept event stays, so that event's camera link keeps resolving.
         cursor = await self._db.execute(
             "SELECT coalesce(max(updated_seq), 0) FROM cameras WHERE removed = 1 AND status_changed < ? "

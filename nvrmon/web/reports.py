@@ -1,0 +1,107 @@
+"""Stage 7, availability reports: the /reports page (range, grouping, table, bar chart; complete without JavaScript)
+and /api/reports (the same figures as JSON or CSV, and one device's recorded intervals)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from nvrmon.access.guard import guard, page_context
+from nvrmon.availability import SCOPES, clip
+from nvrmon.live.renderer import Renderer
+from nvrmon.store import history as sql
+from nvrmon.store.database import Database
+from nvrmon.web.report_data import BAR_LEGEND, RANGES, Report, ReportError, build, period, scope_of
+
+DEVICE = re.compile(r"(nvr|camera):(\d{1,15})")
+MAX_DEVICE_INTERVALS = 10_000
+SCOPE_NAMES = {"site": "Site", "region": "Region", "nvr": "NVR", "camera": "Camera"}
+
+
+def _error(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _query(params: Any) -> dict[str, str]:
+    """The report's own parameters, to link the same report as CSV or JSON."""
+    return {k: str(params[k]) for k in ("scope", "range", "from", "to") if params.get(k)}
+
+
+async def reports_page(request: Request) -> Response:
+    database: Database = request.state.store.database
+    renderer: Renderer = request.state.renderer
+    params = request.query_params
+    now = time.time()
+    found: Report | None = None
+    error, status = "", 200
+    try:
+        found = await build(database, scope_of(params), period(params, now), now)
+    except ReportError as exc:
+        error, status = str(exc), 400
+    query = _query(params)
+    html = renderer.render(
+        "reports.html", title="Availability", active="reports", report=found, error=error, form=params,
+        ranges=list(RANGES), scopes=[(s, SCOPE_NAMES[s]) for s in SCOPES], scope_names=SCOPE_NAMES, legend=BAR_LEGEND,
+        csv_url="/api/reports/availability?" + urlencode({**query, "format": "csv"}),
+        json_url="/api/reports/availability?" + urlencode(query), **page_context(request),
+    )  # fmt: skip
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+async def availability(request: Request) -> Response:
+    database: Database = request.state.store.database
+    params = request.query_params
+    kind = params.get("format") or "json"
+    if kind not in ("json", "csv"):
+        return _error("format must be json or csv")
+    now = time.time()
+    try:
+        found = await build(database, scope_of(params), period(params, now), now)
+    except ReportError as exc:
+        return _error(str(exc))
+    if kind == "json":
+        return JSONResponse(found.as_json())
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(found.csv_rows())
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{found.filename}"', "Cache-Control": "no-store"},
+    )
+
+
+async def device_history(request: Request) -> Response:
+    """?device=nvr:<id>|camera:<id> and the range parameters: the device's intervals, as recorded."""
+    database: Database = request.state.store.database
+    params = request.query_params
+    device = params.get("device") or ""
+    if not DEVICE.fullmatch(device):
+        return _error("device must be nvr:<id> or camera:<id>")
+    now = time.time()
+    try:
+        chosen = period(params, now)
+    except ReportError as exc:
+        return _error(str(exc))
+    found = await sql.device_intervals(database, device, chosen.start, chosen.end, MAX_DEVICE_INTERVALS)
+    rows = [
+        {"state": i.state, "maintenance": i.maintenance, "start": i.start, "end": i.end, "region": i.region,
+         "site": i.site, "seconds_in_range": round(clip(i, chosen.start, chosen.end, now), 6)}
+        for i in found
+    ]  # fmt: skip
+    return JSONResponse({"device": device, **chosen.as_json(), "intervals": rows, "count": len(rows)})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/reports", guard("viewer", reports_page)),
+        Route("/api/reports/availability", guard("viewer", availability, "api")),
+        Route("/api/reports/history", guard("viewer", device_history, "api")),
+    ]
