@@ -216,7 +216,9 @@ def create_app(settings: Settings) -> ASGIApp:
         return HTMLResponse(html, status_code=exc.status_code)
 
     # Every web module with /api routes adds its ApiSection here; /api/openapi.json describes them all.
-    api_sections = openapi.published([api.API, inventory_api.API], __version__)
+    api_sections = openapi.published(
+        [api.API, inventory_api.API, incidents_api.API, channels_api.API, reports.API], __version__
+    )
     # Every route states who may use it (guard); tests/test_auth.py fails for a route that doesn't.
     routes = [
         Route("/", guard("viewer", pages.dashboard)),
@@ -232,15 +234,13 @@ def create_app(settings: Settings) -> ASGIApp:
         # The JSON API (and /healthz): each section brings its routes and their OpenAPI entries (web/openapi.py).
         *(route for section in api_sections for route in section.routes()),
         *incident_pages.routes(),
-        *incidents_api.routes(),
-        *reports.routes(),
+        *reports.routes(),  # the /reports page; its /api/reports routes are in reports.API
         *login.routes(),
         *admin.routes(),
         *inventory_admin.routes(),
         *admin_accounts.routes(),
         *audit_pages.routes(),
         *notify.routes(),
-        *channels_api.routes(),
         *embed.routes(),
         # Agents authenticate with their bearer token (nvrmon/tokens.py), not with a session.
         WebSocketRoute("/ws/agent", agents.agent_endpoint),

@@ -178,7 +178,8 @@ def test_report_api_refuses_bad_queries_in_words(live_hub: LiveHub) -> None:
     def error(**params: str) -> str:
         response = live_hub.get("/api/reports/availability", params=params)
         assert response.status_code == 400, response.text
-        return str(response.json()["error"])
+        assert response.json()["error"]["code"] == "bad_request"
+        return str(response.json()["error"]["message"])
 
     assert "scope must be one of" in error(scope="building")
     assert "format must be json or csv" in error(format="xml")
@@ -188,7 +189,11 @@ def test_report_api_refuses_bad_queries_in_words(live_hub: LiveHub) -> None:
     assert "to must be after from" in error(**{"from": "2026-12-01T10:00:00Z", "to": "2026-12-01T09:00:00Z"})
     assert "at most 366 days" in error(**{"from": "2024-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
     bad = live_hub.get("/api/reports/history", params={"device": "camera:x"})
-    assert bad.status_code == 400 and "device must be" in bad.json()["error"]
+    assert bad.status_code == 400 and "device must be" in bad.json()["error"]["message"]
+    # Only ASCII digits are an id (a regex's \d takes any script's), and a named range still checks from and to.
+    other_digits = live_hub.get("/api/reports/history", params={"device": "nvr:\u0661"})
+    assert other_digits.status_code == 400 and "device must be" in other_digits.json()["error"]["message"]
+    assert "is not an ISO 8601" in error(range="24h", to="tomorrow")
     assert httpx.get(f"{live_hub.url}/api/reports/availability", timeout=5).status_code == 401
     empty = live_hub.get("/api/reports/availability", params={"range": "7d"}).json()
     assert (empty["scope"], empty["range"], empty["groups"], empty["fleet"]["availability"]) == ("site", "7d", [], None)

@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import LiveHub, create_user
 from tests.incident_helpers import Agents, active, agents, engine_failures, eventually, incidents
 from tests.sse import open_stream
+from tests.test_api_tokens import bearer, create_token
 
 pytestmark = pytest.mark.anyio
 __all__ = ["agents"]  # the fixture
@@ -103,7 +104,8 @@ async def test_incident_api_shapes_and_acknowledge(live_hub: LiveHub, agents: Ag
     assert acked.status_code == 200, acked.text
     assert (acked.json()["state"], acked.json()["acknowledged_by"]) == ("acknowledged", "admin")
     again = send(live_hub, "POST", f"/api/incidents/{incident['id']}/ack", {})
-    assert again.status_code == 409 and "already acknowledged by admin" in again.json()["error"]
+    assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
+    assert "already acknowledged by admin" in again.json()["error"]["message"]
     detail = live_hub.get(f"/api/incidents/{incident['id']}").json()
     assert [e["kind"] for e in detail["timeline"]][:3] == ["opened", "devices", "acknowledged"]
     assert detail["timeline"][2] | {"id": 0, "ts": ""} == {
@@ -114,13 +116,54 @@ async def test_incident_api_shapes_and_acknowledge(live_hub: LiveHub, agents: Ag
     assert incidents(live_hub, state="open") == []
     assert incidents(live_hub, site="Pier 1", severity="critical")[0]["id"] == incident["id"]
     assert live_hub.get("/api/incidents?state=bogus").status_code == 400
-    assert live_hub.get("/api/incidents/999999").status_code == 404
+    missing = live_hub.get("/api/incidents/999999")
+    assert missing.status_code == 404 and missing.json() == {
+        "error": {"code": "not_found", "message": "no such incident"}
+    }
     assert send(live_hub, "POST", "/api/incidents/999999/ack", {}).status_code == 404
+    # Past SQLite's integers and past int()'s digit limit: a refusal, not a server error.
+    assert live_hub.get("/api/incidents/" + "9" * 20).json()["error"]["code"] == "not_found"
+    assert send(live_hub, "POST", "/api/incidents/" + "9" * 20 + "/ack", {}).status_code == 404
+    assert live_hub.get("/api/incidents?limit=" + "9" * 5000).json()["error"]["code"] == "bad_request"
 
     await agents.register(live_hub, "pier-a", region="Pier")
     await eventually(lambda: incidents(live_hub, state="resolved"))
     late = send(live_hub, "POST", f"/api/incidents/{incident['id']}/ack", {})
-    assert late.status_code == 409 and "resolved" in late.json()["error"]
+    assert late.status_code == 409 and "resolved" in late.json()["error"]["message"]
+
+
+async def test_operator_token_acknowledges_and_schedules_and_a_read_token_only_reads(
+    live_hub: LiveHub, agents: Agents
+) -> None:
+    site = await agents.site(live_hub, ["quay-a", "quay-b"], "Quay")
+    await site["quay-a"][0].close()
+    incident = (await eventually(lambda: active(live_hub)))[0]
+    reader = bearer(create_token(live_hub.db_path, "grafana", "read"))
+    operator = bearer(create_token(live_hub.db_path, "runbook", "operator"))
+
+    def call(method: str, path: str, who: dict[str, str], body: Any = None) -> httpx.Response:
+        # No CSRF header: a bearer token is not a browser's credential (access/guard.py).
+        return httpx.request(method, f"{live_hub.url}{path}", json=body, headers=who, timeout=5)
+
+    ack = f"/api/incidents/{incident['id']}/ack"
+    refused = call("POST", ack, reader, {"note": "seen"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "read_only_token")
+    assert call("GET", f"/api/incidents/{incident['id']}", reader).json()["state"] == "open"
+    acked = call("POST", ack, operator, {"note": "paged the quay"})
+    assert acked.status_code == 200, acked.text
+    assert (acked.json()["state"], acked.json()["acknowledged_by"]) == ("acknowledged", "token:runbook")
+
+    window = {"match": {"site": "Quay 1"}, "reason": "crane work", "ends_at": iso_in(3600)}
+    assert call("POST", "/api/maintenance", reader, window).json()["error"]["code"] == "read_only_token"
+    made = call("POST", "/api/maintenance", operator, window)
+    assert made.status_code == 201, made.text
+    assert (made.json()["created_by"], made.json()["reason"]) == ("token:runbook", "crane work")
+    assert [w["id"] for w in call("GET", "/api/maintenance", reader).json()["maintenance"]] == [made.json()["id"]]
+    assert call("DELETE", f"/api/maintenance/{made.json()['id']}", reader).status_code == 403
+    assert call("DELETE", f"/api/maintenance/{made.json()['id']}", operator).status_code == 204
+    assert call("GET", "/api/maintenance", reader).json()["count"] == 0
+    # Channels are administration: no token is an admin.
+    assert call("GET", "/api/channels", operator).json()["error"]["code"] == "forbidden"
 
 
 async def test_acknowledge_needs_the_operator_role_and_a_csrf_token(live_hub: LiveHub, agents: Agents) -> None:
@@ -162,7 +205,8 @@ async def test_bad_maintenance_windows_are_refused_with_a_reason(
     live_hub: LiveHub, body: dict[str, Any], message: str
 ) -> None:
     refused = send(live_hub, "POST", "/api/maintenance", body)
-    assert refused.status_code == 400 and message in refused.json()["error"], refused.text
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_request", refused.text
+    assert message in refused.json()["error"]["message"], refused.text
     assert send(live_hub, "GET", "/api/maintenance").json()["count"] == 0
 
 

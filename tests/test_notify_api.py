@@ -39,7 +39,9 @@ def test_api_channels_add_list_test_remove(live_hub: LiveHub, webhook: HttpSink)
     assert removed.status_code == 204
     assert live_hub.get("/api/channels").json()["channels"] == []
     again = httpx.delete(f"{live_hub.url}/api/channels/{channel['id']}", headers=headers, timeout=5)
-    assert again.status_code == 404
+    assert again.status_code == 404 and again.json()["error"] == {"code": "not_found", "message": "no such channel"}
+    huge = httpx.post(f"{live_hub.url}/api/channels/{'9' * 20}/test", headers=headers, timeout=5)
+    assert huge.status_code == 404, huge.text  # past SQLite's integers: no such channel, not a server error
 
 
 def test_api_channels_say_what_is_wrong(live_hub: LiveHub) -> None:
@@ -48,14 +50,23 @@ def test_api_channels_say_what_is_wrong(live_hub: LiveHub) -> None:
     def post(body: object) -> httpx.Response:
         return httpx.post(f"{live_hub.url}/api/channels", json=body, headers=headers, timeout=5)
 
-    assert "Apprise cannot use" in post({"url": "nosuch://x"}).json()["error"]
-    assert "severity is one of" in post({"url": "json://127.0.0.1/x", "match": {"severity": "high"}}).json()["error"]
-    assert "match is an object" in post({"url": "json://127.0.0.1/x", "match": ["site"]}).json()["error"]
+    assert "Apprise cannot use" in post({"url": "nosuch://x"}).json()["error"]["message"]
+    assert (
+        "severity is one of"
+        in post({"url": "json://127.0.0.1/x", "match": {"severity": "high"}}).json()["error"]["message"]
+    )
+    assert post({"url": "json://127.0.0.1/x", "match": ["site"]}).json()["error"] == {
+        "code": "bad_request",
+        "message": "match is an object of site, region, severity (text, comma-separated values)",
+    }
     assert post({"url": "json://127.0.0.1/x", "name": "a"}).status_code == 201
-    assert post({"url": "json://127.0.0.1/y", "name": "a"}).status_code == 409
+    taken = post({"url": "json://127.0.0.1/y", "name": "a"})
+    assert taken.status_code == 409 and taken.json()["error"]["code"] == "conflict"
     dead = post({"url": f"json://127.0.0.1:{free_port()}/x", "name": "dead"}).json()
     failed = httpx.post(f"{live_hub.url}/api/channels/{dead['id']}/test", headers=headers, timeout=10)
-    assert failed.status_code == 502 and "Connection error" in failed.json()["error"]
+    assert failed.status_code == 502 and failed.json()["error"]["code"] == "delivery_failed"
+    assert "Connection error" in failed.json()["error"]["message"]
+    assert live_hub.get("/api/deliveries?limit=0").json()["error"]["message"] == "limit must be a number from 1 to 200"
 
 
 def test_api_channels_are_for_admins_only(start_hub: Callable[..., LiveHub]) -> None:

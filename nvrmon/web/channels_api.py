@@ -1,5 +1,5 @@
 """Stage 7, machine readers of notification channels (admin): /api/channels (list, add, remove, test) and
-/api/deliveries (the last messages with every attempt). Targets are always shown masked."""
+/api/deliveries (the last messages with every attempt), with their OpenAPI entries. Targets are always shown masked."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from nvrmon.access.guard import guard
+from nvrmon.access.guard import api_error
 from nvrmon.access.sessions import Identity
 from nvrmon.alerts import manage
 from nvrmon.alerts.delivery import Delivery
@@ -18,13 +17,15 @@ from nvrmon.alerts.urls import UrlError
 from nvrmon.incidents import iso
 from nvrmon.store.channels import Channel, ChannelError
 from nvrmon.store.outbox import OutboxRow
-from nvrmon.web.incidents_api import read_json
+from nvrmon.web import alert_schemas as s
+from nvrmon.web.incidents_api import MAX_ID, read_json
+from nvrmon.web.openapi import ApiSection, Operation, Schema, ref
 
-MAX_DELIVERIES = 200
 
-
-def _error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+async def _named(request: Request) -> Channel | None:
+    delivery: Delivery = request.state.delivery
+    channel_id: int = request.path_params["channel_id"]
+    return await delivery.channels.get(channel_id) if channel_id <= MAX_ID else None
 
 
 def _channel(channel: Channel) -> dict[str, Any]:
@@ -60,42 +61,60 @@ async def add(request: Request) -> Response:
         channel = await manage.add_url(delivery.channels, url, name, [f"{k}={v}" for k, v in match.items()],
                                        identity.name)  # fmt: skip
     except ChannelError as exc:
-        return _error(str(exc), 409 if "exists already" in str(exc) else 400)
+        return api_error(409 if "exists already" in str(exc) else 400, str(exc))
     except (UrlError, MatchError, ValueError) as exc:
-        return _error(str(exc))
+        return api_error(400, str(exc))
     return JSONResponse(_channel(channel), status_code=201)
 
 
 async def remove(request: Request) -> Response:
     delivery: Delivery = request.state.delivery
-    if not await delivery.channels.remove(request.path_params["channel_id"]):
-        return _error("no such channel", 404)
+    channel = await _named(request)
+    if channel is None or not await delivery.channels.remove(channel.id):
+        return api_error(404, "no such channel")
     return Response(status_code=204)
 
 
 async def test(request: Request) -> Response:
     delivery: Delivery = request.state.delivery
-    channel = await delivery.channels.get(request.path_params["channel_id"])
+    channel = await _named(request)
     if channel is None:
-        return _error("no such channel", 404)
+        return api_error(404, "no such channel")
     state, error = await delivery.test(channel)
-    return JSONResponse({"state": state, "error": error}, status_code=200 if state == "sent" else 502)
+    if state != "sent":
+        # The channel's peer refused or could not be reached: a bad gateway, in the API's one error shape.
+        return api_error(502, error or f"the test message was not sent ({state})", "delivery_failed")
+    return JSONResponse({"state": state, "error": error})
 
 
 async def deliveries(request: Request) -> Response:
     delivery: Delivery = request.state.delivery
     raw = request.query_params.get("limit", "50")
-    limit = min(int(raw), MAX_DELIVERIES) if raw.isdigit() and len(raw) < 6 else 50
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 6 and 1 <= int(raw) <= s.MAX_DELIVERIES):
+        return api_error(400, f"limit must be a number from 1 to {s.MAX_DELIVERIES}")
+    limit = int(raw)
     names = {c.id: c.name for c in await delivery.channels.all()}
     rows = await delivery.outbox.recent(limit)
     return JSONResponse({"deliveries": [await _delivery(delivery, row, names) for row in rows]})
 
 
-def routes() -> list[Route]:
-    return [
-        Route("/api/channels", guard("admin", channels, "api"), methods=["GET"]),
-        Route("/api/channels", guard("admin", add, "api"), methods=["POST"]),
-        Route("/api/channels/{channel_id:int}", guard("admin", remove, "api"), methods=["DELETE"]),
-        Route("/api/channels/{channel_id:int}/test", guard("admin", test, "api"), methods=["POST"]),
-        Route("/api/deliveries", guard("admin", deliveries, "api"), methods=["GET"]),
-    ]
+_NOTHING: Schema = {"description": "no body"}
+
+# Admin only: no API token is an admin (docs/api.md), so these take an admin's browser session.
+API = ApiSection(
+    (
+        Operation("GET", "/api/channels", channels, "admin", "Notification channels (targets masked)",
+                  ref("ChannelList"), description="docs/notifications.md"),
+        Operation("POST", "/api/channels", add, "admin", "Add a notification channel (an Apprise URL)",
+                  ref("Channel"), body=ref("ChannelInput"), errors=(409,), status=201,
+                  description="400 says what is wrong with the URL or the matchers; 409: the name is taken."),
+        Operation("DELETE", "/api/channels/{channel_id:int}", remove, "admin", "Remove a notification channel",
+                  _NOTHING, status=204),
+        Operation("POST", "/api/channels/{channel_id:int}/test", test, "admin", "Send a test message now",
+                  ref("ChannelTest"), errors=(502,),
+                  description="502 (delivery_failed) when it was not delivered; the message is the peer's error."),
+        Operation("GET", "/api/deliveries", deliveries, "admin", "The last messages sent, with every attempt",
+                  ref("DeliveryList"), s.DELIVERY_QUERY),
+    ),
+    s.CHANNEL_SCHEMAS,
+)  # fmt: skip

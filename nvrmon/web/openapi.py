@@ -24,7 +24,8 @@ ERROR_REF = "#/components/responses/Error"
 _PATH_PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 STATUS_TEXT = {
     400: "Invalid parameters or body", 401: "No or an invalid session or API token", 403: "Not allowed",
-    404: "No such object", 409: "Conflicts with what exists", 422: "Invalid body", 503: "The hub's storage is degraded",
+    404: "No such object", 409: "Conflicts with what exists", 422: "Invalid body",
+    502: "A peer refused or could not be reached", 503: "The hub's storage is degraded",
 }  # fmt: skip
 
 
@@ -52,6 +53,7 @@ class Operation:
     errors: tuple[int, ...] = ()  # further error statuses it answers with (401 and 403 come with the access rule)
     status: int = 200
     description: str = ""
+    media: tuple[tuple[str, Schema], ...] = ()  # other media types of the success body (a CSV export), by type
 
     @property
     def openapi_path(self) -> str:
@@ -76,7 +78,10 @@ class Operation:
         responses: Schema = {
             str(self.status): {
                 "description": "OK",
-                "content": {"application/json": {"schema": self.response}},
+                "content": {
+                    "application/json": {"schema": self.response},
+                    **{kind: {"schema": schema} for kind, schema in self.media},
+                },
             }
         }
         for status in sorted(statuses):
@@ -146,7 +151,8 @@ def document(sections: Iterable[ApiSection], *, version: str) -> Schema:
             "version": version,
             "description": "The hub's JSON API. Authenticate with an API token (`Authorization: Bearer nvrapi_…`, "
             "`nvrmon api-token create NAME --scope read|operator`) or a logged-in session cookie. Every error has "
-            'the body {"error": {"code": …, "message": …}}. Lists take limit and offset and say their total.',
+            'the body {"error": {"code": …, "message": …}}. The fleet\'s lists take limit and offset and say their '
+            "total.",
         },
         "paths": dict(sorted(paths.items())),
         "components": {

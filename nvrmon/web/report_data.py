@@ -58,17 +58,18 @@ def period(params: Mapping[str, str], now: float) -> Period:
     """?range=24h|7d|30d (default 24h), or from=…&to=… (ISO 8601; `to` defaults to now) for a chosen range."""
     start_raw, end_raw = (params.get("from") or "").strip(), (params.get("to") or "").strip()
     name = params.get("range") or ("custom" if start_raw else "24h")
-    if name in RANGES:
-        return Period(name, now - RANGES[name], now)
-    if name != "custom":
+    if name not in RANGES and name != "custom":
         raise ReportError(f"range must be one of {', '.join([*RANGES, 'custom'])}")
-    if not start_raw:
-        raise ReportError("a custom range needs from (and optionally to), as ISO 8601 date and time")
     try:
-        start = parse_iso(start_raw)
+        # Checked even when a named range wins over them: a typo in from or to is said, not silently ignored.
+        start = parse_iso(start_raw) if start_raw else None
         end = parse_iso(end_raw) if end_raw else now
     except ValueError as exc:
         raise ReportError(str(exc)) from exc
+    if name in RANGES:
+        return Period(name, now - RANGES[name], now)
+    if start is None:
+        raise ReportError("a custom range needs from (and optionally to), as ISO 8601 date and time")
     if end <= start:
         raise ReportError("to must be after from")
     if end - start > MAX_SPAN:

@@ -1,5 +1,5 @@
 """Stage 7, availability reports: the /reports page (range, grouping, table, bar chart; complete without JavaScript)
-and /api/reports (the same figures as JSON or CSV, and one device's recorded intervals)."""
+and /api/reports (the same figures as JSON or CSV, and one device's recorded intervals, with their OpenAPI entries)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,18 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from nvrmon.access.guard import guard, page_context
+from nvrmon.access.guard import api_error, guard, page_context
 from nvrmon.availability import SCOPES, clip
 from nvrmon.live.renderer import Renderer
 from nvrmon.store import history as sql
 from nvrmon.store.database import Database
+from nvrmon.web import alert_schemas as s
+from nvrmon.web.openapi import ApiSection, Operation, ref
 from nvrmon.web.report_data import BAR_LEGEND, RANGES, Report, ReportError, build, period, scope_of
 
-DEVICE = re.compile(r"(nvr|camera):(\d{1,15})")
+DEVICE = re.compile(r"(nvr|camera):([0-9]{1,15})")  # ASCII digits: \d would take any script's
 MAX_DEVICE_INTERVALS = 10_000
 SCOPE_NAMES = {"site": "Site", "region": "Region", "nvr": "NVR", "camera": "Camera"}
-
-
-def _error(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def _query(params: Any) -> dict[str, str]:
@@ -61,12 +59,12 @@ async def availability(request: Request) -> Response:
     params = request.query_params
     kind = params.get("format") or "json"
     if kind not in ("json", "csv"):
-        return _error("format must be json or csv")
+        return api_error(400, "format must be json or csv")
     now = time.time()
     try:
         found = await build(database, scope_of(params), period(params, now), now)
     except ReportError as exc:
-        return _error(str(exc))
+        return api_error(400, str(exc))
     if kind == "json":
         return JSONResponse(found.as_json())
     out = io.StringIO()
@@ -84,12 +82,12 @@ async def device_history(request: Request) -> Response:
     params = request.query_params
     device = params.get("device") or ""
     if not DEVICE.fullmatch(device):
-        return _error("device must be nvr:<id> or camera:<id>")
+        return api_error(400, "device must be nvr:<id> or camera:<id>")
     now = time.time()
     try:
         chosen = period(params, now)
     except ReportError as exc:
-        return _error(str(exc))
+        return api_error(400, str(exc))
     found = await sql.device_intervals(database, device, chosen.start, chosen.end, MAX_DEVICE_INTERVALS)
     rows = [
         {"state": i.state, "maintenance": i.maintenance, "start": i.start, "end": i.end, "region": i.region,
@@ -100,8 +98,20 @@ async def device_history(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    return [
-        Route("/reports", guard("viewer", reports_page)),
-        Route("/api/reports/availability", guard("viewer", availability, "api")),
-        Route("/api/reports/history", guard("viewer", device_history, "api")),
-    ]
+    return [Route("/reports", guard("viewer", reports_page))]
+
+
+API = ApiSection(
+    (
+        Operation("GET", "/api/reports/availability", availability, "viewer",
+                  "Availability by site, region, NVR or camera over a range, worst first (JSON or CSV)",
+                  ref("AvailabilityReport"), s.REPORT_QUERY,
+                  media=(("text/csv", {"type": "string", "description": "a header line, then one row a group"}),),
+                  description="docs/availability.md. A custom range (from, to) covers at most 366 days and to comes "
+                  "after from; a range holding too many state changes is refused (400) asking for a shorter one."),
+        Operation("GET", "/api/reports/history", device_history, "viewer",
+                  "One device's recorded state intervals over a range", ref("DeviceHistory"), s.DEVICE_QUERY,
+                  description="start and end are Unix seconds; end is null while the interval is open."),
+    ),
+    s.REPORT_SCHEMAS,
+)  # fmt: skip
