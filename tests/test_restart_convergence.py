@@ -53,9 +53,11 @@ def stale_rows(pages: list[Page], truth: dict[int, str]) -> dict[str, int]:
     """Per page, how many rows it shows differ from the hub's own state."""
     found = {}
     for n, page in enumerate(pages):
-        wrong = sum(1 for camera_id, status in page.rows.items() if truth.get(camera_id) != status)
+        wrong = [(camera_id, status, truth.get(camera_id)) for camera_id, status in page.rows.items()
+                 if truth.get(camera_id) != status]  # fmt: skip
         if wrong:
-            found[f"{n}:{page.query}"] = wrong
+            found[f"{n}:{page.query}"] = len(wrong)
+            found[f"{n}:first (id, page, hub)"] = wrong[0]  # type: ignore[assignment]
     return found
 
 
@@ -67,7 +69,8 @@ async def settle(hub: LiveHub, pages: list[Page], nvrs: int, timeout: float) -> 
     while loop.time() < deadline:
         await asyncio.sleep(0.5)
         try:
-            if hub.get("/api/summary").json()["nvrs_online"] != nvrs:
+            summary = hub.get("/api/summary").json()
+            if summary["nvrs_online"] + summary["nvrs_degraded"] != nvrs:  # degraded: up, with a health problem
                 continue
             cameras = hub.get("/api/cameras?limit=500").json()["cameras"]  # 480 cameras: one page
         except httpx.HTTPError:

@@ -156,7 +156,7 @@ REPORT_QUERY = (
     query("format", enum(("json", "csv")), "csv: the same rows as text/csv with a header line, as an attachment"),
 )
 DEVICE_QUERY = (
-    {"name": "device", "in": "query", "required": True, "example": "nvr:1", "description": "nvr:<id> or camera:<id>",
+    {"name": "device", "in": "query", "required": True, "example": "nvr:1", "description": "nvr:ID or camera:ID",
      "schema": {"type": "string", "pattern": "^(nvr|camera):[0-9]{1,15}$"}},
     *RANGE_QUERY,
 )  # fmt: skip

@@ -77,12 +77,12 @@ async def availability(request: Request) -> Response:
 
 
 async def device_history(request: Request) -> Response:
-    """?device=nvr:<id>|camera:<id> and the range parameters: the device's intervals, as recorded."""
+    """?device=nvr:ID|camera:ID and the range parameters: the device's intervals, as recorded."""
     database: Database = request.state.store.database
     params = request.query_params
     device = params.get("device") or ""
     if not DEVICE.fullmatch(device):
-        return api_error(400, "device must be nvr:<id> or camera:<id>")
+        return api_error(400, "device must be nvr:ID or camera:ID")
     now = time.time()
     try:
         chosen = period(params, now)
