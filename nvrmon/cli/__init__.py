@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 from nvrmon import logs
 from nvrmon.cli import agent, api_tokens, backup, channels, inventory, manage, nvrs
 from nvrmon.settings import Settings
+
+DEMO_INCIDENT_DELAY = 15.0  # seconds a simulated device stays down before `serve --demo` opens an incident
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +86,10 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, db_path=args.db, demo=args.demo, log_format=args.log_format
         )
         logs.configure(settings.log_format, args.log_level)
+        if settings.demo > 0 and not settings.incident_delay:
+            # The simulated cameras blip for a second or two now and then (real agents wait out down_after probes
+            # first): the demo's incident list shows outages, not every blip.
+            settings = dataclasses.replace(settings, incident_delay=DEMO_INCIDENT_DELAY)
     except ValueError as exc:
         print(f"nvrmon: {exc}", file=sys.stderr)
         return 2
