@@ -74,3 +74,12 @@ def test_token_fleet_prints_the_stored_token_or_says_the_variable_wins(
     monkeypatch.setenv("NVRMON_AGENT_TOKEN", "from-the-environment")
     overridden = run_cli(db, "token", "fleet")
     assert overridden.stdout.strip() == "from-the-environment" and "overrides" in overridden.stderr
+
+
+def test_demo_waits_out_blips_before_an_incident() -> None:
+    from nvrmon.cli import DEMO_INCIDENT_DELAY, demo_settings
+    from nvrmon.settings import Settings
+
+    assert demo_settings(Settings(demo=5)).incident_delay == DEMO_INCIDENT_DELAY
+    assert demo_settings(Settings(demo=5, incident_delay=3.0)).incident_delay == 3.0  # an operator's choice stays
+    assert demo_settings(Settings()).incident_delay == 0.0  # not a demo: at once

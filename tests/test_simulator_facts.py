@@ -55,3 +55,11 @@ def test_simulator_health_has_a_realistic_mix() -> None:
     assert states["ok"] > 0 and states["failing"] > 0
     reasons = Counter(c.reason for a in made.agents for c in a.cameras if c.status == "offline")
     assert len(reasons) >= 3, reasons
+
+
+def test_simulator_cameras_keep_their_own_clocks_when_their_nvr_is_off() -> None:
+    made = fleet(5, nvrs=400)
+    frames = [agent.health() or {} for agent in made.agents]
+    skewed = [f for f in frames if abs(f["nvr"]["clock_skew_s"]) > 60]
+    assert skewed  # an NVR with a wrong clock is one degraded device; its cameras' clocks are their own
+    assert all(abs(c["clock_skew_s"]) < 1 for f in skewed for c in f["cameras"])

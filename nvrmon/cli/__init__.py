@@ -86,10 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
             host=args.host, port=args.port, db_path=args.db, demo=args.demo, log_format=args.log_format
         )
         logs.configure(settings.log_format, args.log_level)
-        if settings.demo > 0 and not settings.incident_delay:
-            # The simulated cameras blip for a second or two now and then (real agents wait out down_after probes
-            # first): the demo's incident list shows outages, not every blip.
-            settings = dataclasses.replace(settings, incident_delay=DEMO_INCIDENT_DELAY)
+        settings = demo_settings(settings)
     except ValueError as exc:
         print(f"nvrmon: {exc}", file=sys.stderr)
         return 2
@@ -115,6 +112,14 @@ def _serve(args: argparse.Namespace) -> int:
         _announce_demo_login(settings)
     uvicorn.Server(config).run()
     return 0
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """`serve --demo`: the simulated cameras blip for a second or two now and then (real agents wait out down_after
+    probes first), so unless told otherwise the demo's incident list shows outages, not every blip."""
+    if settings.demo > 0 and not settings.incident_delay:
+        return dataclasses.replace(settings, incident_delay=DEMO_INCIDENT_DELAY)
+    return settings
 
 
 def _announce_demo_login(settings: Settings) -> None:
