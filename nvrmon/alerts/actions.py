@@ -1,5 +1,6 @@
 """Alerts, what operators do: acknowledge an incident, comment on it, add and remove maintenance windows; each
-through the hub's single writer, so the change takes a seq and reaches every open page after its commit."""
+through the hub's single writer, so the change takes a seq and reaches every open page after its commit; each is
+audited (who, from `address`) in the transaction that makes it, so the change and its entry commit together."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import replace
 
 from nvrmon.alerts.engine import Engine
 from nvrmon.alerts.maintenance import Maintenance, Writer
-from nvrmon.incidents import MAX_NOTE, Incident, Window
+from nvrmon.incidents import MAX_NOTE, Incident, Window, iso
 from nvrmon.store import incidents as sql
+from nvrmon.store.audit import record
 from nvrmon.store.database import Database
 from nvrmon.store.maintenance import MAX_WINDOWS
 from nvrmon.store.transaction import Changes, Transaction
@@ -34,6 +36,21 @@ def _note(note: str, *, required: bool) -> str:
     if required and not note:
         raise ActionError("write a comment first")
     return note
+
+
+def _target(incident: Incident) -> str:
+    """How the audit log names an incident: its number and title, which say what it was about without a lookup."""
+    return f"#{incident.id} {incident.title}"
+
+
+def _span(window: Window) -> str:
+    ends = "open-ended" if window.ends_at is None else f"until {iso(window.ends_at)}"
+    weekly = (
+        f", {window.time_from}-{window.time_to} {window.tz} on days {','.join(map(str, window.days))}"
+        if window.recurring
+        else ""
+    )
+    return f"from {iso(window.starts_at)} {ends}{weekly}"
 
 
 class Alerts:
@@ -70,14 +87,17 @@ class Alerts:
             raise ActionError("no such incident", 404)
         return found
 
-    async def acknowledge(self, incident_id: int, actor: str, note: str = "") -> Incident:
+    async def acknowledge(self, incident_id: int, actor: str, note: str = "", *, address: str = "") -> Incident:
         note = _note(note, required=False)
         before = await self._existing(incident_id)
         if before.state != "open":
             raise ActionError(self._why_not(before), 409)
 
         async def write(tx: Transaction) -> int:
-            return int(await sql.acknowledge(tx, incident_id, actor, note))
+            done = await sql.acknowledge(tx, incident_id, actor, note)
+            if done:
+                await record(tx.connection, actor, "incident.ack", _target(before), note, address, now=tx.now)
+            return int(done)
 
         if not await self._writer().call(write):
             raise ActionError(self._why_not(await self._existing(incident_id)), 409)  # changed in between
@@ -89,19 +109,25 @@ class Alerts:
             return f"already acknowledged by {incident.acknowledged_by}"
         return "this incident is resolved"
 
-    async def comment(self, incident_id: int, actor: str, note: str) -> Incident:
+    async def comment(self, incident_id: int, actor: str, note: str, *, address: str = "") -> Incident:
         note = _note(note, required=True)
-        await self._existing(incident_id)
+        before = await self._existing(incident_id)
 
         async def write(tx: Transaction) -> int:
+            await record(tx.connection, actor, "incident.comment", _target(before), note, address, now=tx.now)
             return await sql.append_entry(tx, incident_id, kind="comment", actor=actor, note=note)
 
         await self._writer().call(write)
         return await self._existing(incident_id)
 
-    async def create_window(self, window: Window) -> Window:
+    async def create_window(self, window: Window, *, address: str = "") -> Window:
         async def write(tx: Transaction) -> int:
-            return await self.maintenance.create(tx, window)
+            window_id = await self.maintenance.create(tx, window)
+            if window_id:
+                detail = f"id {window_id}, {_span(window)}, reason: {window.reason}"
+                await record(tx.connection, window.created_by, "maintenance.create", window.match.describe(), detail,
+                             address, now=tx.now)  # fmt: skip
+            return window_id
 
         window_id = await self._call_on_windows(write)
         if not window_id:
@@ -109,9 +135,16 @@ class Alerts:
         log.info("maintenance window %d (%s) created by %s", window_id, window.match.describe(), window.created_by)
         return replace(window, id=window_id)
 
-    async def delete_window(self, window_id: int, actor: str) -> None:
+    async def delete_window(self, window_id: int, actor: str, *, address: str = "") -> None:
         async def write(tx: Transaction) -> int:
-            return await self.maintenance.delete(tx, window_id)
+            # The writer's copy of the windows is the store's (it is replaced in each transaction that changes them).
+            window = next((w for w in self.maintenance.windows if w.id == window_id), None)
+            deleted = await self.maintenance.delete(tx, window_id)
+            if deleted:
+                target = window.match.describe() if window is not None else f"window {window_id}"
+                detail = f"id {window_id}" + (f", reason: {window.reason}" if window is not None else "")
+                await record(tx.connection, actor, "maintenance.delete", target, detail, address, now=tx.now)
+            return deleted
 
         if not await self._call_on_windows(write):
             raise ActionError("no such maintenance window", 404)

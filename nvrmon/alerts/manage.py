@@ -24,16 +24,20 @@ def _name(name: str, url: str) -> str:
     return name
 
 
-async def add_url(channels: Channels, url: str, name: str, matchers: Iterable[str], owner: str) -> Channel:
-    """An Apprise channel; raises UrlError, MatchError or ChannelError with a message for the person adding it."""
+async def add_url(
+    channels: Channels, url: str, name: str, matchers: Iterable[str], owner: str, *, actor: str = "", address: str = ""
+) -> Channel:
+    """An Apprise channel; raises UrlError, MatchError or ChannelError with a message for the person adding it.
+    With an `actor` it is audited as channel.add in the transaction that adds it."""
     url = urls.check(url)
     match = routing.parse(matchers)
     name = _name(name, url)
-    return await channels.add(name, "apprise", url, urls.masked(url), match, owner)
+    return await channels.add(name, "apprise", url, urls.masked(url), match, owner, actor=actor, address=address)
 
 
-async def add_push(channels: Channels, subscription: str, owner: str, label: str) -> Channel:
-    """A browser's Web Push subscription as a channel of its own (subscribing again returns the same one)."""
+async def add_push(channels: Channels, subscription: str, owner: str, label: str, *, address: str = "") -> Channel:
+    """A browser's Web Push subscription as a channel of its own (subscribing again returns the same one, and
+    audits nothing: nothing changed); a new one is audited as the owner's push.subscribe as it is added."""
     info = webpush.subscription(subscription)
     target = json.dumps(info, sort_keys=True)
     existing = await channels.with_target("webpush", target)
@@ -44,7 +48,9 @@ async def add_push(channels: Channels, subscription: str, owner: str, label: str
     while await channels.named(name) is not None:
         n += 1
         name = f"{base[: MAX_NAME - 4]} {n}"
-    return await channels.add(name, "webpush", target, webpush.shown(info), {}, owner)
+    return await channels.add(
+        name, "webpush", target, webpush.shown(info), {}, owner, actor=owner, address=address, action="push.subscribe"
+    )
 
 
 async def find(channels: Channels, which: str) -> Channel | None:
@@ -53,3 +59,8 @@ async def find(channels: Channels, which: str) -> Channel | None:
     if channel is None and which.isdigit() and len(which) < 12:
         channel = await channels.get(int(which))
     return channel
+
+
+def tested(channel: Channel, state: str, error: str) -> str:
+    """A test message's audit detail: a failed test still reached out (an attempt), so it is recorded with its why."""
+    return f"id {channel.id}, {state}" + (f": {error}" if error else "")

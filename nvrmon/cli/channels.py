@@ -12,11 +12,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nvrmon.access.audit import CLI_ADDRESS, cli_actor
 from nvrmon.alerts import manage
 from nvrmon.alerts.delivery import Delivery
 from nvrmon.alerts.routing import MatchError
 from nvrmon.alerts.urls import UrlError
 from nvrmon.settings import Settings
+from nvrmon.store.audit import AuditLog
 from nvrmon.store.channels import ChannelError, Channels
 from nvrmon.store.database import Database
 from nvrmon.store.outbox import Outbox, OutboxRow
@@ -66,7 +68,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "add":
             try:
-                channel = await manage.add_url(channels, args.url, args.name, args.match, _owner())
+                channel = await manage.add_url(
+                    channels, args.url, args.name, args.match, _owner(), actor=cli_actor(), address=CLI_ADDRESS
+                )
             except (UrlError, MatchError, ChannelError) as exc:
                 print(f"nvrmon: {exc}", file=sys.stderr)
                 return 2
@@ -79,10 +83,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             print(f"nvrmon: no channel {args.channel!r} (`nvrmon channel list` shows them)", file=sys.stderr)
             return 1
         if args.action == "remove":
-            await channels.remove(found.id)
+            await channels.remove(found.id, actor=cli_actor(), address=CLI_ADDRESS)
             print(f"removed channel {found.id} {found.name!r}")
             return 0
         state, error = await Delivery(database, settings).test(found)
+        await AuditLog(database).add(cli_actor(), "channel.test", found.name, manage.tested(found, state, error),
+                                     CLI_ADDRESS)  # fmt: skip
         if state == "sent":
             print(f"test message sent to {found.name!r} ({found.shown})")
             return 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from nvrmon.store.audit import record
 from nvrmon.store.database import Database
 
 COLUMNS = "id, name, kind, target, shown, match_site, match_region, match_severity, owner, created"
@@ -67,8 +68,10 @@ class Channels:
         return None if row is None else _channel(row)
 
     async def add(
-        self, name: str, kind: str, target: str, shown: str, match: dict[str, str], owner: str, now: float | None = None
-    ) -> Channel:
+        self, name: str, kind: str, target: str, shown: str, match: dict[str, str], owner: str,
+        now: float | None = None, *, actor: str = "", address: str = "", action: str = "channel.add",
+    ) -> Channel:  # fmt: skip
+        """Add a channel; with an `actor`, audited in the same transaction (its masked target, never the secret)."""
         async with self.database.transaction() as db:
             cursor = await db.execute("SELECT count(*), sum(name = ? COLLATE NOCASE) FROM channels", (name,))
             count, same = await cursor.fetchone() or (0, 0)
@@ -83,15 +86,24 @@ class Channels:
                  owner, time.time() if now is None else now),
             )  # fmt: skip
             channel_id = cursor.lastrowid
+            if actor:
+                rule = " ".join(f"{k}={v}" for k, v in match.items() if v) or "everything"
+                await record(db, actor, action, name, f"id {channel_id}, {kind} {shown}, takes {rule}", address)
         channel = await self.get(int(channel_id or 0))
         assert channel is not None
         return channel
 
-    async def remove(self, channel_id: int) -> bool:
-        """Remove a channel with its grouping state and its outbox (what it had not sent yet is dropped with it)."""
+    async def remove(
+        self, channel_id: int, *, actor: str = "", address: str = "", action: str = "channel.remove"
+    ) -> bool:
+        """Remove a channel with its grouping state and its outbox (what it had not sent yet is dropped with it);
+        with an `actor`, audited in the same transaction."""
         async with self.database.transaction() as db:
-            cursor = await db.execute("DELETE FROM channels WHERE id = ?", (channel_id,))
-            return cursor.rowcount > 0
+            cursor = await db.execute("DELETE FROM channels WHERE id = ? RETURNING name, kind, shown", (channel_id,))
+            row = await cursor.fetchone()
+            if row is not None and actor:
+                await record(db, actor, action, str(row[0]), f"id {channel_id}, {row[1]} {row[2]}", address)
+            return row is not None
 
     async def with_target(self, kind: str, target: str) -> Channel | None:
         """The channel for this exact target (a browser subscribing twice gets its one channel back)."""

@@ -353,3 +353,11 @@ async def counts(db: Source) -> dict[str, int]:
         found[state] = found.get(state, 0) + int(count)
         found[level] = found.get(level, 0) + int(count)
     return found
+
+
+async def open_by_severity(db: Source) -> dict[tuple[str, str], int]:
+    """Incidents not resolved, counted by (severity, state): /metrics' nvrmon_incidents_open (absent pairs are 0)."""
+    rows = await _all(
+        db, "SELECT severity, state, count(*) FROM incidents WHERE state != 'resolved' GROUP BY severity, state"
+    )
+    return {(str(level), str(state)): int(count) for level, state, count in rows}

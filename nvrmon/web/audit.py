@@ -23,6 +23,15 @@ from nvrmon.store.audit import MAX_EXPORT, AuditEntry, AuditLog, AuditQuery
 PAGE = 100
 EXPORT_BATCH = 1000  # rows read per query while an export streams: memory stays flat for a large export
 FIELDS = ("id", "ts", "time", "actor", "action", "target", "detail", "address")
+# The action families the filter offers before any of their entries exist (an auditor asks "any acknowledgements?"
+# and gets an empty answer, not a missing choice); choosing one matches every action under it (AuditQuery.where).
+FAMILIES = ("login", "user", "api_token", "agent_token", "embed", "nvr", "camera", "inventory", "incident",
+            "maintenance", "channel", "push", "audit")  # fmt: skip
+
+
+def families(actions: list[str]) -> list[str]:
+    """The known families and any other one an action recorded names ("x.y" is in family "x")."""
+    return sorted({*FAMILIES, *(a.split(".", 1)[0] for a in actions if "." in a)})
 
 
 def _day(raw: str, *, end: bool = False) -> float:
@@ -59,10 +68,11 @@ async def page(request: Request) -> Response:
     entries = await audit.entries(query)
     total = await audit.count(query)
     filters = {k: v for k, v in form.items() if v and k != "page"}
+    actions = await audit.actions()
     html = renderer.render(
         "audit.html", title="Audit log", active="admin", entries=entries, total=total, form=form,
-        actions=await audit.actions(), page=int(form["page"]), pages=max(1, -(-total // PAGE)), filters=filters,
-        now=time.time(), **page_context(request),
+        actions=actions, families=families(actions), page=int(form["page"]), pages=max(1, -(-total // PAGE)),
+        filters=filters, now=time.time(), **page_context(request),
     )  # fmt: skip
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 

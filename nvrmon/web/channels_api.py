@@ -8,6 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from nvrmon.access.audit import actor_of, client_address, note
 from nvrmon.access.guard import api_error
 from nvrmon.access.sessions import Identity
 from nvrmon.alerts import manage
@@ -58,8 +59,9 @@ async def add(request: Request) -> Response:
         url, name = data.get("url", ""), data.get("name") or ""
         if not isinstance(url, str) or not isinstance(name, str):
             raise ValueError("url and name are text")
-        channel = await manage.add_url(delivery.channels, url, name, [f"{k}={v}" for k, v in match.items()],
-                                       identity.name)  # fmt: skip
+        matchers = [f"{k}={v}" for k, v in match.items()]
+        channel = await manage.add_url(delivery.channels, url, name, matchers, identity.name,
+                                       actor=actor_of(identity), address=client_address(request))  # fmt: skip
     except ChannelError as exc:
         return api_error(409 if "exists already" in str(exc) else 400, str(exc))
     except (UrlError, MatchError, ValueError) as exc:
@@ -69,8 +71,10 @@ async def add(request: Request) -> Response:
 
 async def remove(request: Request) -> Response:
     delivery: Delivery = request.state.delivery
+    identity: Identity = request.state.identity
     channel = await _named(request)
-    if channel is None or not await delivery.channels.remove(channel.id):
+    address = client_address(request)
+    if channel is None or not await delivery.channels.remove(channel.id, actor=actor_of(identity), address=address):
         return api_error(404, "no such channel")
     return Response(status_code=204)
 
@@ -81,6 +85,7 @@ async def test(request: Request) -> Response:
     if channel is None:
         return api_error(404, "no such channel")
     state, error = await delivery.test(channel)
+    await note(request, "channel.test", channel.name, manage.tested(channel, state, error))
     if state != "sent":
         # The channel's peer refused or could not be reached: a bad gateway, in the API's one error shape.
         return api_error(502, error or f"the test message was not sent ({state})", "delivery_failed")

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from nvrmon.access.audit import client_address
 from nvrmon.access.guard import ErrorPage, guard, page_context
 from nvrmon.access.sessions import Identity, read_form
 from nvrmon.alerts.actions import ActionError, Alerts
@@ -36,9 +37,9 @@ async def _act(request: Request, action: str) -> Response:
     note = (await read_form(request)).get("note", "")
     try:
         if action == "ack":
-            await alerts.acknowledge(incident_id, identity.name, note)
+            await alerts.acknowledge(incident_id, identity.name, note, address=client_address(request))
         else:
-            await alerts.comment(incident_id, identity.name, note)
+            await alerts.comment(incident_id, identity.name, note, address=client_address(request))
     except ActionError as exc:
         error_page: ErrorPage = request.state.error_page
         return error_page(request, exc.status, str(exc))
@@ -74,7 +75,7 @@ async def create_window(request: Request) -> Response:
     identity: Identity = request.state.identity
     form = await read_form(request)
     try:
-        await alerts.create_window(window_from_form(form, identity.name, time.time()))
+        await alerts.create_window(window_from_form(form, identity.name, time.time()), address=client_address(request))
     except (WindowError, ActionError) as exc:
         return await _maintenance_page(request, status=400, error=str(exc), form=form)
     return RedirectResponse("/maintenance", status_code=303)
@@ -84,7 +85,7 @@ async def delete_window(request: Request) -> Response:
     alerts: Alerts = request.state.alerts
     identity: Identity = request.state.identity
     try:
-        await alerts.delete_window(request.path_params["window_id"], identity.name)
+        await alerts.delete_window(request.path_params["window_id"], identity.name, address=client_address(request))
     except ActionError as exc:
         return await _maintenance_page(request, status=exc.status, error=str(exc))
     return RedirectResponse("/maintenance", status_code=303)

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from nvrmon.access.audit import client_address
 from nvrmon.access.guard import api_error
 from nvrmon.access.sessions import Identity, read_form
 from nvrmon.alerts.actions import ActionError, Alerts
@@ -107,7 +108,9 @@ async def acknowledge(request: Request) -> Response:
         note = data.get("note") or ""
         if not isinstance(note, str):
             raise ValueError("note must be text")
-        done = await alerts.acknowledge(_id(request, "incident_id"), identity.name, note)
+        done = await alerts.acknowledge(
+            _id(request, "incident_id"), identity.name, note, address=client_address(request)
+        )
     except ValueError as exc:
         return _refused(exc)
     return JSONResponse(done.as_json(time.time()))
@@ -121,7 +124,7 @@ async def comment(request: Request) -> Response:
         note = data.get("note") or ""
         if not isinstance(note, str):
             raise ValueError("note must be text")
-        done = await alerts.comment(_id(request, "incident_id"), identity.name, note)
+        done = await alerts.comment(_id(request, "incident_id"), identity.name, note, address=client_address(request))
     except ValueError as exc:
         return _refused(exc)
     return JSONResponse(done.as_json(time.time()), status_code=201)
@@ -139,7 +142,7 @@ async def create_window(request: Request) -> Response:
     identity: Identity = request.state.identity
     try:
         window = parse_window(await read_json(request), identity.name, time.time())
-        created = await alerts.create_window(window)
+        created = await alerts.create_window(window, address=client_address(request))
     except ValueError as exc:  # WindowError and ActionError among them
         return _refused(exc)
     return JSONResponse(created.as_json(time.time()), status_code=201)
@@ -149,7 +152,7 @@ async def delete_window(request: Request) -> Response:
     alerts: Alerts = request.state.alerts
     identity: Identity = request.state.identity
     try:
-        await alerts.delete_window(_id(request, "window_id"), identity.name)
+        await alerts.delete_window(_id(request, "window_id"), identity.name, address=client_address(request))
     except ActionError as exc:
         return _refused(exc)
     return Response(status_code=204)

@@ -1,9 +1,9 @@
 """Stage 7, operations: /metrics for Prometheus: fleet gauges read from the store at scrape time, and hub internals.
 
 Each app has its own CollectorRegistry (tests create several apps in one process; prometheus-client's global
-registry would mix them). The fleet gauges are one custom collector over one store read per scrape, the read the
+registry would mix them). The fleet gauges are one custom collector over the store reads of each scrape: the read the
 dashboard's figures come from (Store.fleet, counted by Summary.of), so no label series is kept by hand and a
-region that empties simply stops being reported.
+region that empties simply stops being reported, and the active incidents counted by severity and state.
 """
 
 from __future__ import annotations
@@ -22,14 +22,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from nvrmon.access import accounts
+from nvrmon.incidents import SEVERITIES
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.publisher import Publisher
 from nvrmon.models import Nvr, Summary
 from nvrmon.settings import Settings
+from nvrmon.store import incidents
 from nvrmon.store.fleet import Store
 
 NVR_STATUSES = ("online", "stale", "offline", "unknown")
 CAMERA_STATUSES = ("online", "offline", "nvr_offline", "unknown")
+OPEN_STATES = ("open", "acknowledged")  # an incident's states before it resolves
 # A batch holds 1 to settings.max_batch (2000) items; a commit takes well under 10 ms unless the disk is struggling.
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -46,10 +49,12 @@ class HubGauges(Protocol):
 
 
 class FleetCollector(Collector):
-    """nvrmon_nvrs and nvrmon_cameras by status and region, from the fleet rows read just before this scrape."""
+    """nvrmon_nvrs and nvrmon_cameras by status and region, and nvrmon_incidents_open by severity and state, from the
+    rows read just before this scrape."""
 
     def __init__(self) -> None:
         self.fleet: list[Nvr] = []
+        self.incidents: dict[tuple[str, str], int] = {}
 
     def collect(self) -> Iterator[Metric]:
         by_region: dict[str, list[Nvr]] = {}
@@ -68,8 +73,15 @@ class FleetCollector(Collector):
                 cameras.add_metric([status, region], count)
         yield nvrs
         yield cameras
-        # nvrmon_incidents_open (by severity and region) joins here with the alerts issue: read from its store at
-        # the same moment, like the fleet rows above.
+        active = GaugeMetricFamily(
+            "nvrmon_incidents_open", "Incidents not resolved yet, by severity and state (open or acknowledged)",
+            labels=["severity", "state"],
+        )  # fmt: skip
+        # Every pair, zeros included: a quiet fleet reports 0 (alert rules and panels see a value, not no data).
+        for level in SEVERITIES:
+            for state in OPEN_STATES:
+                active.add_metric([level, state], self.incidents.get((level, state), 0))
+        yield active
 
 
 def _nvr_counts(s: Summary) -> tuple[int, ...]:
@@ -176,8 +188,9 @@ class Metrics:
 
     async def exposition(self) -> bytes:
         fleet = await self.store.fleet()
+        active = await incidents.open_by_severity(self.store.database)
         # No await from here on: a concurrent scrape can't swap the rows between this assignment and the render.
-        self.fleet.fleet = fleet
+        self.fleet.fleet, self.fleet.incidents = fleet, active
         return generate_latest(self.registry)
 
 

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from nvrmon.access.audit import actor_of, client_address, note
 from nvrmon.access.guard import guard, page_context
 from nvrmon.access.sessions import Identity, read_form
 from nvrmon.alerts import manage, webpush
@@ -46,7 +47,8 @@ async def add_channel(request: Request) -> Response:
     matchers = [f"{key}={form[key].strip()}" for key in MATCH_FIELDS if form.get(key, "").strip()]
     try:
         channel = await manage.add_url(delivery.channels, form.get("url", ""), form.get("name", ""), matchers,
-                                       identity.name)  # fmt: skip
+                                       identity.name, actor=actor_of(identity),
+                                       address=client_address(request))  # fmt: skip
     except (UrlError, MatchError, ChannelError) as exc:
         form.pop("url", None)  # a secret is not echoed back into the page
         return await _admin(request, status=400, error=str(exc), channel_form=form)
@@ -58,7 +60,8 @@ async def remove_channel(request: Request) -> Response:
     channel = await delivery.channels.get(request.path_params["channel_id"])
     if channel is None:
         return await _admin(request, status=404, error="No such channel (removed already?).")
-    await delivery.channels.remove(channel.id)
+    identity: Identity = request.state.identity
+    await delivery.channels.remove(channel.id, actor=actor_of(identity), address=client_address(request))
     return await _admin(request, notice=f"Removed channel {channel.name}.")
 
 
@@ -68,6 +71,7 @@ async def test_channel(request: Request) -> Response:
     if channel is None:
         return await _admin(request, status=404, error="No such channel (removed already?).")
     state, error = await delivery.test(channel)
+    await note(request, "channel.test", channel.name, manage.tested(channel, state, error))
     if state != "sent":
         return await _admin(request, status=502, error=f"Test message to {channel.name} failed: {error}")
     return await _admin(request, notice=f"Test message sent to {channel.name}.")
@@ -102,7 +106,11 @@ async def subscribe(request: Request) -> Response:
     form = await read_form(request)
     try:
         channel = await manage.add_push(
-            delivery.channels, form.get("subscription", ""), identity.name, form.get("label", "")[:24]
+            delivery.channels,
+            form.get("subscription", ""),
+            identity.name,
+            form.get("label", "")[:24],
+            address=client_address(request),
         )
     except (webpush.SubscriptionError, ChannelError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -123,7 +131,10 @@ async def unsubscribe(request: Request) -> Response:
     channel = await _own(request)
     if channel is None:
         return await notifications_page(request, status=404, error="No such subscription of yours.")
-    await delivery.channels.remove(channel.id)
+    identity: Identity = request.state.identity
+    await delivery.channels.remove(
+        channel.id, actor=actor_of(identity), address=client_address(request), action="push.unsubscribe"
+    )
     return await notifications_page(request, notice="This browser no longer gets alerts by push.")
 
 
@@ -133,6 +144,7 @@ async def test_push(request: Request) -> Response:
     if channel is None:
         return await notifications_page(request, status=404, error="No such subscription of yours.")
     state, error = await delivery.test(channel)
+    await note(request, "push.test", channel.name, manage.tested(channel, state, error))
     if state != "sent":
         return await notifications_page(request, status=502, error=f"The test push failed: {error}")
     return await notifications_page(request, notice="Test push sent: it should show on this device in a moment.")
