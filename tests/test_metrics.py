@@ -21,13 +21,18 @@ from nvrmon.application import create_app
 from nvrmon.settings import Settings
 from tests.agent import Agent, hello
 from tests.conftest import PASSWORD, TOKEN, LiveHub, create_user, login_form_token
+from tests.incident_helpers import Agents, active, agents, eventually
 from tests.prometheus import Prometheus
 from tests.sse import open_stream
+
+__all__ = ["agents"]  # the fixture
 
 SCRAPE_TOKEN = "scrape-token-for-tests"
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NVR_STATUSES = ("online", "stale", "offline", "unknown")
 CAMERA_STATUSES = ("online", "offline", "nvr_offline", "unknown")
+SEVERITIES = ("critical", "major", "minor")
+OPEN_STATES = ("open", "acknowledged")
 
 
 def expected_from_api(hub: LiveHub) -> tuple[dict[tuple[str, str], float], dict[tuple[str, str], float]]:
@@ -41,6 +46,12 @@ def expected_from_api(hub: LiveHub) -> tuple[dict[tuple[str, str], float], dict[
         {(s, r): float(nvr_counts[(s, r)]) for s in NVR_STATUSES for r in regions},
         {(s, r): float(camera_counts[(s, r)]) for s in CAMERA_STATUSES for r in regions},
     )
+
+
+def incidents_from_api(hub: LiveHub) -> dict[tuple[str, str], float]:
+    """/api/incidents?state=active counted the way nvrmon_incidents_open is labelled: {(severity, state): n}."""
+    counts = Counter((i["severity"], i["state"]) for i in active(hub))
+    return {(level, state): float(counts[(level, state)]) for level in SEVERITIES for state in OPEN_STATES}
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 15) -> Any:
@@ -83,6 +94,7 @@ async def test_metrics_prometheus_sees_the_fleet_api_shows(
         return (
             prom.values("nvrmon_nvrs", "status", "region") == nvrs
             and prom.values("nvrmon_cameras", "status", "region") == cameras
+            and prom.values("nvrmon_incidents_open", "severity", "state") == incidents_from_api(hub)
         )
 
     assert await asyncio.to_thread(wait_for, agrees), (prom.query("nvrmon_cameras"), expected_from_api(hub))
@@ -90,6 +102,7 @@ async def test_metrics_prometheus_sees_the_fleet_api_shows(
     assert prom.values('nvrmon_cameras{status="offline",region="South"}') == {(): 2.0}
     assert prom.values('nvrmon_nvrs{status="online",region="South"}') == {(): 1.0}
     assert prom.values("nvrmon_agents_connected") == {(): 3.0}
+    assert prom.values('nvrmon_incidents_open{severity="major",state="open"}') == {(): 3.0}  # the offline cameras
     both_scraped = {("nvrmon",): 1.0, ("wrong",): 0.0}  # each job is scraped at its own offset within the second
     assert await asyncio.to_thread(wait_for, lambda: prom.values("up", "job") == both_scraped), prom.query("up")
     assert prom.values("nvrmon_commit_seconds_count")[()] >= 3  # the hellos, at least, were committed
@@ -104,6 +117,7 @@ async def test_metrics_prometheus_sees_the_fleet_api_shows(
     assert prom.values('nvrmon_cameras{status="nvr_offline",region="South"}') == {(): 4.0}
     assert prom.values('nvrmon_nvrs{status="offline",region="South"}') == {(): 1.0}
     assert prom.values("nvrmon_agents_connected") == {(): 2.0}
+    assert prom.values('nvrmon_incidents_open{severity="critical",state="open"}') == {(): 1.0}  # nvr-south-1 is down
     # The Grafana dashboard's queries are PromQL this Prometheus accepts and finds data for (rates need two scrapes).
     for panel in json.loads((DOCS / "grafana-dashboard.json").read_text())["panels"]:
         for target in panel["targets"]:
@@ -231,3 +245,36 @@ async def test_metrics_count_browsers_by_transport_and_deliveries(start_hub: Cal
     assert after["nvrmon_delivered_bytes_total"] > counts["nvrmon_delivered_bytes_total"]
     assert after["nvrmon_browsers_connected{transport=poll}"] == 0
     await agent.close()
+
+
+@pytest.mark.anyio
+async def test_metrics_count_incidents_not_resolved_by_severity_and_state(
+    start_hub: Callable[..., LiveHub], agents: Agents
+) -> None:
+    hub = start_hub(METRICS_TOKEN=SCRAPE_TOKEN)
+
+    def gauge() -> dict[tuple[str, str], float]:
+        found = scrape(hub)
+        return {(level, state): found[f"nvrmon_incidents_open{{severity={level},state={state}}}"]
+                for level in SEVERITIES for state in OPEN_STATES}  # fmt: skip
+
+    zeros = dict.fromkeys(((level, state) for level in SEVERITIES for state in OPEN_STATES), 0.0)
+    assert gauge() == zeros  # every pair is reported before any incident exists
+    site = await agents.site(hub, ["yard-a", "yard-b"], "Yard")
+    await site["yard-a"][0].close()
+    await site["yard-b"][0].send({"type": "camera_status", "camera_id": "cam2", "status": "offline"})
+    await eventually(lambda: len(active(hub)) == 2)
+    assert gauge() == {**zeros, ("critical", "open"): 1.0, ("major", "open"): 1.0} == incidents_from_api(hub)
+
+    nvr_incident = next(i for i in active(hub) if i["scope"] == "nvr")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', hub.get("/incidents").text)
+    assert token is not None
+    acked = httpx.post(f"{hub.url}/api/incidents/{nvr_incident['id']}/ack", json={},
+                       headers={**hub.headers, "X-CSRF-Token": token.group(1)}, timeout=5)  # fmt: skip
+    assert acked.status_code == 200, acked.text
+    assert gauge() == {**zeros, ("critical", "acknowledged"): 1.0, ("major", "open"): 1.0}
+
+    await site["yard-b"][0].send({"type": "camera_status", "camera_id": "cam2", "status": "online"})
+    await agents.register(hub, "yard-a", region="Yard")
+    await eventually(lambda: not active(hub))
+    assert gauge() == zeros  # resolved incidents are not counted
