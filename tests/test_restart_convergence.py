@@ -8,6 +8,7 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -19,7 +20,10 @@ from tests.sse import SseStream, open_stream
 pytestmark = pytest.mark.anyio
 
 ROW = re.compile(r'<(?:tr|article) id="camera-(\d+)"[^>]*? data-status="(\w+)"')
-QUERIES = ("view=cameras", "view=cameras&per=500", "view=cameras&page=2", "view=cameras&per=100&page=3")
+WINDOW = re.compile(r'<tbody id="camera-rows"')  # the page window re-rendered whole (filters.plan_window's refresh)
+GONE = re.compile(r'<tr id="camera-(\d+)" hx-swap-oob="delete">')
+# Four page windows, as each page's stream URL names them (View.events_url: the list's query rides in `id`).
+QUERIES = tuple(urlencode({"view": "cameras", "id": q}) for q in ("", "per=500", "page=2", "per=100&page=3"))
 
 
 @dataclass
@@ -32,6 +36,16 @@ class Page:
     last_id: str | None = None
     connects: int = 0
 
+    def show(self, html: str) -> None:
+        """What a message does to the table, as htmx applies it: a re-rendered window replaces every row (a row that
+        left the window is gone, it no longer shows a status), a delete removes one row, an upsert sets one."""
+        if WINDOW.search(html):
+            self.rows = {}
+        for camera_id, status in ROW.findall(html):
+            self.rows[int(camera_id)] = status
+        for camera_id in GONE.findall(html):
+            self.rows.pop(int(camera_id), None)
+
     async def run(self, hub: LiveHub) -> None:
         while True:
             stream: SseStream | None = None
@@ -40,8 +54,7 @@ class Page:
                     self.connects += 1
                     while True:
                         msg = await stream.next(timeout=120)
-                        for camera_id, status in ROW.findall(msg.data):
-                            self.rows[int(camera_id)] = status
+                        self.show(msg.data)
                         self.last_id = stream.last_id or self.last_id
             except (httpx.HTTPError, EOFError, AssertionError, OSError):
                 if stream is not None:
@@ -53,6 +66,8 @@ def stale_rows(pages: list[Page], truth: dict[int, str]) -> dict[str, int]:
     """Per page, how many rows it shows differ from the hub's own state."""
     found = {}
     for n, page in enumerate(pages):
+        if not page.rows:  # every window holds cameras: a page showing none lost its table
+            found[f"{n}:{page.query} shows no rows"] = 0
         wrong = [(camera_id, status, truth.get(camera_id)) for camera_id, status in page.rows.items()
                  if truth.get(camera_id) != status]  # fmt: skip
         if wrong:
