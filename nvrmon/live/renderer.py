@@ -10,6 +10,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from nvrmon.incidents import span
 from nvrmon.settings import Settings
 
 
@@ -31,18 +32,8 @@ def iso(ts: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A span of time in its two largest units: "3 d 4 h", "2 h 5 min", "42 s"."""
-    seconds = max(0, int(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h"
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min"
-    return f"{secs} s"
+    """A span of time in its two largest units: "3 d 4 h", "2 h 5 min", "42 s" (the incident timeline's words)."""
+    return span(seconds)
 
 
 def filesize(size: int) -> str:
