@@ -220,3 +220,39 @@ async def test_restore_after_a_killed_hub_and_no_hub_start_during_a_restore(
         lock.release()
     with TestClient(create_app(Settings(db_path=hub.db_path, agent_token="t"))) as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_restore_that_fails_at_the_last_step_leaves_the_database_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from nvrmon.store import backup as backups
+
+    db_path, copy_path = tmp_path / "hub.db", tmp_path / "copy.db"
+    asyncio.run(_make(db_path))
+    backups.backup(db_path, copy_path)
+    epoch = "SELECT value FROM meta WHERE key = 'epoch'"
+    with contextlib.closing(sqlite3.connect(db_path)) as db:
+        before = db.execute(epoch).fetchone()
+
+    real_replace = os.replace
+
+    def failing_replace(src: Any, dst: Any) -> None:
+        if Path(dst) == db_path:  # the copy going into place fails (a crash there is the same moment)
+            raise OSError("disk gone")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        backups.restore(copy_path, db_path)
+    assert not list(tmp_path.glob("hub.db.before-restore-*"))  # no stray kept copy
+    with contextlib.closing(sqlite3.connect(db_path)) as db:  # the database is still there, the same one
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute(epoch).fetchone() == before
+
+
+async def _make(path: Path) -> None:
+    from nvrmon.store.database import Database
+
+    await (await Database.open(path)).close()

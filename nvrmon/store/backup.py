@@ -213,8 +213,16 @@ def _replace(source: sqlite3.Connection, source_path: Path, db_path: Path) -> Co
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        os.replace(db_path, kept)
-    os.replace(temporary, db_path)
+        # A second name for the old file, then one atomic rename over it: at no moment is there no database at
+        # db_path (a crash between two renames would leave none, and the next start would create an empty one).
+        os.link(db_path, kept)
+    try:
+        os.replace(temporary, db_path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        if kept is not None:
+            kept.unlink(missing_ok=True)
+        raise
     _sync(db_path.parent)
     return Copy(db_path, seq, epoch, db_path.stat().st_size, kept)
 
