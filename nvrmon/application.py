@@ -140,6 +140,7 @@ def create_app(settings: Settings) -> ASGIApp:
         scrape = metrics.Metrics(store, hub, broadcaster, publisher)  # this app's own registry (docs/metrics.md)
         hub.on_commit = scrape.observe_commit
         await hub.start()
+        log.info("hub node %s on %s database %s", hub.node, database.backend, database.describe())
         token = await agent_token(store, settings)
         security = await Auth.open(settings, Credentials(database))
         tasks: set[asyncio.Task[None]] = set()
@@ -198,6 +199,7 @@ def create_app(settings: Settings) -> ASGIApp:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
             await hub.drain(timeout=5.0)
             await history.stop(hub)  # the last alive mark: the next start counts the gap from here
+            await hub.leave()  # other hubs on the database take this one's NVRs over at once
             hub.close()
             for task in tasks:
                 task.cancel()

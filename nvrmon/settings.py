@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -129,8 +130,18 @@ class Settings:
     notify_timeout: float = 20.0
     # The VAPID "sub" claim push services may use to reach whoever runs this hub (RFC 8292): a mailto: or https: URL.
     vapid_subject: str = "mailto:nvrmon@localhost"
+    # -- several hubs on one database (docs/deploy.md) --
+    # This hub's name among them (default: host name and process id); a hub that has not renewed its lease for
+    # hub_lease seconds is dead, and its NVRs are taken over (unknown until their agents reconnect elsewhere).
+    node_id: str = ""
+    hub_lease: float = 10.0
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
+
+    @property
+    def node(self) -> str:
+        """This hub's node id: NVRMON_NODE_ID, or host name and process id (unique among hubs, new after a restart)."""
+        return self.node_id or f"{socket.gethostname()}-{os.getpid()}"
 
     @property
     def proxies(self) -> frozenset[str]:

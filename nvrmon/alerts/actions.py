@@ -59,7 +59,7 @@ class Alerts:
     def __init__(self, database: Database, incident_delay: float = 0.0) -> None:
         self.database = database
         self.maintenance = Maintenance()
-        self.engine = Engine(self.maintenance, incident_delay)
+        self.engine = Engine(self.maintenance, incident_delay, shared=database.backend != "sqlite")
         self.writer: Writer | None = None  # the hub, set by the application once it exists
         # Set after each commit that changed incidents (a doorbell for the notifier, which reads entries_after).
         self.committed = asyncio.Event()

@@ -71,7 +71,7 @@ class Delivery:
         writer: Writer | None = None,
     ) -> None:  # fmt: skip
         self.writer = writer  # the hub: timeline entries through its transactions (seq, live); None: the CLI
-        self.outbox = Outbox(database)
+        self.outbox = Outbox(database, settings.node, settings.hub_lease)
         self.channels = Channels(database)
         self.database = database
         self.settings = settings

@@ -73,8 +73,9 @@ def camera_condition(nvr: GroupNvr | None, camera: GroupCamera) -> str:
 
 
 class Engine:
-    def __init__(self, maintenance: Maintenance, delay: float = 0.0) -> None:
+    def __init__(self, maintenance: Maintenance, delay: float = 0.0, shared: bool = False) -> None:
         self.maintenance = maintenance
+        self.shared = shared  # other hubs write the same database: their maintenance windows count here too
         self.delay = delay  # settings.incident_delay
         self._due: dict[tuple[str, str], float] = {}  # sites with a device waiting out the delay -> when
         self._wake = asyncio.Event()
@@ -84,6 +85,8 @@ class Engine:
         changes = tx.changes
         if not (changes.nvr_ids or changes.camera_ids):
             return
+        if self.shared:
+            await self.maintenance.refresh(tx)
         await self._run(tx, await sql.groups_of(tx.connection, changes.nvr_ids, changes.camera_ids))
 
     async def reconcile_all(self, tx: Transaction) -> int:

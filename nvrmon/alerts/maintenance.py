@@ -36,11 +36,19 @@ class Maintenance:
         self._active: frozenset[int] = frozenset()  # the windows active at the timer's last look
         self._now: tuple[int, tuple[Window, ...], list[Window]] | None = None  # rendering's answer, per second
         self.changed = asyncio.Event()
+        self.generation = ""  # the store's maintenance generation these windows were read at
 
     async def load(self, source: Database | Transaction) -> None:
-        found = await sql.windows(source.connection if isinstance(source, Transaction) else source)
-        self.windows = tuple(found)
+        db = source.connection if isinstance(source, Transaction) else source
+        self.generation = await sql.generation(db)
+        self.windows = tuple(await sql.windows(db))
+        self._now = None
         self.changed.set()
+
+    async def refresh(self, tx: Transaction) -> None:
+        """In the writer, when hubs share the database: read the windows again if another hub changed them."""
+        if await sql.generation(tx.connection) != self.generation:
+            await self.load(tx)
 
     def active(self, now: float | None = None) -> list[Window]:
         if now is not None:

@@ -48,7 +48,7 @@ class Notifier:
         self, database: Database, feed: Feed, settings: Settings, cameras_of: CamerasOf = no_cameras,
         clock: Callable[[], float] = time.time,
     ) -> None:  # fmt: skip
-        self.outbox = Outbox(database)
+        self.outbox = Outbox(database, settings.node, settings.hub_lease)
         self.channels = Channels(database)
         self.feed = feed
         self.settings = settings
@@ -78,6 +78,7 @@ class Notifier:
         cursor = await self.outbox.cursor()
         opened = 0
         while True:
+            start = cursor
             entries = await self.feed.entries_after(cursor, PAGE)
             if not entries:
                 return opened
@@ -94,7 +95,11 @@ class Notifier:
                     if routing.takes(channel.match, incident):
                         wakes.append(Wake(channel.id, key, incident.region, incident.site, entry.ts))
             cursor = entries[-1].id
-            opened += await self.outbox.feed(cursor, wakes, self.settings.group_wait, self.settings.group_interval)
+            fed = await self.outbox.feed(start, cursor, wakes, self.settings.group_wait, self.settings.group_interval)
+            if fed is None:  # another hub fed this page first: go on from where it left the cursor
+                cursor = await self.outbox.cursor()
+                continue
+            opened += fed
             if len(entries) < PAGE:
                 return opened
 

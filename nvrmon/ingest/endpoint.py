@@ -11,7 +11,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from nvrmon import protocol
 from nvrmon.access import agent_tokens as tokens
 from nvrmon.ingest.health import StorageUnavailable
-from nvrmon.ingest.hub import Hub, lookalike_refusal
+from nvrmon.ingest.hello import lookalike_refusal
+from nvrmon.ingest.hub import Hub
 from nvrmon.ingest.session import AgentSession, Gone
 from nvrmon.protocol import Hello, ProtocolError
 from nvrmon.settings import Settings

@@ -8,8 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 from nvrmon import protocol
-from nvrmon.ingest import degraded, inventory
+from nvrmon.ingest import degraded, hello, inventory
 from nvrmon.ingest.batch import Effects
+from nvrmon.ingest.cluster import Cluster
 from nvrmon.ingest.health import RETRY_FIRST, RETRY_MAX, StorageHealth, StorageUnavailable
 from nvrmon.ingest.liveness import Liveness
 from nvrmon.ingest.outside import OutsideCommits
@@ -34,6 +35,7 @@ from nvrmon.inventory import Edit, Outcome
 from nvrmon.models import Toast
 from nvrmon.protocol import Alert, Cameras, CameraStatus, Health, Heartbeat, Hello
 from nvrmon.settings import Settings
+from nvrmon.store import hubs
 from nvrmon.store.errors import is_storage_failure
 from nvrmon.store.fleet import Changes, NewEvent, Store, Transaction
 from nvrmon.store.transaction import detail_json
@@ -71,12 +73,20 @@ class Hub:
         self._next_conn = 0
         self._system = AgentSession(conn_id=0, remote="hub")
         self._timers: set[asyncio.TimerHandle] = set()
-        self.outside = OutsideCommits()  # commits of other processes on the same file (`nvrmon nvr remove`)
+        # Commits of other processes: `nvrmon nvr remove` on the same file, or other hubs on a shared database.
+        shared = store.database.backend != "sqlite"
+        self.outside = OutsideCommits(eager=shared)
+        self.cluster = Cluster(settings, self.liveness, shared)
+        store.node = self.cluster.node
         self.on_commit: CommitObserver | None = None
 
     def new_session(self, remote: str) -> AgentSession:
         self._next_conn += 1
         return AgentSession(conn_id=self._next_conn, remote=remote)
+
+    @property
+    def node(self) -> str:
+        return self.cluster.node
 
     @property
     def agents_connected(self) -> int:
@@ -91,9 +101,9 @@ class Hub:
         """Before agents connect: NVRs that were up when the hub stopped are 'unknown' until they reconnect."""
         self.hostnames = Hostnames((nvr.id, nvr.hostname) for nvr in await self.store.fleet())
         async with self.store.transaction(time.time()) as tx:
-            moved = await tx.set_all_status(("online", "stale"), "unknown", "waiting for its agent after hub restart")
+            moved = await self.cluster.join(tx)
         if moved:
-            self.liveness.grace_until = time.time() + (self.settings.startup_grace or self.settings.heartbeat_timeout)
+            self.liveness.settle_after(time.time() + self.cluster.grace)
             log.info("%d NVRs are unknown until their agents reconnect", len(moved))
         self.outside.known = await self.store.current_seq()  # pages load from here on: nothing older to publish
 
@@ -158,7 +168,12 @@ class Hub:
         await asyncio.gather(
             self.liveness.sweep(self.submit, self._system, self.health),
             self.outside.watch(self.store, self.submit, self._system),
+            self.cluster.run(self.call),
         )
+
+    async def leave(self) -> None:
+        """At shutdown, after drain: end this hub's lease so another takes its NVRs over at once."""
+        await self.call(self.cluster.leave)
 
     # -- writer -----------------------------------------------------------------------------------------------------
 
@@ -233,6 +248,8 @@ class Hub:
         began = time.perf_counter()
         try:
             async with self.store.transaction(now) as tx:
+                if self.outside.eager:  # others' commits before ours are published first, in seq order
+                    await self._take_outside(tx, out)
                 for item in items:
                     results.append((item, await self._apply(tx, item, out)))
                 await out.write(tx)
@@ -259,6 +276,11 @@ class Hub:
             self.last_event = now
             self._publish(tx.changes, out.toasts, not self._queue.empty())
 
+    async def _take_outside(self, tx: Transaction, out: Effects) -> None:
+        await out.flush_flips(tx)
+        for gone in await self.outside.take(tx, self.hostnames):
+            self._close_removed(gone, out)
+
     def _close_removed(self, nvr_id: int, out: Effects) -> None:
         self.hostnames.forget(nvr_id)
         session = self.sessions.get(nvr_id)
@@ -270,11 +292,9 @@ class Hub:
     async def _apply(self, tx: Transaction, item: Item, out: Effects) -> int:
         session, work = item.session, item.work
         if isinstance(work, Hello):
-            return await self._hello(tx, session, work, out)
+            return await hello.register(tx, session, work, out, self.hostnames, self.sessions, self.liveness)
         if isinstance(work, Outside):
-            await out.flush_flips(tx)
-            for gone in await self.outside.take(tx, self.hostnames):
-                self._close_removed(gone, out)
+            await self._take_outside(tx, out)
             return 0
         if isinstance(work, Remove):
             await out.flush_flips(tx)
@@ -296,7 +316,9 @@ class Hub:
             await self.liveness.settle_restart(tx, out)
             return 0
         if isinstance(work, Prune):
-            await tx.prune(work.before)  # through the writer: the store has one write connection
+            # Through the writer (the store has one write connection); claimed once per interval among hubs.
+            if not self.outside.eager or await hubs.claim(tx.connection, "prune", tx.now, work.every * 0.9):
+                await tx.prune(work.before)
             return 0
         if isinstance(work, Steady):
             await self.liveness.steady(tx, work.nvr_id, out)
@@ -353,44 +375,3 @@ class Hub:
                 level = "error" if work.severity in ("error", "critical") else "warning"
                 out.notify(level, f"{session.hostname}: {work.severity}", text)
         return nvr_id
-
-    async def _hello(self, tx: Transaction, session: AgentSession, work: Hello, out: Effects) -> int:
-        original = self.hostnames.lookalike(work.nvr.hostname)
-        if original is not None:
-            # Checked again here, in commit order: two look-alike hellos may have passed the endpoint together.
-            out.frames.append((session, lookalike_refusal(work.nvr.hostname, original)))
-            out.closes.append((session, (1008, "hostname not allowed")))
-            return 0
-        await out.flush_flips(tx)
-        reg = await tx.register_nvr(work.nvr)
-        nvr_id = reg.nvr_id
-        self.hostnames.add(nvr_id, work.nvr.hostname)
-        out.journal.keep(session)
-        out.journal.keep_sessions()
-        previous = self.sessions.get(nvr_id)
-        if previous is not None and previous is not session:
-            text = "another connection now speaks for this NVR"
-            out.frames.append((previous, protocol.error_frame("replaced", text)))
-            out.closes.append((previous, (4000, "replaced by a newer connection")))
-        self.sessions[nvr_id] = session
-        session.nvr_id, session.hostname, session.status, session.last_seen = (
-            nvr_id, work.nvr.hostname, "online", tx.now,
-        )  # fmt: skip
-        session.agent_session = work.session
-        same_run = bool(work.session) and work.session == reg.agent_session
-        session.last_seq = reg.agent_seq if same_run else 0
-        session.cameras, flips = await tx.replace_cameras(nvr_id, work.cameras)
-        if reg.previous is None:
-            out.events.append(NewEvent("status", "info", f"NVR {work.nvr.hostname} registered", nvr_id))
-            out.notify("success", f"{work.nvr.hostname} registered", work.nvr.site)
-        elif reg.previous == "offline":
-            await self.liveness.transition(tx, out, session, "online", "connected")
-        # previous "unknown" (back after a hub restart) or "online"/"stale" (a replaced connection): nothing to announce
-        out.flip_events(session, flips)
-        return nvr_id
-
-
-def lookalike_refusal(hostname: str, original: str) -> str:
-    return protocol.error_frame(
-        "hostname_not_allowed", f"hostname {hostname!r} can't be told apart from the registered NVR {original!r}"
-    )

@@ -97,8 +97,16 @@ class Liveness:
         flaps = self._flaps.get(nvr_id)
         return not flaps or now - flaps[-1] > self.settings.flap_window
 
+    def settle_after(self, when: float) -> None:
+        """NVRs turned unknown (a hub restart or a dead hub's): the ones still unknown at `when` go offline then."""
+        self.grace_until = max(self.grace_until, when)
+
     async def settle_restart(self, tx: Transaction, out: Effects) -> None:
-        moved = await tx.set_all_status(("unknown",), "offline", "did not reconnect after hub restart")
+        # Only those unknown for the whole grace: another hub may have turned some unknown more recently.
+        grace = self.settings.startup_grace or self.settings.heartbeat_timeout
+        moved = await tx.set_all_status(
+            ("unknown",), "offline", "did not reconnect after hub restart", changed_before=tx.now - grace + 0.5
+        )
         if moved:
             names = ", ".join(name for _, name in moved[:5]) + (" …" if len(moved) > 5 else "")
             text = f"{len(moved)} NVRs did not reconnect after the hub restart: {names}"
@@ -136,7 +144,7 @@ class Liveness:
                     await submit(system, Steady(nvr_id))
             if now - last_prune > prune_every:
                 last_prune = now
-                await submit(system, Prune(now - settings.event_retention_days * 86400))
+                await submit(system, Prune(now - settings.event_retention_days * 86400, prune_every))
 
 
 def prune_interval(retention: float) -> float:

@@ -8,7 +8,6 @@ of its own, and publishes it like any change, so open pages drop removed rows wi
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -24,7 +23,10 @@ POLL = 1.0  # seconds between looks at the store's seq
 class OutsideCommits:
     """The writer's bookkeeping of published seqs; mutated only by the writer task (and `watch`'s one flag)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, eager: bool = False) -> None:
+        # eager: several hubs share the database, so nearly every batch has others' commits before its own seq; the
+        # writer takes them at the start of each batch (a cursor must never pass a seq this hub did not publish).
+        self.eager = eager
         self.known = 0  # every seq up to here is published
         self._pending: int | None = None  # the last outside seq a batch took, kept only if it commits
         self._queued = False
@@ -57,7 +59,7 @@ class OutsideCommits:
         self, store: Store, submit: Callable[[AgentSession, Work], Awaitable[None]], system: AgentSession
     ) -> None:
         while True:
-            await asyncio.sleep(POLL)
+            await store.wait_commit(POLL)  # PostgreSQL rings at every commit; SQLite looks again after POLL
             try:
                 ahead = await store.current_seq() > self.known
             except Exception as exc:  # a locked or failing file: the writer's own health reports it

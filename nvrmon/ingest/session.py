@@ -66,6 +66,7 @@ class Steady:
 @dataclass(frozen=True, slots=True)
 class Prune:
     before: float
+    every: float = 0.0  # how often the sweeper asks: hubs sharing a database prune once per this between them
 
 
 @dataclass(frozen=True, slots=True)

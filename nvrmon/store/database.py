@@ -18,10 +18,11 @@ from nvrmon.store import inventory_rows
 # reasons, detail, degraded); 5: the fleet inventory (inventory.sql, inventory_rows.migrate: nvrs.declared/tags/
 # expected_cameras, cameras.declared/tags/missing); 6: incidents, incident_log, maintenance (incidents.sql), channels,
 # outbox and delivery attempts (notify.sql), device_history, the availability intervals (history.sql)
-SCHEMA_VERSION = 6
+# 7: hubs (cluster.sql) and nvrs.hub, the hub holding the NVR's agent socket
+SCHEMA_VERSION = 7
 SCRIPTS = (
     "schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "health.sql", "inventory.sql", "incidents.sql",
-    "notify.sql", "history.sql",
+    "notify.sql", "history.sql", "cluster.sql",
 )  # fmt: skip
 # Columns added to existing tables after version 1: a file from before them gets them by ALTER TABLE on open.
 ADDED_COLUMNS = (
@@ -31,6 +32,8 @@ ADDED_COLUMNS = (
     ("cameras", "status_reason", "TEXT NOT NULL DEFAULT ''"),
     ("cameras", "detail", "TEXT NOT NULL DEFAULT '{}'"),
     ("cameras", "degraded", "TEXT NOT NULL DEFAULT ''"),
+    ("nvrs", "hub", "TEXT NOT NULL DEFAULT ''"),
+    ("outbox", "claimed_by", "TEXT NOT NULL DEFAULT ''"),
 )
 BUSY_TIMEOUT_MS = 5000
 
@@ -42,6 +45,8 @@ class Database:
     never interleave inside one transaction on the shared write connection. Other processes (the CLI next to a running
     hub) open their own Database on the same file; SQLite's own lock and busy_timeout order them.
     """
+
+    backend = "sqlite"
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path, epoch: str) -> None:
         self._writer = writer
@@ -85,6 +90,16 @@ class Database:
                 await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    async def health(self) -> dict[str, object]:
+        return {"backend": self.backend, "ok": True, "error": ""}
+
+    async def wait_commit(self, timeout: float) -> None:
+        """SQLite has no doorbell: another process's commit is found by looking again after `timeout` seconds."""
+        await asyncio.sleep(timeout)
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Any:
         cursor = await self.reader.execute(sql, tuple(params))

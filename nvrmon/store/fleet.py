@@ -24,6 +24,7 @@ class Store:
         self.database = database
         self.epoch = database.epoch
         self.path = database.path
+        self.node = ""  # the hub's node id (ingest/cluster.py): NVRs it registers are stamped with it
         self._owned = owned  # opened by Store.open: closing the store closes the database
 
     @classmethod
@@ -39,7 +40,7 @@ class Store:
     async def transaction(self, now: float) -> AsyncIterator[Transaction]:
         """BEGIN IMMEDIATE … COMMIT; on any error the whole batch rolls back and nothing is published."""
         async with self.database.transaction() as db:
-            yield Transaction(db, now)
+            yield Transaction(db, now, self.node)
 
     # -- meta -------------------------------------------------------------------------------------------------------
 
@@ -48,6 +49,10 @@ class Store:
 
     async def set_meta(self, key: str, value: str) -> None:
         await self.database.set_meta(key, value)
+
+    async def wait_commit(self, timeout: float) -> None:
+        """Return when another process may have committed (a PostgreSQL notification), or after `timeout` seconds."""
+        await self.database.wait_commit(timeout)
 
     async def current_seq(self) -> int:
         return int(await self.meta("seq") or 0)

@@ -14,6 +14,7 @@ COLUMNS = (
     "id, match_camera, match_nvr, match_site, match_region, starts_at, ends_at, reason, created_by, created_at, days, "
     "time_from, time_to, tz"
 )
+GENERATION = "maintenance_generation"
 MAX_WINDOWS = 1000  # kept at once; a hub with more is refused new ones (bounded: every render checks them all)
 
 
@@ -48,13 +49,35 @@ async def insert(tx: Transaction, window: Window) -> int:
     )  # fmt: skip
     row = await cursor.fetchone()
     assert row is not None
+    await _bump(db)
     return int(row[0])
 
 
 async def delete(tx: Transaction, window_id: int) -> Window | None:
     cursor = await tx.connection.execute(f"DELETE FROM maintenance WHERE id = ? RETURNING {COLUMNS}", (window_id,))
     row = await cursor.fetchone()
-    return None if row is None else _window(row)
+    if row is None:
+        return None
+    await _bump(tx.connection)
+    return _window(row)
+
+
+async def generation(source: Database | aiosqlite.Connection) -> str:
+    """Moves on every change to the windows, so a hub sharing the database knows when to read them again."""
+    sql, params = "SELECT value FROM meta WHERE key = ?", (GENERATION,)
+    if isinstance(source, Database):
+        row = await source.fetch_one(sql, params)
+    else:
+        row = await (await source.execute(sql, params)).fetchone()
+    return "" if row is None else str(row[0])
+
+
+async def _bump(db: aiosqlite.Connection) -> None:
+    await db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
+        (GENERATION,),
+    )
 
 
 async def stamp_covered(tx: Transaction, match: Match) -> None:

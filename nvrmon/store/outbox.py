@@ -94,18 +94,27 @@ def _group(row: Sequence[object]) -> GroupState:
 class Outbox:
     """The outbox tables over the shared Database; every write is one transaction of its own."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, node: str = "", lease: float = 10.0) -> None:
         self.database = database
+        self.node = node  # the hub claiming rows (several hubs may share the database: docs/deploy.md)
+        self.lease = lease
 
     async def cursor(self) -> int:
         return int(await self.database.meta(CURSOR_KEY) or 0)
 
-    async def feed(self, cursor: int, wakes: Iterable[Wake], group_wait: float, group_interval: float) -> int:
-        """Advance the cursor to `cursor` and, in the same transaction, open a waiting row for every woken group
-        that has none: due group_wait after the transition for a group not notified yet, else group_interval after
-        its last message. Returns the rows opened."""
+    async def feed(
+        self, start: int, cursor: int, wakes: Iterable[Wake], group_wait: float, group_interval: float
+    ) -> int | None:
+        """Advance the cursor from `start` to `cursor` and, in the same transaction, open a waiting row for every
+        woken group that has none: due group_wait after the transition for a group not notified yet, else
+        group_interval after its last message. Returns the rows opened, or None when the cursor is no longer at
+        `start` (another hub on the same database fed these entries first: nothing is written twice)."""
         opened = 0
         async with self.database.transaction() as db:
+            found = await db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR_KEY,))
+            row = await found.fetchone()
+            if int(row[0] if row else 0) != start:
+                return None
             for wake in wakes:
                 cursor_row = await db.execute(
                     "SELECT 1 FROM outbox WHERE channel_id = ? AND group_key = ? AND state = 'waiting'",
@@ -215,7 +224,10 @@ class Outbox:
             )
             rows = [_row(row) for row in await cursor.fetchall()]
             for row in rows:
-                await db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?", (row.id,))
+                await db.execute(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = ? WHERE id = ?",
+                    (self.node, row.id),
+                )
         return [_claimed(row) for row in rows]
 
     async def finish(self, row: OutboxRow, attempt: Attempt, retry_at: float | None, channel: str = "") -> str:
@@ -234,19 +246,15 @@ class Outbox:
         return state
 
     async def recover(self, now: float) -> int:
-        """Rows left in flight by a hub that stopped during their send: recorded as unknown, never sent again."""
-        note = (
-            "the hub stopped while this was being sent: it may have arrived; not sent again so it cannot arrive twice"
-        )
+        """Rows left in flight by a hub that stopped during their send (this one's previous run, or any hub no longer
+        alive): recorded as unknown, never sent again. Rows a live hub is sending are its own business."""
         async with self.database.transaction() as db:
-            cursor = await db.execute("SELECT id FROM outbox WHERE state = 'sending'")
-            ids = [int(row[0]) for row in await cursor.fetchall()]
-            for row_id in ids:
-                await _record(db, Attempt(row_id, now, "unknown", note, 0.0))
-                await db.execute(
-                    "UPDATE outbox SET state = 'unknown', last_error = ?, done_at = ? WHERE id = ?", (note, now, row_id)
-                )
-        return len(ids)
+            cursor = await db.execute(
+                "SELECT id FROM outbox WHERE state = 'sending' AND claimed_by NOT IN "
+                "(SELECT node FROM hubs WHERE heartbeat >= ? AND node != ?)",
+                (now - self.lease, self.node),
+            )
+            return await _unknown(db, [int(row[0]) for row in await cursor.fetchall()], now)
 
     async def recent(self, limit: int = 20) -> list[OutboxRow]:
         """The latest messages, newest first (the admin page's "last deliveries")."""
@@ -289,6 +297,26 @@ def _claimed(row: OutboxRow) -> OutboxRow:
     from dataclasses import replace
 
     return replace(row, state="sending", attempts=row.attempts + 1)
+
+
+UNKNOWN_NOTE = (
+    "the hub stopped while this was being sent: it may have arrived; not sent again so it cannot arrive twice"
+)
+
+
+async def release_claims(db: aiosqlite.Connection, node: str, now: float) -> int:
+    """In the transaction that takes over the dead hub `node`: its rows in flight become unknown."""
+    cursor = await db.execute("SELECT id FROM outbox WHERE state = 'sending' AND claimed_by = ?", (node,))
+    return await _unknown(db, [int(row[0]) for row in await cursor.fetchall()], now)
+
+
+async def _unknown(db: aiosqlite.Connection, ids: list[int], now: float) -> int:
+    for row_id in ids:
+        await _record(db, Attempt(row_id, now, "unknown", UNKNOWN_NOTE, 0.0))
+        await db.execute(
+            "UPDATE outbox SET state = 'unknown', last_error = ?, done_at = ? WHERE id = ?", (UNKNOWN_NOTE, now, row_id)
+        )
+    return len(ids)
 
 
 async def _group_state(db: aiosqlite.Connection, channel_id: int, group_key: str) -> GroupState | None:

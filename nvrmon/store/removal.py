@@ -27,6 +27,10 @@ class Outside:
     event_ids: list[int] = field(default_factory=list)
     removed_nvrs: set[int] = field(default_factory=set)
     hostnames: dict[int, str] = field(default_factory=dict)  # NVRs still there (declared by `nvrmon inventory`)
+    incident_ids: set[int] = field(default_factory=set)  # changed by another hub (an acknowledgement there, say)
+
+    def __bool__(self) -> bool:
+        return bool(self.nvr_ids or self.camera_ids or self.event_ids or self.incident_ids)
 
 
 async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: float) -> Removed | None:
@@ -86,6 +90,8 @@ async def outside(db: aiosqlite.Connection, after: int, upto: int) -> Outside:
     found.camera_ids.update(int(r[0]) for r in await cursor.fetchall())
     cursor = await db.execute("SELECT id FROM events WHERE seq > ? AND seq <= ? ORDER BY id", span)
     found.event_ids.extend(int(r[0]) for r in await cursor.fetchall())
+    cursor = await db.execute("SELECT id FROM incidents WHERE updated_seq > ? AND updated_seq <= ?", span)
+    found.incident_ids.update(int(r[0]) for r in await cursor.fetchall())
     return found
 
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import aiosqlite
 
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
-from nvrmon.models import CameraDisplay, NvrStatus, Severity, Status
+from nvrmon.models import CameraDisplay, NvrStatus, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.store import device_health, history, removal
+from nvrmon.store.changes import CameraRef as CameraRef
+from nvrmon.store.changes import Changes as Changes
+from nvrmon.store.changes import NewEvent as NewEvent
+from nvrmon.store.changes import Registration as Registration
 from nvrmon.store.device_health import HealthState
 from nvrmon.store.removal import Outside, Removed
 
@@ -22,53 +26,15 @@ def detail_json(detail: StreamDetail) -> str | None:
     return json.dumps(asdict(detail), separators=(",", ":")) if detail else None
 
 
-@dataclass(frozen=True, slots=True)
-class NewEvent:
-    kind: str
-    severity: Severity
-    message: str
-    nvr_id: int | None = None
-    camera_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    nvr_id: int
-    previous: NvrStatus | None  # None: first time this hostname registers
-    agent_session: str
-    agent_seq: int
-
-
-@dataclass(slots=True)
-class CameraRef:
-    """The hub's mirror of one camera of a connected NVR, so status frames need no database read."""
-
-    id: int
-    status: Status
-    reason: str = ""  # why it is offline, as stored
-
-
-@dataclass(slots=True)
-class Changes:
-    """What one committed transaction touched; the broadcaster's input."""
-
-    seq: int = 0
-    nvr_ids: set[int] = field(default_factory=set)
-    camera_ids: set[int] = field(default_factory=set)
-    event_ids: list[int] = field(default_factory=list)
-    incident_ids: set[int] = field(default_factory=set)  # nvrmon/store/incidents.py: incidents the batch changed
-
-    def __bool__(self) -> bool:
-        return bool(self.nvr_ids or self.camera_ids or self.event_ids or self.incident_ids)
-
-
 class Transaction:
     """One write transaction. The sequence number is allocated on the first change, inside the transaction."""
 
-    def __init__(self, db: aiosqlite.Connection, now: float) -> None:
+    def __init__(self, db: aiosqlite.Connection, now: float, node: str = "") -> None:
         self._db = db
         self.now = now
+        self.node = node  # the hub process writing (docs/deploy.md): it owns the liveness of the NVRs it registers
         self.changes = Changes()
+        self._own_seq = 0
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -80,12 +46,12 @@ class Transaction:
         return await self._seq()
 
     async def _seq(self) -> int:
-        if not self.changes.seq:
+        if not self._own_seq:
             cursor = await self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
             row = await cursor.fetchone()
             assert row is not None
-            self.changes.seq = int(row[0])
-        return self.changes.seq
+            self._own_seq = self.changes.seq = int(row[0])
+        return self._own_seq
 
     async def register_nvr(self, info: NvrInfo) -> Registration:
         """Insert or update the NVR identified by hostname and mark it online."""
@@ -97,8 +63,8 @@ class Transaction:
         cursor = await self._db.execute(
             """
             INSERT INTO nvrs (hostname, device_name, region, site, model, firmware, ip_address, status, status_reason,
-                              last_seen, status_changed, updated_seq)
-            VALUES (?, ?, ?, ?, ?, ?, ?, 'online', '', ?, ?, ?)
+                              last_seen, status_changed, updated_seq, hub)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 'online', '', ?, ?, ?, ?)
             ON CONFLICT (hostname) DO UPDATE SET
                 -- What the inventory declares (docs/inventory.md) wins over what the agent reports.
                 device_name = CASE WHEN declared = 1 AND device_name != '' THEN device_name
@@ -108,7 +74,7 @@ class Transaction:
                 model = excluded.model, firmware = excluded.firmware, ip_address = excluded.ip_address,
                 status_changed = CASE WHEN status = 'online' THEN status_changed ELSE excluded.status_changed END,
                 status = 'online', status_reason = '', last_seen = excluded.last_seen,
-                updated_seq = excluded.updated_seq, removed = 0
+                updated_seq = excluded.updated_seq, removed = 0, hub = excluded.hub
             RETURNING id
             """,
             (
@@ -122,6 +88,7 @@ class Transaction:
                 self.now,
                 self.now,
                 seq,
+                self.node,
             ),
         )
         row = await cursor.fetchone()
@@ -218,12 +185,13 @@ class Transaction:
         self.changes.nvr_ids.add(nvr_id)
 
     async def set_nvr_status(self, nvr_id: int, status: NvrStatus, reason: str) -> bool:
-        """Change an NVR's liveness status; returns False when it already had that status."""
+        """Change an NVR's liveness status; returns False when it already had that status, or when another hub has
+        registered it since (its agent reconnected there: that hub owns its liveness now)."""
         seq = await self._seq()
         cursor = await self._db.execute(
             "UPDATE nvrs SET status = ?, status_reason = ?, status_changed = ?, updated_seq = ? "
-            "WHERE id = ? AND status != ? RETURNING id",
-            (status, reason, self.now, seq, nvr_id, status),
+            "WHERE id = ? AND status != ? AND (? = '' OR hub IN ('', ?)) RETURNING id",
+            (status, reason, self.now, seq, nvr_id, status, self.node, self.node),
         )
         if await cursor.fetchone() is None:
             return False
@@ -237,13 +205,36 @@ class Transaction:
         )
         self.changes.nvr_ids.add(nvr_id)
 
-    async def set_all_status(self, old: Sequence[NvrStatus], new: NvrStatus, reason: str) -> list[tuple[int, str]]:
-        """Move every NVR in one of the `old` statuses to `new` (hub restart bookkeeping); returns (id, hostname)."""
+    async def set_all_status(
+        self,
+        old: Sequence[NvrStatus],
+        new: NvrStatus,
+        reason: str,
+        *,
+        hubs: Sequence[str] | None = None,
+        other_than: Sequence[str] = (),
+        changed_before: float | None = None,
+    ) -> list[tuple[int, str]]:
+        """Move every NVR in one of the `old` statuses to `new` (hub restart and dead-hub bookkeeping): only those
+        registered by one of `hubs` if given, none registered by a hub in `other_than` (live hubs own theirs), and
+        only those whose status is older than `changed_before` if given; returns (id, hostname)."""
         marks = ", ".join("?" for _ in old)
+        where, params = f"status IN ({marks})", list[Any](old)
+        if hubs is not None:
+            if not hubs:
+                return []
+            where += f" AND hub IN ({', '.join('?' for _ in hubs)})"
+            params.extend(hubs)
+        if other_than:
+            where += f" AND hub NOT IN ({', '.join('?' for _ in other_than)})"
+            params.extend(other_than)
+        if changed_before is not None:
+            where += " AND status_changed <= ?"
+            params.append(changed_before)
         cursor = await self._db.execute(
             f"UPDATE nvrs SET status = ?, status_reason = ?, status_changed = ?, unstable = 0, updated_seq = ? "
-            f"WHERE status IN ({marks}) RETURNING id, hostname",
-            (new, reason, self.now, await self._seq(), *old),
+            f"WHERE {where} RETURNING id, hostname",
+            (new, reason, self.now, await self._seq(), *params),
         )
         moved = [(int(row[0]), str(row[1])) for row in await cursor.fetchall()]
         for nvr_id, _ in moved:
@@ -342,13 +333,16 @@ class Transaction:
         """What other processes committed after seq `after`, added to this transaction's changes; returns it and the
         last outside seq. This transaction then takes a seq of its own, newer than all of them, so a cursor at it has
         seen them."""
-        upto = self.changes.seq - 1 if self.changes.seq else await removal.committed_seq(self._db)
+        upto = self._own_seq - 1 if self._own_seq else await removal.committed_seq(self._db)
         found = await removal.outside(self._db, after, upto)
         self.changes.nvr_ids.update(found.nvr_ids)
         self.changes.camera_ids.update(found.camera_ids)
         self.changes.event_ids.extend(found.event_ids)
-        if found.nvr_ids or found.camera_ids or found.event_ids:
-            await self._seq()
+        self.changes.incident_ids.update(found.incident_ids)
+        if found and not self._own_seq:
+            # Published at the outside seq itself: taking a seq of our own would be a write that every other hub
+            # then sees as outside, and so on for ever. Anything this transaction stamps later takes a new one.
+            self.changes.seq = max(self.changes.seq, upto)
         return found, upto
 
     async def prune(self, before: float) -> int:

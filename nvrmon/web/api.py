@@ -123,13 +123,22 @@ async def healthz(request: Request) -> JSONResponse:
     hub: HubInfo = request.state.hub
     health = hub.health
     code = 503 if health.degraded else 200
-    if request.state.identity is None:
-        return JSONResponse({"status": health.status}, status_code=code)  # public: nothing about the fleet
     store: Store = request.state.store
+    database = await store.database.health()
+    if not database.get("ok"):
+        code = 503  # a hub that can't reach its database can't serve a true page: the balancer should skip it
+    if request.state.identity is None:
+        # public: nothing about the fleet, only which hub answered and whether its database does
+        return JSONResponse(
+            {"status": health.status, "node": hub.node, "database": {"ok": bool(database.get("ok"))}},
+            status_code=code,
+        )
     seq = await store.current_seq()
     return JSONResponse(
         {
             "status": health.status,
+            "node": hub.node,
+            "database": database,
             "storage": health.as_json(),
             "seq": seq,
             "epoch": store.epoch,

@@ -62,8 +62,8 @@ SUMMARY = _obj({
     "last_change": NUM, "epoch": STR,
 })  # fmt: skip
 HEALTH = _obj(
-    {"status": STR, "storage": {"type": "object"}, "seq": INT, "epoch": STR, "agents": INT, "subscribers": INT,
-     "uptime_s": NUM},
+    {"status": STR, "node": STR, "database": {"type": "object"}, "storage": {"type": "object"}, "seq": INT,
+     "epoch": STR, "agents": INT, "subscribers": INT, "uptime_s": NUM},
     optional=("storage", "seq", "epoch", "agents", "subscribers", "uptime_s"),
 )  # fmt: skip
 
