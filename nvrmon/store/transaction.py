@@ -35,6 +35,7 @@ class Transaction:
         self.node = node  # the hub process writing (docs/deploy.md): it owns the liveness of the NVRs it registers
         self.changes = Changes()
         self._own_seq = 0
+        self._outside_nvrs: set[int] = set()  # in changes for others' stamps: not yet stamped by this transaction
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -179,10 +180,11 @@ class Transaction:
 
     async def touch_nvr(self, nvr_id: int) -> None:
         """Stamp an NVR row whose shown figures (cameras online/total) changed."""
-        if nvr_id in self.changes.nvr_ids:
-            return
+        if nvr_id in self.changes.nvr_ids and nvr_id not in self._outside_nvrs:
+            return  # stamped by this transaction already
         await self._db.execute("UPDATE nvrs SET updated_seq = ? WHERE id = ?", (await self._seq(), nvr_id))
         self.changes.nvr_ids.add(nvr_id)
+        self._outside_nvrs.discard(nvr_id)
 
     async def set_nvr_status(self, nvr_id: int, status: NvrStatus, reason: str) -> bool:
         """Change an NVR's liveness status; returns False when it already had that status, or when another hub has
@@ -335,6 +337,7 @@ class Transaction:
         seen them."""
         upto = self._own_seq - 1 if self._own_seq else await removal.committed_seq(self._db)
         found = await removal.outside(self._db, after, upto)
+        self._outside_nvrs.update(found.nvr_ids - self.changes.nvr_ids)
         self.changes.nvr_ids.update(found.nvr_ids)
         self.changes.camera_ids.update(found.camera_ids)
         self.changes.event_ids.extend(found.event_ids)
