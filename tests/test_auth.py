@@ -97,9 +97,13 @@ def test_streams_and_long_poll_refuse_strangers_before_sending_anything(make_cli
 
 def test_healthz_tells_strangers_only_that_the_hub_is_up(make_client: Factory) -> None:
     client = make_client()
-    assert client.get("/healthz").json() == {"status": "ok"}
+    public = client.get("/healthz").json()
+    assert set(public) == {"status", "node", "database"}  # which hub answered, and whether its database does
+    assert (public["status"], public["database"]) == ("ok", {"ok": True}) and public["node"]
     assert log_in(client, "vera").status_code == 303
-    assert {"status", "seq", "epoch", "agents", "subscribers"} <= set(client.get("/healthz").json())
+    health = client.get("/healthz").json()
+    assert {"status", "node", "seq", "epoch", "agents", "subscribers"} <= set(health)
+    assert health["database"]["backend"] == "sqlite" and health["node"] == public["node"]
 
 
 def test_forged_or_unknown_session_cookie_is_a_stranger(make_client: Factory) -> None:
