@@ -104,8 +104,12 @@ class LiveHub:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/agent"
 
-    def start(self) -> LiveHub:
+    def prepare(self) -> None:
+        """Before each start: the admin account in the hub's database (tests/cluster.py's hubs share one instead)."""
         create_user(self.db_path, self.username, "admin", self.password)
+
+    def start(self) -> LiveHub:
+        self.prepare()
         env = {**os.environ, "NVRMON_AGENT_TOKEN": self.token, **self.env}
         self.log_path = self.db_path.with_suffix(f".{self.port}.log")
         with self.log_path.open("ab") as log:
@@ -204,3 +208,7 @@ from tests.rtsp import rtsp_server  # noqa: E402, F401
 
 # Notification peers (a webhook sink, an SMTP server) for the tests of nvrmon/alerts/.
 from tests.sinks import smtp, webhook  # noqa: E402, F401
+
+# isort: split
+# Several hubs: fresh PostgreSQL databases, hubs on one of them, nginx in front, a private PostgreSQL server.
+from tests.cluster import pg_database, private_postgres, start_cluster, start_nginx  # noqa: E402, F401
