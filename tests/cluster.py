@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from nvrmon.settings import Settings
-from tests.conftest import RUNNING, LiveHub, free_port, password_hash, run_async
+from tests.conftest import PASSWORD, RUNNING, LiveHub, free_port, password_hash, run_async
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
@@ -156,7 +156,7 @@ def start_nginx(tmp_path: Path) -> Iterator[Callable[[list[int]], Nginx]]:
 # -- PostgreSQL databases ----------------------------------------------------------------------------------------------
 
 
-def database_url(server: str, name: str) -> str:
+def url_of_database(server: str, name: str) -> str:
     return server.rsplit("/", 1)[0] + "/" + name
 
 
@@ -174,7 +174,7 @@ def create_database(server: str = SHARED_POSTGRES) -> str:
     """A new empty database on `server` (an admin URL); returns its URL."""
     name = f"nvrmon_c_{secrets.token_hex(6)}"
     run_async(_execute(server, f'CREATE DATABASE "{name}"'))
-    return database_url(server, name)
+    return url_of_database(server, name)
 
 
 def drop_database(url: str, server: str = SHARED_POSTGRES) -> None:
@@ -272,21 +272,13 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 
 @dataclass
-class ClusterHub(LiveHub):
-    """A LiveHub on a PostgreSQL database shared with other hubs; the admin account is created once for all."""
-
-    def prepare(self) -> None:
-        pass  # Cluster.create_admin did it, in the shared database
-
-
-@dataclass
 class Cluster:
     """N hub processes on one PostgreSQL database (one agent token and session secret, distinct node ids), and nginx
     in front of all of them."""
 
     directory: Path
     url: str
-    hubs: list[ClusterHub] = field(default_factory=list)
+    hubs: list[LiveHub] = field(default_factory=list)
     nginx: Nginx | None = None
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
@@ -296,11 +288,12 @@ class Cluster:
                 "NVRMON_AGENT_TOKEN": self.token, "NVRMON_TRUSTED_PROXIES": "127.0.0.1", **extra}  # fmt: skip
 
     def create_admin(self) -> None:
-        """The admin account, through the CLI as an operator would (`nvrmon user add`), in the shared database."""
+        """The admin account, through the CLI as an operator would (`nvrmon user add`), in the shared database: it sets
+        the schema up too, before the hubs start. (LiveHub.start adds it again, which finds it there.)"""
         env = {**os.environ, "NVRMON_DATABASE_URL": self.url}
         done = subprocess.run(
             [sys.executable, "-m", "nvrmon.cli", "user", "add", "admin", "--role", "admin"], cwd=self.directory,
-            input=f"{ClusterHub.password}\n", env=env, capture_output=True, text=True, timeout=60, check=False,
+            input=f"{PASSWORD}\n", env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, f"nvrmon user add failed:\n{done.stdout}{done.stderr}"
         assert not (self.directory / "nvrmon.db").exists(), "the CLI used SQLite although NVRMON_DATABASE_URL is set"
@@ -308,7 +301,7 @@ class Cluster:
     def start(self, count: int, **env: str) -> Cluster:
         extra = {f"NVRMON_{k}": v for k, v in env.items()}
         self.create_admin()
-        self.hubs = [ClusterHub(self.directory / f"hub{n}.db", self.environment(f"hub-{n}", extra), token=self.token)
+        self.hubs = [LiveHub(self.directory / f"hub{n}.db", self.environment(f"hub-{n}", extra), token=self.token)
                      for n in range(count)]  # fmt: skip
         # All at once, as a deployment starts them: schema setup must not race.
         with ThreadPoolExecutor(count) as pool:
@@ -343,7 +336,7 @@ def start_cluster(tmp_path: Path) -> Iterator[Callable[..., Cluster]]:
     """start_cluster(3, HEARTBEAT_TIMEOUT="5", server=private.url): N hubs on a fresh database (on the machine's
     PostgreSQL, or on `server`) behind nginx; everything stopped and the database dropped afterwards."""
     clusters: list[tuple[Cluster, str]] = []
-    password_hash(ClusterHub.password)  # warm the cache outside the hubs' start-up deadline
+    password_hash(PASSWORD)  # warm the cache outside the hubs' start-up deadline
 
     def start(count: int = 3, server: str = SHARED_POSTGRES, **env: str) -> Cluster:
         cluster = Cluster(tmp_path / f"cluster{len(clusters)}", create_database(server))

@@ -104,12 +104,8 @@ class LiveHub:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/agent"
 
-    def prepare(self) -> None:
-        """Before each start: the admin account in the hub's database (tests/cluster.py's hubs share one instead)."""
-        create_user(self.db_path, self.username, "admin", self.password)
-
     def start(self) -> LiveHub:
-        self.prepare()
+        create_user(self.db_path, self.username, "admin", self.password)
         env = {**os.environ, "NVRMON_AGENT_TOKEN": self.token, **self.env}
         self.log_path = self.db_path.with_suffix(f".{self.port}.log")
         with self.log_path.open("ab") as log:
