@@ -201,11 +201,12 @@ def test_kill_9_hub_under_load_agents_and_browsers_move_on_with_nothing_lost(
         assert all(int(h.get("/healthz").json()["agents"]) > 0 for h in cluster.hubs), "nginx did not spread agents"
         pages = [browsing.open(f"{front.url}/cameras?per=100") for _ in range(3)]
         cursors = [watch_streams(p) for p in pages]
-        while min(subscribers(h) for h in cluster.hubs) == 0 and len(readers) < 30:
+        # Browsers on every hub: more SSE readers until each hub serves at least two streams.
+        while (len(readers) < 9 or min(subscribers(h) for h in cluster.hubs) < 2) and len(readers) < 30:
             readers.append(ResumingPage("view=cameras&id=per%3D100"))
             tasks.append(portal.start_task_soon(readers[-1].run, front))
             time.sleep(0.3)
-        assert min(subscribers(h) for h in cluster.hubs) > 0, "nginx did not spread browsers over every hub"
+        assert min(subscribers(h) for h in cluster.hubs) >= 2, "nginx did not spread browsers over every hub"
         on_a = subscribers(a)
         before = last_event_id(b)
         watcher = Watcher(b)
@@ -231,7 +232,7 @@ def test_kill_9_hub_under_load_agents_and_browsers_move_on_with_nothing_lost(
         # A's browsers came back on B or C, each from its cursor (a Last-Event-ID), never from nothing.
         moved = [sent[n:] for sent, n in zip(cursors, connects, strict=True) if len(sent) > n]
         resumed = [r.resumed_from for r in readers if r.resumed_from]
-        assert len(moved) + len(resumed) >= min(on_a, 1), (on_a, moved, resumed)
+        assert len(moved) + len(resumed) >= on_a, (on_a, moved, resumed)  # at least every stream A held
         assert all(cursor for sent in moved for cursor in sent), moved
         assert all(cursor for sent in resumed for cursor in sent), resumed
         # No offline storm: no NVR was offline at any sample, and no NVR-down event was written.
