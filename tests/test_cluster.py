@@ -33,6 +33,7 @@ pytestmark = [
 ]
 
 NVRS, CAMERAS, RATE = 12, 8, 25.0  # 96 cameras (one page of /cameras?per=100), 25 changes a second fleet-wide
+LEASE = 3.0
 NVR_DOWN = re.compile(r"^NVR \S+ is offline|did not reconnect")
 
 
@@ -184,7 +185,8 @@ def test_agent_on_hub_a_changes_a_camera_and_a_browser_on_hub_b_shows_it_within_
 def test_kill_9_hub_under_load_agents_and_browsers_move_on_with_nothing_lost(
     start_cluster: Callable[..., Cluster], browser: Browser, portal: BlockingPortal
 ) -> None:
-    cluster = start_cluster(3, HEARTBEAT_TIMEOUT="20", STALE_AFTER="10", SSE_RETRY_MS="300")
+    # A short lease, so the survivors take A's NVRs over while the test watches (NVRMON_HUB_LEASE, the cluster logic).
+    cluster = start_cluster(3, HEARTBEAT_TIMEOUT="20", STALE_AFTER="10", SSE_RETRY_MS="300", HUB_LEASE=str(LEASE))
     front = cluster.front
     a, b, c = cluster.hubs
     fleet = SimulatedFleet(front.ws_url, cluster.token, nvrs=NVRS, cameras=CAMERAS, rate=0, seed=5)
@@ -239,8 +241,13 @@ def test_kill_9_hub_under_load_agents_and_browsers_move_on_with_nothing_lost(
         assert watcher.samples > 10 and watcher.offline_seen == 0, (watcher.samples, watcher.offline_seen)
         assert nvr_down_events(b, before) == []
         assert truth  # the fleet's cameras were listed
+        # Past A's lease: the takeover of A's NVRs leaves the ones whose agents are back online, and writes nothing.
+        time.sleep(max(0.0, killed + LEASE + 4.0 - time.monotonic()))
+        assert api(b, "summary")["nvrs_online"] == NVRS
+        assert watcher.offline_seen == 0 and nvr_down_events(b, before) == []
+        assert hub_truth(c) == agents_truth(fleet)
         print(
-            f"\nkill -9 of hub A ({on_a} streams on it): agents back and acknowledged {agents_back:.1f} s later; "
+            f"\nkill -9 of hub A ({on_a} streams on it): all agents acknowledged {agents_back:.1f} s after the kill; "
             f"{len(moved)} Chromium pages and {len(resumed)} SSE readers resumed from their cursors"
         )
     finally:
