@@ -204,3 +204,7 @@ from tests.rtsp import rtsp_server  # noqa: E402, F401
 
 # Notification peers (a webhook sink, an SMTP server) for the tests of nvrmon/alerts/.
 from tests.sinks import smtp, webhook  # noqa: E402, F401
+
+# isort: split
+# Several hubs: fresh PostgreSQL databases, hubs on one of them, nginx in front, a private PostgreSQL server.
+from tests.cluster import pg_database, private_postgres, start_cluster, start_nginx  # noqa: E402, F401
