@@ -30,9 +30,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from array import array
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -65,9 +66,10 @@ class Load:
     drain: float = 15.0
     seed: int = 1
 
-    def describe(self) -> str:
+    def describe(self, rates: list[float] | None = None) -> str:
+        rate = "/".join(f"{r:g}" for r in rates or [self.rate])
         return (
-            f"{self.agents} agents x {self.cameras} cameras, {self.rate:g} changes/s, {self.browsers} browsers, "
+            f"{self.agents} agents x {self.cameras} cameras, {rate} changes/s, {self.browsers} browsers, "
             f"{self.warmup:g} s warm-up + {self.seconds:g} s window"
         )
 
@@ -171,6 +173,77 @@ def backend_pids(admin_url: str, database: str) -> list[int]:
     """The server processes serving this database (each hub's pool and listener connection)."""
     rows = pg("SELECT pid FROM pg_stat_activity WHERE datname = $1", database, url=admin_url)
     return [int(row["pid"]) for row in rows]
+
+
+DB_COUNTERS = ("xact_commit", "xact_rollback", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated")
+
+
+class PgWatch:
+    """What this database's backends do during the window: every `every` s, the state and wait event of each one
+    (pg_stat_activity), and pg_stat_database's commit and row counters at both ends. Runs in a thread with its own
+    event loop and one connection to the admin database, so the hubs' databases see none of it."""
+
+    def __init__(self, admin_url: str, database: str, every: float = 0.05) -> None:
+        self.admin_url, self.database, self.every = admin_url, database, every
+        self.samples: dict[str, int] = {}
+        self.counters: list[dict[str, int]] = []
+        self.ages: list[float] = []  # ms since the transaction of a busy backend began, at each sample
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="pg-watch", daemon=True)
+
+    async def _counters(self, conn: Any) -> dict[str, int]:
+        row = await conn.fetchrow(
+            f"SELECT {', '.join(DB_COUNTERS)} FROM pg_stat_database WHERE datname = $1", self.database
+        )
+        return {k: int(row[k]) for k in DB_COUNTERS}
+
+    async def _run(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.admin_url, timeout=5)
+        try:
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            self.counters.append(await self._counters(conn))
+            query = (
+                "SELECT state, wait_event_type, wait_event, extract(epoch FROM now() - xact_start) AS age"
+                " FROM pg_stat_activity WHERE datname = $1"
+            )
+            while not self._stop.is_set():
+                await conn.execute("SELECT pg_stat_clear_snapshot()")
+                for row in await conn.fetch(query, self.database):
+                    if row["state"] == "idle":
+                        key = "idle"
+                    elif row["wait_event_type"] is None:
+                        key = f"{row['state']}: on CPU"
+                    else:
+                        key = f"{row['state']}: {row['wait_event_type']}/{row['wait_event']}"
+                    self.samples[key] = self.samples.get(key, 0) + 1
+                    if row["age"] is not None and row["state"] != "idle":
+                        self.ages.append(float(row["age"]) * 1000)
+                await asyncio.sleep(self.every)
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            # The statistics collector publishes counters with a delay of up to 0.5 s (PostgreSQL 15: at the end of
+            # each transaction, at most every PGSTAT_MIN_INTERVAL); the window is long enough for that not to matter.
+            self.counters.append(await self._counters(conn))
+        finally:
+            await conn.close()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join(10)
+        total = sum(v for k, v in self.samples.items() if k != "idle") or 1
+        busy = {k: round(100 * v / total, 1) for k, v in sorted(self.samples.items(), key=lambda kv: -kv[1])}
+        busy.pop("idle", None)
+        deltas = {k: self.counters[-1][k] - self.counters[0][k] for k in DB_COUNTERS} if len(self.counters) == 2 else {}
+        return {
+            "busy_samples_pct": busy,
+            "busy_samples": total,
+            "counters": deltas,
+            "open_transaction_age_ms": latency_summary(self.ages),
+        }
 
 
 # -- hubs ------------------------------------------------------------------------------------------------------------
@@ -782,6 +855,9 @@ def measure(name: str, load: Load, hubs: Hubs, started: Started, workers: int) -
     load_pids = [c.pid for c in started.children if c.pid is not None and c.name != "bench-cluster-probe"]
     hub_pids = [p.pid for p in hubs.procs]
     sleep_until(w0)
+    watch = PgWatch(hubs.admin_url, hubs.database) if hubs.backend != "sqlite" else None
+    if watch is not None:
+        watch.start()
     pg0 = (
         {pid: cpu_seconds(pid) for pid in backend_pids(hubs.admin_url, hubs.database)}
         if hubs.backend != "sqlite"
@@ -800,6 +876,8 @@ def measure(name: str, load: Load, hubs: Hubs, started: Started, workers: int) -
             # A backend that started inside the window spent all its CPU in it; one that ended took its CPU with it.
             pg_cpu += (after or 0.0) - (pg0.get(pid) or 0.0)
         result["pg_backends"] = {"at_start": len(pg0), "at_end": len(pids1), "ended": len(set(pg0) - set(pids1))}
+    if watch is not None:
+        result["pg_activity"] = watch.stop()
     probe_conn.send("stop")
     result["noise"] = probe_conn.recv() if probe_conn.poll(10) else None
     sent = expect(agents_conn, "sent", 60 + load.seconds + load.warmup, f"{name}: changes")
@@ -867,7 +945,10 @@ def fmt(value: Any) -> str:
 
 TABLE = [
     ("changes sent in the window (per s)", lambda r: f"{fmt(r['changes_in_window'])} ({fmt(r['achieved_rate'])}/s)"),
-    ("deliveries in the window", lambda r: f"{fmt(r['deliveries'])} of ≤ {fmt(r['expected_deliveries'])}"),
+    (
+        "deliveries received in the window (changes sent in it × browsers)",
+        lambda r: f"{fmt(r['deliveries'])} ({fmt(r['expected_deliveries'])})",
+    ),
     ("**deliveries/s**", lambda r: f"**{fmt(r['deliveries_per_s'])}**"),
     ("latency p50 / p90 ms", lambda r: f"{fmt(r['latency_ms']['p50'])} / {fmt(r['latency_ms']['p90'])}"),
     ("**latency p99 ms** (max)", lambda r: f"**{fmt(r['latency_ms']['p99'])}** ({fmt(r['latency_ms']['max'])})"),
@@ -883,6 +964,10 @@ TABLE = [
     ("PostgreSQL backends' CPU s (this database)", lambda r: fmt(r["pg_backend_cpu_s"])),
     ("hub CPU µs per delivery", lambda r: fmt(r["hub_us_per_delivery"])),
     ("**hub + database CPU µs per delivery**", lambda r: f"**{fmt(r['total_us_per_delivery'])}**"),
+    ("PostgreSQL transactions per change (hubs' reads included)", lambda r: _per_change(r, "xact_commit")),
+    ("PostgreSQL rows read per change (returned + fetched)", lambda r: _per_change(r, "tup_returned", "tup_fetched")),
+    ("busy backends: waiting on a lock / idle in transaction / on CPU (% of samples)", lambda r: _activity(r)),
+    ("age of the open transactions seen, p50 / p99 ms", lambda r: _ages(r)),
     ("load generators' CPU (% of a core)", lambda r: fmt(r["load_cpu_pct"])),
     ("missed (browser × camera wrong after the drain)", lambda r: fmt(r["missed"])),
     ("undelivered / superseded / duplicates", lambda r: f"{r['undelivered']} / {r['superseded']} / {r['duplicates']}"),
@@ -890,12 +975,37 @@ TABLE = [
     ("hub RSS MB", lambda r: fmt(r["hub_rss_mb"])),
     ("machine noise: longest 5 ms-sleeper stall ms", lambda r: fmt((r["noise"] or {}).get("max_stall_ms"))),
 ]
+
+
+def _per_change(r: dict[str, Any], *keys: str) -> str:
+    counters = r.get("pg_activity", {}).get("counters")
+    if not counters or not r["changes_in_window"]:
+        return "–"
+    return fmt(round(sum(counters[k] for k in keys) / r["changes_in_window"], 1))
+
+
+def _activity(r: dict[str, Any]) -> str:
+    busy = r.get("pg_activity", {}).get("busy_samples_pct")
+    if busy is None:
+        return "–"
+    lock = sum(v for k, v in busy.items() if "Lock/" in k and "LWLock" not in k)
+    idle = sum(v for k, v in busy.items() if k.startswith("idle in transaction"))
+    cpu = sum(v for k, v in busy.items() if k == "active: on CPU")
+    return f"{lock:.0f} / {idle:.0f} / {cpu:.0f}"
+
+
+def _ages(r: dict[str, Any]) -> str:
+    ages = r.get("pg_activity", {}).get("open_transaction_age_ms")
+    return f"{fmt(ages['p50'])} / {fmt(ages['p99'])}" if ages else "–"
+
+
 LABELS = {"sqlite-1": "1 hub, SQLite", "pg-1": "1 hub, PostgreSQL", "pg-2": "2 hubs, one PostgreSQL database"}
 
 
 def markdown(report: dict[str, Any]) -> str:
     runs = report["runs"]
-    head = "| | " + " | ".join(LABELS[r["config"]] for r in runs) + " |\n"
+    several = len(report["rates"]) > 1
+    head = "| | " + " | ".join(LABELS[r["config"]] + (f" @ {r['rate']:g}/s" if several else "") for r in runs) + " |\n"
     head += "| --- |" + " ---: |" * len(runs) + "\n"
     body = "".join(f"| {label} | " + " | ".join(cell(r) for r in runs) + " |\n" for label, cell in TABLE)
     lines = [f"Command: `{report['command']}`", "", f"Load: {report['load_text']}.", ""]
@@ -928,7 +1038,13 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("-S", "--agents", type=int, default=d.agents)
     parser.add_argument("--cameras", type=int, default=d.cameras, help="cameras per agent")
-    parser.add_argument("-R", "--rate", type=float, default=d.rate, help="camera changes per second, fleet-wide")
+    parser.add_argument(
+        "-R",
+        "--rate",
+        default=f"{d.rate:g}",
+        help="camera changes per second, fleet-wide; a comma-separated list runs every configuration "
+        "at each rate (e.g. 100,300)",
+    )
     parser.add_argument("-B", "--browsers", type=int, default=d.browsers)
     parser.add_argument("--seconds", type=float, default=d.seconds, help="measured window per configuration")
     parser.add_argument("--warmup", type=float, default=d.warmup)
@@ -943,9 +1059,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument("--markdown", type=Path, help="write the figures into this file (between its markers)")
     args = parser.parse_args()
-    load = Load(args.agents, args.cameras, args.rate, args.browsers, args.seconds, args.warmup, args.drain, args.seed)
+    rates = [float(r) for r in str(args.rate).split(",") if r.strip()]
+    load = Load(args.agents, args.cameras, rates[0], args.browsers, args.seconds, args.warmup, args.drain, args.seed)
     if args.tiny:
-        load = Load(agents=4, cameras=4, rate=10, browsers=4, seconds=2, warmup=1, drain=10, seed=args.seed)
+        load, rates = (
+            Load(agents=4, cameras=4, rate=10, browsers=4, seconds=2, warmup=1, drain=10, seed=args.seed),
+            [10],
+        )
     if load.agents * load.cameras > 1000:
         parser.error("agents x cameras must be at most 1,000: the browsers watch one cameras page of per=1000")
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -957,7 +1077,7 @@ def main() -> None:
     report: dict[str, Any] = {
         "command": shlex.join(["python3", "bench/cluster.py", *sys.argv[1:]]),
         "load": asdict(load),
-        "load_text": load.describe(),
+        "load_text": load.describe(rates),
         "machine": machine(),
         "runs": [],
         "skipped": {},
@@ -973,13 +1093,16 @@ def main() -> None:
         sys.exit(f"PostgreSQL configurations required but unavailable: {why}")
     if not why and any(CONFIGS[c][0] == "postgresql" for c in configs):
         report["postgres"] = pg_settings(args.postgres)
-    print(f"== {load.describe()}; {report['pinning']}", flush=True)
-    for name in configs:
+    print(f"== {load.describe(rates)}; {report['pinning']}", flush=True)
+    report["rates"] = rates
+    for name, rate in [(name, rate) for rate in rates for name in configs]:
         if CONFIGS[name][0] == "postgresql" and why:
-            report["skipped"][name] = why
-            print(f"  {name}: skipped ({why})", flush=True)
+            if name not in report["skipped"]:
+                report["skipped"][name] = why
+                print(f"  {name}: skipped ({why})", flush=True)
             continue
-        run = run_config(name, load, hub_src, args.postgres, not args.no_pin, args.workers)
+        run = run_config(name, replace(load, rate=rate), hub_src, args.postgres, not args.no_pin, args.workers)
+        run["rate"] = rate
         report["runs"].append(run)
         lat = run["latency_ms"]
         print(
