@@ -171,10 +171,17 @@ def pg_settings(admin_url: str) -> dict[str, str]:
 
 def backend_pids(admin_url: str, database: str) -> list[int]:
     """The server processes serving this database (each hub's pool and listener connection)."""
-    rows = pg("SELECT pid FROM pg_stat_activity WHERE datname = $1", database, url=admin_url)
+    rows = pg(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name <> $2",
+        database,
+        WATCH_NAME,
+        url=admin_url,
+    )
     return [int(row["pid"]) for row in rows]
 
 
+WATCH_NAME = "nvrmon-bench-watch"  # the watcher's own connections, left out of the backends measured
+TABLE_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan", "idx_tup_fetch", "n_tup_ins", "n_tup_upd")
 DB_COUNTERS = ("xact_commit", "xact_rollback", "tup_returned", "tup_fetched", "tup_inserted", "tup_updated")
 
 
@@ -187,6 +194,7 @@ class PgWatch:
         self.admin_url, self.database, self.every = admin_url, database, every
         self.samples: dict[str, int] = {}
         self.counters: list[dict[str, int]] = []
+        self.tables: list[dict[str, dict[str, int]]] = []
         self.ages: list[float] = []  # ms since the transaction of a busy backend began, at each sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="pg-watch", daemon=True)
@@ -197,20 +205,33 @@ class PgWatch:
         )
         return {k: int(row[k]) for k in DB_COUNTERS}
 
+    async def _tables(self) -> dict[str, dict[str, int]]:
+        """Per table of the bench's database: scans and rows read (pg_stat_user_tables is per database)."""
+        import asyncpg
+
+        url = self.admin_url.rsplit("/", 1)[0] + "/" + self.database
+        conn = await asyncpg.connect(url, timeout=5, server_settings={"application_name": WATCH_NAME})
+        try:
+            rows = await conn.fetch(f"SELECT relname, {', '.join(TABLE_COUNTERS)} FROM pg_stat_user_tables")
+            return {row["relname"]: {k: int(row[k] or 0) for k in TABLE_COUNTERS} for row in rows}
+        finally:
+            await conn.close()
+
     async def _run(self) -> None:
         import asyncpg
 
-        conn = await asyncpg.connect(self.admin_url, timeout=5)
+        conn = await asyncpg.connect(self.admin_url, timeout=5, server_settings={"application_name": WATCH_NAME})
         try:
+            self.tables.append(await self._tables())
             await conn.execute("SELECT pg_stat_clear_snapshot()")
             self.counters.append(await self._counters(conn))
             query = (
                 "SELECT state, wait_event_type, wait_event, extract(epoch FROM now() - xact_start) AS age"
-                " FROM pg_stat_activity WHERE datname = $1"
+                " FROM pg_stat_activity WHERE datname = $1 AND application_name <> $2"
             )
             while not self._stop.is_set():
                 await conn.execute("SELECT pg_stat_clear_snapshot()")
-                for row in await conn.fetch(query, self.database):
+                for row in await conn.fetch(query, self.database, WATCH_NAME):
                     if row["state"] == "idle":
                         key = "idle"
                     elif row["wait_event_type"] is None:
@@ -225,6 +246,7 @@ class PgWatch:
             # The statistics collector publishes counters with a delay of up to 0.5 s (PostgreSQL 15: at the end of
             # each transaction, at most every PGSTAT_MIN_INTERVAL); the window is long enough for that not to matter.
             self.counters.append(await self._counters(conn))
+            self.tables.append(await self._tables())
         finally:
             await conn.close()
 
@@ -238,7 +260,16 @@ class PgWatch:
         busy = {k: round(100 * v / total, 1) for k, v in sorted(self.samples.items(), key=lambda kv: -kv[1])}
         busy.pop("idle", None)
         deltas = {k: self.counters[-1][k] - self.counters[0][k] for k in DB_COUNTERS} if len(self.counters) == 2 else {}
+        tables: dict[str, dict[str, int]] = {}
+        if len(self.tables) == 2:
+            for name, after in self.tables[1].items():
+                before = self.tables[0].get(name, {})
+                delta = {k: v - before.get(k, 0) for k, v in after.items()}
+                if any(delta.values()):
+                    tables[name] = delta
+        top = sorted(tables.items(), key=lambda kv: -(kv[1]["seq_tup_read"] + kv[1]["idx_tup_fetch"]))
         return {
+            "tables": dict(top[:8]),
             "busy_samples_pct": busy,
             "busy_samples": total,
             "counters": deltas,
@@ -968,6 +999,7 @@ TABLE = [
     ("PostgreSQL rows read per change (returned + fetched)", lambda r: _per_change(r, "tup_returned", "tup_fetched")),
     ("busy backends: waiting on a lock / idle in transaction / on CPU (% of samples)", lambda r: _activity(r)),
     ("age of the open transactions seen, p50 / p99 ms", lambda r: _ages(r)),
+    ("tables read most: rows read per change (sequential scans per change)", lambda r: _tables(r)),
     ("load generators' CPU (% of a core)", lambda r: fmt(r["load_cpu_pct"])),
     ("missed (browser × camera wrong after the drain)", lambda r: fmt(r["missed"])),
     ("undelivered / superseded / duplicates", lambda r: f"{r['undelivered']} / {r['superseded']} / {r['duplicates']}"),
@@ -992,6 +1024,17 @@ def _activity(r: dict[str, Any]) -> str:
     idle = sum(v for k, v in busy.items() if k.startswith("idle in transaction"))
     cpu = sum(v for k, v in busy.items() if k == "active: on CPU")
     return f"{lock:.0f} / {idle:.0f} / {cpu:.0f}"
+
+
+def _tables(r: dict[str, Any]) -> str:
+    tables = r.get("pg_activity", {}).get("tables")
+    n = r["changes_in_window"]
+    if not tables or not n:
+        return "–"
+    return ", ".join(
+        f"{name} {(t['seq_tup_read'] + t['idx_tup_fetch']) / n:,.0f} ({t['seq_scan'] / n:.1f})"
+        for name, t in list(tables.items())[:3]
+    )
 
 
 def _ages(r: dict[str, Any]) -> str:
