@@ -1056,6 +1056,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Machine: {report['machine']['cpu']}, {report['machine']['cores']}, {report['machine']['ram']} RAM, "
         f"kernel {report['machine']['kernel']}, Python {report['machine']['python']}; {report['pinning']}."
     ]
+    lines += ["", f"Hubs: nvrmon from {report['hub_source']}."]
     if report.get("postgres"):
         settings = ", ".join(f"{k} {v}" for k, v in report["postgres"].items())
         lines += ["", f"PostgreSQL (the machine's shared server): {settings}."]
@@ -1125,6 +1126,10 @@ def main() -> None:
         "runs": [],
         "skipped": {},
     }
+    commit = subprocess.run(
+        ["git", "-C", str(hub_src), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    report["hub_source"] = f"{hub_src}" + (f" at {commit}" if commit else "")
     cpus = len(os.sched_getaffinity(0))
     report["pinning"] = (
         "hub i pinned to CPU i mod " + str(cpus) + "; agents, browsers and PostgreSQL not pinned"
