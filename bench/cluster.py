@@ -1096,7 +1096,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--workers", type=int, default=0, help="browser processes (0: 1 below 100 browsers, else 2)")
     parser.add_argument("--tiny", action="store_true", help="a few seconds per configuration (the test's size)")
-    parser.add_argument("--no-pin", action="store_true", help="don't pin hub i to CPU i")
+    parser.add_argument("--pin", action="store_true", help="pin hub i to CPU i (default: the scheduler places them)")
     parser.add_argument("--hub-src", type=Path, default=ROOT, help="the checkout whose nvrmon the hubs run")
     parser.add_argument("--postgres", default=ADMIN_URL, help="admin URL of the PostgreSQL server (databases are made)")
     parser.add_argument("--require-postgres", action="store_true", help="fail instead of skipping the PG configs")
@@ -1133,8 +1133,8 @@ def main() -> None:
     cpus = len(os.sched_getaffinity(0))
     report["pinning"] = (
         "hub i pinned to CPU i mod " + str(cpus) + "; agents, browsers and PostgreSQL not pinned"
-        if not args.no_pin and cpus > 1
-        else "nothing pinned"
+        if args.pin and cpus > 1
+        else "nothing pinned (hubs, agents, browsers and PostgreSQL where the scheduler puts them)"
     )
     why = postgres_unavailable(hub_src, args.postgres) if any(CONFIGS[c][0] == "postgresql" for c in configs) else ""
     if why and args.require_postgres:
@@ -1149,7 +1149,7 @@ def main() -> None:
                 report["skipped"][name] = why
                 print(f"  {name}: skipped ({why})", flush=True)
             continue
-        run = run_config(name, replace(load, rate=rate), hub_src, args.postgres, not args.no_pin, args.workers)
+        run = run_config(name, replace(load, rate=rate), hub_src, args.postgres, args.pin, args.workers)
         run["rate"] = rate
         report["runs"].append(run)
         lat = run["latency_ms"]
