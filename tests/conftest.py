@@ -200,6 +200,7 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
 # peer (gst-rtsp-server in a subprocess) and `nvrmon agent` run as its own process.
 from tests.agent_process import start_agent  # noqa: E402, F401
 from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401
+from tests.pg import database_url, postgres_url  # noqa: E402, F401
 from tests.rtsp import rtsp_server  # noqa: E402, F401
 
 # Notification peers (a webhook sink, an SMTP server) for the tests of nvrmon/alerts/.

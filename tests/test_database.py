@@ -123,7 +123,7 @@ async def test_a_version_2_database_gets_the_device_health_columns_and_tables(tm
         db.execute("DROP TABLE nvr_health")
         # … nor the inventory's columns (schema 5), which came later still.
         later = (
-            ("nvrs", {"degraded", "declared", "tags", "expected_cameras"}),
+            ("nvrs", {"degraded", "declared", "tags", "expected_cameras", "hub"}),  # hub: schema 7
             ("cameras", {"status_reason", "detail", "degraded", "missing", "declared", "tags"}),
         )
         for table, dropped in later:

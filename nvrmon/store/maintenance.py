@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.incidents import Match, Window
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 from nvrmon.store.transaction import Transaction
 
 COLUMNS = (
@@ -23,7 +22,7 @@ def _window(row: Any) -> Window:
                   row[11], row[12], row[13])  # fmt: skip
 
 
-async def windows(source: Database | aiosqlite.Connection) -> list[Window]:
+async def windows(source: Database | Connection) -> list[Window]:
     sql = f"SELECT {COLUMNS} FROM maintenance ORDER BY starts_at, id"
     if isinstance(source, Database):
         return [_window(r) for r in await source.fetch_all(sql)]

@@ -11,10 +11,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from nvrmon.store import incidents as incident_store
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 from nvrmon.store.transaction import Transaction
 
 COLUMNS = (
@@ -124,7 +123,10 @@ class Outbox:
                     (wake.channel_id, wake.group_key, wake.region, wake.site, wake.ts, due, due),
                 )
                 opened += 1
-            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CURSOR_KEY, str(cursor)))
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (CURSOR_KEY, str(cursor)),
+            )
         return opened
 
     async def group(self, channel_id: int, group_key: str) -> GroupState | None:
@@ -194,10 +196,10 @@ class Outbox:
         async with self.database.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO outbox (channel_id, group_key, kind, state, created, due_at, next_at, attempts, level,"
-                " title, body) VALUES (?, '', 'test', 'sending', ?, ?, ?, 1, 'info', ?, ?)",
+                " title, body) VALUES (?, '', 'test', 'sending', ?, ?, ?, 1, 'info', ?, ?) RETURNING id",
                 (channel_id, now, now, now, title, body),
             )
-            row_id = int(cursor.lastrowid or 0)
+            row_id = int((await cursor.fetchone())[0])
         row = await self.get(row_id)
         assert row is not None
         return row
@@ -268,7 +270,7 @@ class Outbox:
             await db.execute("DELETE FROM outbox WHERE done_at IS NOT NULL AND done_at < ?", (before,))
 
 
-async def timeline(tx: Transaction | aiosqlite.Connection, row: OutboxRow, channel: str, ts: float) -> int:
+async def timeline(tx: Transaction | Connection, row: OutboxRow, channel: str, ts: float) -> int:
     """A sent message on the timelines of the incidents it names ("notified" by the channel). In the hub writer's
     Transaction the incidents are stamped with its seq, so open pages show the entry live."""
     if not row.incidents:
@@ -291,7 +293,7 @@ def _claimed(row: OutboxRow) -> OutboxRow:
     return replace(row, state="sending", attempts=row.attempts + 1)
 
 
-async def _group_state(db: aiosqlite.Connection, channel_id: int, group_key: str) -> GroupState | None:
+async def _group_state(db: Connection, channel_id: int, group_key: str) -> GroupState | None:
     cursor = await db.execute(
         "SELECT channel_id, group_key, region, site, members, sent_at FROM notify_groups"
         " WHERE channel_id = ? AND group_key = ?",
@@ -301,7 +303,7 @@ async def _group_state(db: aiosqlite.Connection, channel_id: int, group_key: str
     return None if row is None else _group(row)
 
 
-async def _set_group(db: aiosqlite.Connection, row: OutboxRow, members: dict[int, list[str]], now: float) -> None:
+async def _set_group(db: Connection, row: OutboxRow, members: dict[int, list[str]], now: float) -> None:
     await db.execute(
         "INSERT INTO notify_groups (channel_id, group_key, region, site, members, sent_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (channel_id, group_key) DO UPDATE SET members = excluded.members, sent_at = excluded.sent_at",
@@ -310,7 +312,7 @@ async def _set_group(db: aiosqlite.Connection, row: OutboxRow, members: dict[int
     )  # fmt: skip
 
 
-async def _record(db: aiosqlite.Connection, attempt: Attempt) -> None:
+async def _record(db: Connection, attempt: Attempt) -> None:
     await db.execute(
         "INSERT INTO delivery_attempts (outbox_id, ts, result, error, elapsed) VALUES (?, ?, ?, ?, ?)",
         (attempt.outbox_id, attempt.ts, attempt.result, attempt.error[:MAX_ERROR], attempt.elapsed),

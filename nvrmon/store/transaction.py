@@ -7,13 +7,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.models import CameraDisplay, NvrStatus, Severity, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.store import device_health, history, removal
 from nvrmon.store.device_health import HealthState
+from nvrmon.store.dialect import Connection
 from nvrmon.store.removal import Outside, Removed
 
 
@@ -65,13 +64,13 @@ class Changes:
 class Transaction:
     """One write transaction. The sequence number is allocated on the first change, inside the transaction."""
 
-    def __init__(self, db: aiosqlite.Connection, now: float) -> None:
+    def __init__(self, db: Connection, now: float) -> None:
         self._db = db
         self.now = now
         self.changes = Changes()
 
     @property
-    def connection(self) -> aiosqlite.Connection:
+    def connection(self) -> Connection:
         """The writer connection inside this transaction, for the store's other write modules (inventory, incidents)."""
         return self._db
 
@@ -81,7 +80,9 @@ class Transaction:
 
     async def _seq(self) -> int:
         if not self.changes.seq:
-            cursor = await self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
+            cursor = await self._db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq' RETURNING value"
+            )
             row = await cursor.fetchone()
             assert row is not None
             self.changes.seq = int(row[0])
@@ -101,12 +102,13 @@ class Transaction:
             VALUES (?, ?, ?, ?, ?, ?, ?, 'online', '', ?, ?, ?)
             ON CONFLICT (hostname) DO UPDATE SET
                 -- What the inventory declares (docs/inventory.md) wins over what the agent reports.
-                device_name = CASE WHEN declared = 1 AND device_name != '' THEN device_name
+                device_name = CASE WHEN nvrs.declared = 1 AND nvrs.device_name != '' THEN nvrs.device_name
                                    ELSE excluded.device_name END,
-                region = CASE WHEN declared = 1 AND region != '' THEN region ELSE excluded.region END,
-                site = CASE WHEN declared = 1 AND site != '' THEN site ELSE excluded.site END,
+                region = CASE WHEN nvrs.declared = 1 AND nvrs.region != '' THEN nvrs.region ELSE excluded.region END,
+                site = CASE WHEN nvrs.declared = 1 AND nvrs.site != '' THEN nvrs.site ELSE excluded.site END,
                 model = excluded.model, firmware = excluded.firmware, ip_address = excluded.ip_address,
-                status_changed = CASE WHEN status = 'online' THEN status_changed ELSE excluded.status_changed END,
+                status_changed = CASE WHEN nvrs.status = 'online' THEN nvrs.status_changed
+                                      ELSE excluded.status_changed END,
                 status = 'online', status_reason = '', last_seen = excluded.last_seen,
                 updated_seq = excluded.updated_seq, removed = 0
             RETURNING id
@@ -375,4 +377,4 @@ class Transaction:
             await self._db.execute(
                 "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'horizon'", (horizon,)
             )
-        return deleted
+        return int(deleted)
