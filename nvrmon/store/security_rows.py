@@ -91,6 +91,7 @@ def embed_token(row: Any) -> EmbedToken:
 async def bump_generation(db: Connection) -> None:
     """Inside the revoking write transaction, so the revocation and the signal to the hub commit together."""
     await db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        "INSERT INTO meta (key, value) VALUES (?, '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1",
         (GENERATION_KEY,),
     )
