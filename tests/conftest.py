@@ -168,8 +168,15 @@ class LiveHub:
 def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
     """Start real hubs with NVRMON_* overrides, e.g. start_hub(HEARTBEAT_TIMEOUT="1"); all are stopped afterwards."""
     hubs: list[LiveHub] = []
+    databases: list[str] = []  # NVRMON_TEST_BACKEND=postgresql: every hub on a fresh PostgreSQL database
 
     def start(**env: str) -> LiveHub:
+        if os.environ.get("NVRMON_TEST_BACKEND") == "postgresql" and "DATABASE_URL" not in env:
+            from tests.pg import create_database
+
+            if not databases:
+                databases.append(create_database())
+            env = {**env, "DATABASE_URL": databases[0]}
         hub = LiveHub(tmp_path / "nvrmon.db", {f"NVRMON_{k}": v for k, v in env.items()})
         hubs.append(hub)
         return hub.start()
@@ -177,6 +184,10 @@ def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
     yield start
     for hub in hubs:
         hub.stop()
+    if databases:
+        from tests.pg import drop_database
+
+        drop_database(databases[0])
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ CHANNEL = "nvrmon_commit"
 SCHEMA_LOCK = 0x6E76726D6F6E  # "nvrmon"
 _STATUS_COUNT = re.compile(r"(\d+)$")
 _TYPES: dict[str, list[str]] = {}  # translated statement -> its parameters' type names (the same on every connection)
+_CACHE_MAX = 2000  # statements built from filters vary; the caches are dropped whole past this many
 
 
 def masked(url: str) -> str:
@@ -37,6 +38,8 @@ def masked(url: str) -> str:
 async def _types(conn: Any, sql: str) -> list[str]:
     found = _TYPES.get(sql)
     if found is None:
+        if len(_TYPES) > _CACHE_MAX:
+            _TYPES.clear()
         statement = await conn.prepare(sql)
         found = _TYPES[sql] = [t.name for t in statement.get_parameters()]
     return found
@@ -75,9 +78,16 @@ class PgConnection:
         text = dialect.postgres(sql)
         statement = self._statements.get(text)
         if statement is None:
+            if len(self._statements) > _CACHE_MAX:
+                self._statements.clear()
             statement = self._statements[text] = await self.raw.prepare(text)
         types = [t.name for t in statement.get_parameters()]
-        records = await statement.fetch(*dialect.coerce(types, tuple(parameters or ())))
+        try:
+            records = await statement.fetch(*dialect.coerce(types, tuple(parameters or ())))
+        except asyncpg.exceptions.InvalidCachedStatementError:
+            # Another process changed the schema under the prepared statement: prepare it again on the retry.
+            self._statements.pop(text, None)
+            raise
         match = _STATUS_COUNT.search(statement.get_statusmsg() or "")
         return PgCursor([dialect.row(r) for r in records], int(match.group(1)) if match else -1)
 
@@ -128,6 +138,10 @@ async def prepare(conn: asyncpg.Connection, url: str, script: str, version: int,
             stored = int(value) if value is not None else 0
         if stored > version:
             raise RuntimeError(f"{masked(url)} has schema version {stored}; this nvrmon knows up to {version}")
+        if stored == version:
+            # Set up already: no DDL, whose table locks (ALTER TABLE takes ACCESS EXCLUSIVE even when the column
+            # exists) would stall, or deadlock with, the hubs writing meanwhile.
+            return str(await conn.fetchval("SELECT value FROM meta WHERE key = 'epoch'"))
         await conn.execute(script)
         for since in sorted(steps):
             if stored and stored <= since:
