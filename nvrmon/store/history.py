@@ -57,7 +57,7 @@ class Wanted:
 
 NVR_FACTS = "SELECT id, hostname, region, site, status, removed FROM nvrs"
 CAMERA_FACTS = (
-    "SELECT c.id, c.nvr_id, c.name, n.hostname, n.region, n.site, n.status, c.status, c.removed OR n.removed "
+    "SELECT c.id, c.nvr_id, c.name, n.hostname, n.region, n.site, n.status, c.status, (c.removed = 1 OR n.removed = 1) "
     "FROM cameras c JOIN nvrs n ON n.id = c.nvr_id"
 )
 
