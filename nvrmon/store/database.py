@@ -160,8 +160,8 @@ class Database:
                 self._writer = None
                 self._writer = postgres.PgConnection(await asyncpg.connect(self.url, timeout=10.0))
             writer: postgres.PgConnection = self._writer
-            await writer.raw.execute("BEGIN")
             try:
+                await writer.raw.execute("BEGIN")
                 before = await writer.raw.fetchval("SELECT value FROM meta WHERE key = 'seq' FOR UPDATE")
                 yield writer
                 # A transaction that took a seq rings the other hubs' doorbell; NOTIFY is delivered at COMMIT.
@@ -169,8 +169,12 @@ class Database:
                     "SELECT pg_notify($1, value) FROM meta WHERE key = 'seq' AND value <> $2", postgres.CHANNEL, before
                 )
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await writer.raw.execute("ROLLBACK")
+                try:
+                    await writer.raw.execute("ROLLBACK", timeout=5.0)
+                except Exception:
+                    # A connection that can't even roll back (lost, or cut mid-statement) is replaced next time.
+                    self._writer = None
+                    writer.raw.terminate()
                 raise
             await writer.raw.execute("COMMIT")
 

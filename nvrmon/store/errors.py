@@ -36,6 +36,7 @@ _PG_STORAGE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnectionsError, DiskFullError, OutOfMemoryError
     asyncpg.InterfaceError,  # the connection closed under us, or a pool being closed
+    asyncpg.InternalClientError,  # a connection left mid-operation by a lost server: a new one works
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.LockNotAvailableError,
