@@ -8,6 +8,7 @@ import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -103,7 +104,11 @@ async def agent_token(store: Store, settings: Settings) -> str:
         token = secrets.token_urlsafe(24)
         await store.set_meta("agent_token", token)
         # Shown once, when generated: operators need it to configure agents (or set NVRMON_AGENT_TOKEN instead).
-        log.warning("NVRMON_AGENT_TOKEN is not set; generated agent token %s and stored it in %s", token, store.path)
+        log.warning(
+            "NVRMON_AGENT_TOKEN is not set; generated agent token %s and stored it in %s",
+            token,
+            store.database.describe(),
+        )
     return token
 
 
@@ -112,8 +117,10 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        marker = HubLock.hold(settings.db_path)  # tells `nvrmon restore` a hub has this file open (store/backup.py)
-        database = await Database.open(settings.db_path)  # the process's one owner of connections
+        target = settings.database
+        # tells `nvrmon restore` a hub has this file open (store/backup.py); PostgreSQL has no file to mark
+        marker = HubLock.hold(target) if isinstance(target, Path) else None
+        database = await Database.open(target, pool_size=settings.database_pool)  # the process's one owner
         store = Store(database)
         caps = StreamCaps(settings.max_streams_per_session, settings.max_streams_per_address, settings.proxies)
         broadcaster = Broadcaster(settings.subscriber_queue, caps)
@@ -205,7 +212,8 @@ def create_app(settings: Settings) -> ASGIApp:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await database.close()
-            marker.release()
+            if marker is not None:
+                marker.release()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

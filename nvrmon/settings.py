@@ -137,6 +137,25 @@ class Settings:
     hub_lease: float = 10.0
     templates_dir: Path = ROOT / "templates"
     static_dir: Path = ROOT / "static"
+    # -- backends (docs/operations.md, "Backends") --
+    # Empty, a file path or sqlite:///PATH: SQLite (db_path when empty); postgresql://... or postgres://...:
+    # PostgreSQL, which several hubs may share. Reads then go through a pool of at most database_pool connections.
+    database_url: str = ""
+    database_pool: int = 5
+
+    @property
+    def database(self) -> Path | str:
+        """What the store opens: a SQLite file's Path, or a PostgreSQL URL (kept as the string it is)."""
+        url = self.database_url
+        if not url:
+            return self.db_path
+        if url.startswith(("postgresql://", "postgres://")):
+            return url
+        if url.startswith("sqlite:///"):
+            return Path(url.removeprefix("sqlite:///"))
+        if "://" in url:
+            raise ValueError("NVRMON_DATABASE_URL must be postgresql://..., postgres://... or sqlite:///PATH")
+        return Path(url)
 
     @property
     def node(self) -> str:

@@ -41,7 +41,7 @@ def password_hash(password: str) -> str:
     return accounts.hash_password(password)
 
 
-def create_user(db_path: Path, name: str, role: str, password: str) -> None:
+def create_user(db_path: Path | str, name: str, role: str, password: str) -> None:
     """Add an account straight to a hub's database (as `nvrmon user add` does), unless it exists already."""
 
     async def add() -> None:
@@ -56,10 +56,12 @@ def create_user(db_path: Path, name: str, role: str, password: str) -> None:
     run_async(add())
 
 
-def run_cli(db_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """`nvrmon ARGS --db db_path` in its own process (as an operator would run it next to a live hub)."""
+def run_cli(db_path: Path | str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`nvrmon ARGS --db db_path` in its own process (as an operator would run it next to a live hub); a
+    postgresql:// URL (LiveHub.database of a hub on PostgreSQL) goes as --database-url."""
+    where = ["--database-url", db_path] if str(db_path).startswith("postgresql://") else ["--db", str(db_path)]
     return subprocess.run(
-        [sys.executable, "-m", "nvrmon.cli", *args, "--db", str(db_path)],
+        [sys.executable, "-m", "nvrmon.cli", *args, *where],
         input=stdin, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
 
@@ -104,13 +106,19 @@ class LiveHub:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/agent"
 
+    @property
+    def database(self) -> Path | str:
+        """Where this hub keeps its data: its SQLite file, or start_hub(DATABASE_URL=...)'s PostgreSQL URL."""
+        return self.env.get("NVRMON_DATABASE_URL") or self.db_path
+
     def start(self) -> LiveHub:
-        create_user(self.db_path, self.username, "admin", self.password)
+        create_user(self.database, self.username, "admin", self.password)
         env = {**os.environ, "NVRMON_AGENT_TOKEN": self.token, **self.env}
+        where = ["--db", str(self.db_path)] if isinstance(self.database, Path) else []
         self.log_path = self.db_path.with_suffix(f".{self.port}.log")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "nvrmon.cli", "serve", "--port", str(self.port), "--db", str(self.db_path),
+                [sys.executable, "-m", "nvrmon.cli", "serve", "--port", str(self.port), *where,
                  "--log-level", "warning"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
@@ -160,8 +168,15 @@ class LiveHub:
 def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
     """Start real hubs with NVRMON_* overrides, e.g. start_hub(HEARTBEAT_TIMEOUT="1"); all are stopped afterwards."""
     hubs: list[LiveHub] = []
+    databases: list[str] = []  # NVRMON_TEST_BACKEND=postgresql: every hub on a fresh PostgreSQL database
 
     def start(**env: str) -> LiveHub:
+        if os.environ.get("NVRMON_TEST_BACKEND") == "postgresql" and "DATABASE_URL" not in env:
+            from tests.pg import create_database
+
+            if not databases:
+                databases.append(create_database())
+            env = {**env, "DATABASE_URL": databases[0]}
         hub = LiveHub(tmp_path / "nvrmon.db", {f"NVRMON_{k}": v for k, v in env.items()})
         hubs.append(hub)
         return hub.start()
@@ -169,6 +184,10 @@ def start_hub(tmp_path: Path) -> Iterator[Callable[..., LiveHub]]:
     yield start
     for hub in hubs:
         hub.stop()
+    if databases:
+        from tests.pg import drop_database
+
+        drop_database(databases[0])
 
 
 @pytest.fixture
@@ -200,6 +219,7 @@ def login(page_or_context: Any, hub: LiveHub) -> Any:
 # peer (gst-rtsp-server in a subprocess) and `nvrmon agent` run as its own process.
 from tests.agent_process import start_agent  # noqa: E402, F401
 from tests.browsing import browser, browsing, fleet, portal  # noqa: E402, F401
+from tests.pg import database_url, postgres_url  # noqa: E402, F401
 from tests.rtsp import rtsp_server  # noqa: E402, F401
 
 # Notification peers (a webhook sink, an SMTP server) for the tests of nvrmon/alerts/.

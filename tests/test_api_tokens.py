@@ -135,14 +135,14 @@ WRITE = ApiSection((Operation("PATCH", "/api/things/{thing_id:int}", rename, "op
 
 
 @pytest.fixture
-def write_app(tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
+def write_app(database_url: str) -> Iterator[tuple[TestClient, str]]:
     """A Starlette app with one operator write route behind the real guard, auth and database."""
-    db = tmp_path / "w.db"
+    db = database_url
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         database = await Database.open(db)
-        auth = await Auth.open(Settings(db_path=db), Credentials(database))
+        auth = await Auth.open(Settings(database_url=db), Credentials(database))
         yield {"auth": auth, "error_page": error_page}
         await database.close()
 
@@ -151,7 +151,7 @@ def write_app(tmp_path: Path) -> Iterator[tuple[TestClient, Path]]:
         yield client, db
 
 
-def make_token(db: Path, name: str, scope: str) -> str:
+def make_token(db: Path | str, name: str, scope: str) -> str:
     async def make() -> str:
         database = await Database.open(db)
         try:
@@ -163,7 +163,7 @@ def make_token(db: Path, name: str, scope: str) -> str:
     return run_async(make())
 
 
-def test_read_token_gets_403_on_a_write_before_its_body_is_read(write_app: tuple[TestClient, Path]) -> None:
+def test_read_token_gets_403_on_a_write_before_its_body_is_read(write_app: tuple[TestClient, str]) -> None:
     client, db = write_app
     read = make_token(db, "reader", "read")
     for body in (b"not json at all", b'{"name": "x"}', b"x" * 10_000):
@@ -175,7 +175,7 @@ def test_read_token_gets_403_on_a_write_before_its_body_is_read(write_app: tuple
     assert seen == []
 
 
-def test_operator_token_writes_without_csrf_and_gets_body_validation(write_app: tuple[TestClient, Path]) -> None:
+def test_operator_token_writes_without_csrf_and_gets_body_validation(write_app: tuple[TestClient, str]) -> None:
     client, db = write_app
     operator = make_token(db, "deployer", "operator")
     invalid = client.patch("/api/things/1", content=b"nope", headers=bearer(operator))

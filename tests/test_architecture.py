@@ -42,14 +42,14 @@ ALLOWED: dict[str, set[str]] = {
 # Third-party libraries that mark a stage: the store alone talks SQL, only live and web render HTML, only web
 # speaks Prometheus (web/metrics.py).
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
-    "vocabulary": {"aiosqlite", "sqlite3", "jinja2", "starlette", "websockets", "prometheus_client"},
+    "vocabulary": {"aiosqlite", "sqlite3", "asyncpg", "jinja2", "starlette", "websockets", "prometheus_client"},
     "store": {"jinja2", "starlette", "websockets", "prometheus_client"},
-    "access": {"aiosqlite", "sqlite3", "jinja2", "prometheus_client"},
-    "ingest": {"aiosqlite", "sqlite3", "jinja2", "prometheus_client"},
-    "live": {"aiosqlite", "sqlite3", "prometheus_client"},
-    "alerts": {"aiosqlite", "sqlite3", "jinja2", "starlette", "websockets", "prometheus_client"},
-    "web": {"aiosqlite", "sqlite3"},
-    "agent": {"aiosqlite", "sqlite3", "jinja2", "starlette", "prometheus_client"},
+    "access": {"aiosqlite", "sqlite3", "asyncpg", "jinja2", "prometheus_client"},
+    "ingest": {"aiosqlite", "sqlite3", "asyncpg", "jinja2", "prometheus_client"},
+    "live": {"aiosqlite", "sqlite3", "asyncpg", "prometheus_client"},
+    "alerts": {"aiosqlite", "sqlite3", "asyncpg", "jinja2", "starlette", "websockets", "prometheus_client"},
+    "web": {"aiosqlite", "sqlite3", "asyncpg"},
+    "agent": {"aiosqlite", "sqlite3", "asyncpg", "jinja2", "starlette", "prometheus_client"},
 }
 MAX_LINES = 400
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
-import aiosqlite
+import asyncpg
 import pytest
 
 from nvrmon.store.audit import AuditLog, AuditQuery, record
 from nvrmon.store.database import Database
+from nvrmon.store.errors import CONFLICTS
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def audit(tmp_path: Path) -> AsyncIterator[AuditLog]:
-    database = await Database.open(tmp_path / "a.db")
+async def audit(database_url: str) -> AsyncIterator[AuditLog]:
+    database = await Database.open(database_url)
     yield AuditLog(database)
     await database.close()
 
@@ -48,19 +48,29 @@ async def test_audit_query_filters_by_actor_action_family_text_and_time(audit: A
     assert await audit.count(AuditQuery(action="user")) == 2
 
 
-async def test_audit_entries_cannot_be_changed_or_deleted_except_by_pruning(audit: AuditLog, tmp_path: Path) -> None:
+async def test_audit_entries_cannot_be_changed_or_deleted_except_by_pruning(audit: AuditLog, database_url: str) -> None:
     await audit.add("ada", "login", now=100.0)
     await audit.add("ada", "logout", now=200.0)
-    # Another program on the same file (sqlite3 shell, a script): the triggers refuse it too.
-    with sqlite3.connect(tmp_path / "a.db") as raw:
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            raw.execute("UPDATE audit_log SET actor = 'mallory'")
-        with pytest.raises(sqlite3.IntegrityError, match="only by pruning"):
-            raw.execute("DELETE FROM audit_log")
+    # Another program on the same database (sqlite3 shell, psql, a script): the triggers refuse it too.
+    if audit.database.backend == "postgresql":
+        raw_pg = await asyncpg.connect(database_url)
+        try:
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+                await raw_pg.execute("UPDATE audit_log SET actor = 'mallory'")
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="only by pruning"):
+                await raw_pg.execute("DELETE FROM audit_log")
+        finally:
+            await raw_pg.close()
+    else:
+        with sqlite3.connect(database_url) as raw:
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                raw.execute("UPDATE audit_log SET actor = 'mallory'")
+            with pytest.raises(sqlite3.IntegrityError, match="only by pruning"):
+                raw.execute("DELETE FROM audit_log")
     assert await audit.prune(150.0) == 1
     assert [e.action for e in await audit.entries(AuditQuery())] == ["logout"]
     assert await audit.prune(50.0) == 0  # the horizon never moves back
-    with pytest.raises(aiosqlite.IntegrityError):
+    with pytest.raises(CONFLICTS):
         async with audit.database.transaction() as tx:
             await tx.execute("DELETE FROM audit_log WHERE ts = 200.0")
 

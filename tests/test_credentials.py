@@ -16,8 +16,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def credentials(tmp_path: Path) -> AsyncIterator[Credentials]:
-    store = await Credentials.open(tmp_path / "c.db")
+async def credentials(database_url: str) -> AsyncIterator[Credentials]:
+    store = await Credentials.open(database_url)
     yield store
     await store.close()
 

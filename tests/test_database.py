@@ -25,8 +25,8 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "shared.db")
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url)
     yield database
     await database.close()
 
@@ -60,7 +60,9 @@ async def test_store_set_meta_during_an_open_transaction_is_not_rolled_back_with
     assert await store.meta("agent_token") == "kept" and await store.nvrs() == []
 
 
-async def test_both_connections_get_their_pragmas(database: Database) -> None:
+async def test_both_connections_get_their_pragmas(tmp_path: Path) -> None:
+    database = await Database.open(tmp_path / "shared.db")
+
     async def pragma(db: aiosqlite.Connection, name: str) -> Any:
         cursor = await db.execute(f"PRAGMA {name}")
         row = await cursor.fetchone()
@@ -77,6 +79,7 @@ async def test_both_connections_get_their_pragmas(database: Database) -> None:
     assert await pragma(database.reader, "query_only") == 1
     with pytest.raises(sqlite3.OperationalError):
         await database.reader.execute("DELETE FROM meta")
+    await database.close()
 
 
 async def test_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
@@ -123,7 +126,7 @@ async def test_a_version_2_database_gets_the_device_health_columns_and_tables(tm
         db.execute("DROP TABLE nvr_health")
         # … nor the inventory's columns (schema 5), which came later still.
         later = (
-            ("nvrs", {"degraded", "declared", "tags", "expected_cameras", "hub"}),
+            ("nvrs", {"degraded", "declared", "tags", "expected_cameras", "hub"}),  # hub: schema 7
             ("cameras", {"status_reason", "detail", "degraded", "missing", "declared", "tags"}),
         )
         for table, dropped in later:

@@ -10,15 +10,41 @@ import sqlite3
 import time
 from collections.abc import Callable
 
+import asyncpg
 import pytest
 import websockets
 
 from nvrmon.agent.simulator import Fleet
 from tests.agent import Agent, hello
-from tests.conftest import LiveHub
+from tests.conftest import LiveHub, run_async
 from tests.sse import open_stream
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], autouse=True)
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same lossless fault tests on both backends: start_hub puts the hubs on a fresh PostgreSQL database."""
+    if request.param == "postgresql":
+        monkeypatch.setenv("NVRMON_TEST_BACKEND", "postgresql")
+    return str(request.param)
+
+
+def stored_alerts(hub: LiveHub) -> list[str]:
+    """The alert messages the hub's database holds, read from the database itself (SQLite file or PostgreSQL)."""
+    sql = "SELECT message FROM events WHERE message LIKE 'm%'"
+    if isinstance(hub.database, str):
+
+        async def read() -> list[str]:
+            conn = await asyncpg.connect(str(hub.database), timeout=5)
+            try:
+                return [str(row[0]) for row in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return run_async(read())
+    with sqlite3.connect(hub.database) as db:
+        return [row[0] for row in db.execute(sql)]
 
 
 def nvr(hub: LiveHub, nvr_id: int) -> dict[str, object]:
@@ -137,8 +163,7 @@ async def test_kill_9_loses_no_acknowledged_frame(start_hub: Callable[..., LiveH
     live_hub.process = None
     live_hub.start()
     # Read from the database itself: under load acks lag commits, so more than /api/events' 500 may be stored.
-    with sqlite3.connect(live_hub.db_path) as db:
-        stored = [row[0] for row in db.execute("SELECT message FROM events WHERE message LIKE 'm%'")]
+    stored = stored_alerts(live_hub)
     numbers = {int(m[1:]) for m in stored}
     assert set(range(1, acked + 1)) <= numbers, (
         f"acked {acked}, missing {sorted(set(range(1, acked + 1)) - numbers)[:5]}"

@@ -26,9 +26,9 @@ class Published(list[tuple[Changes, list[Toast]]]):
 
 
 @pytest.fixture
-async def hub(tmp_path: Path):  # type: ignore[no-untyped-def]
-    settings = Settings(db_path=tmp_path / "hub.db", heartbeat_timeout=0.4)
-    store = await Store.open(settings.db_path)
+async def hub(database_url: str):  # type: ignore[no-untyped-def]
+    settings = Settings(database_url=database_url, heartbeat_timeout=0.4)
+    store = await Store.open(settings.database)
     hub = Hub(store, settings, Published())
     runner = asyncio.create_task(hub.run())
     yield hub

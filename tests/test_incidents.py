@@ -132,7 +132,7 @@ async def test_removing_a_down_nvr_resolves_its_incident(live_hub: LiveHub, agen
     await site["silo-a"][0].close()
     incident = (await eventually(lambda: active(live_hub)))[0]
     # Another process, next to the running hub: the hub publishes what it committed, and derives from it.
-    removed = await asyncio.to_thread(run_cli, live_hub.db_path, "nvr", "remove", "silo-a")
+    removed = await asyncio.to_thread(run_cli, live_hub.database, "nvr", "remove", "silo-a")
     assert removed.returncode == 0, removed.stderr
     await eventually(lambda: not active(live_hub))
     detail = live_hub.get(f"/api/incidents/{incident['id']}").json()

@@ -51,7 +51,7 @@ nvr-bos-2,,us-east,Boston Yard,,,,,
 """
 
 
-def seq_of(db: Path) -> int:
+def seq_of(db: Path | str) -> int:
     async def read() -> int:
         store = await Store.open(db)
         try:
@@ -122,8 +122,8 @@ def test_inventory_import_twice_changes_nothing_the_second_time(tmp_path: Path) 
     assert entries[0][1:3] == ("inventory.import", "2 NVRs, 2 sites") and "NVR nvr-lis-1: declared" in entries[0][3]
 
 
-def test_inventory_dry_run_shows_the_changes_and_makes_none(tmp_path: Path) -> None:
-    db, source = tmp_path / "fleet.db", tmp_path / "fleet.yaml"
+def test_inventory_dry_run_shows_the_changes_and_makes_none(tmp_path: Path, database_url: str) -> None:
+    db, source = database_url, tmp_path / "fleet.yaml"
     source.write_text(FLEET_YAML)
     seq = seq_of(db)  # opens (creates) the database
     preview = run_cli(db, "inventory", "import", "--dry-run", str(source))
@@ -132,8 +132,8 @@ def test_inventory_dry_run_shows_the_changes_and_makes_none(tmp_path: Path) -> N
     assert seq_of(db) == seq and "nvr-lis-1" not in run_cli(db, "nvr", "list").stdout
 
 
-def test_inventory_validation_error_names_line_and_field_and_changes_nothing(tmp_path: Path) -> None:
-    db, good, bad = tmp_path / "fleet.db", tmp_path / "good.csv", tmp_path / "bad.csv"
+def test_inventory_validation_error_names_line_and_field_and_changes_nothing(tmp_path: Path, database_url: str) -> None:
+    db, good, bad = database_url, tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text(FLEET_CSV)
     assert run_cli(db, "inventory", "import", str(good)).returncode == 0
     before = run_cli(db, "inventory", "export", "--format", "csv").stdout

@@ -8,8 +8,10 @@ from tests.conftest import run_cli
 from tests.sinks import HttpSink, SmtpSink, free_port, wait_for
 
 
-def test_channel_add_list_test_reach_a_webhook_without_showing_its_password(tmp_path: Path, webhook: HttpSink) -> None:
-    db = tmp_path / "nvrmon.db"
+def test_channel_add_list_test_reach_a_webhook_without_showing_its_password(
+    database_url: str, webhook: HttpSink
+) -> None:
+    db = database_url
     url = f"json://ops:s3cr3t-pw@127.0.0.1:{webhook.port}/hooks/nvrmon"
     added = run_cli(db, "channel", "add", url, "--name", "ops hook", "--match", "region=North,South")
     assert added.returncode == 0, added.stderr
@@ -60,8 +62,8 @@ def test_channel_add_refuses_bad_urls_and_matchers_and_keeps_nothing(tmp_path: P
     assert run_cli(db, "channel", "list").stdout.count("json://") == 1
 
 
-def test_channel_remove_by_name_or_id(tmp_path: Path) -> None:
-    db = tmp_path / "nvrmon.db"
+def test_channel_remove_by_name_or_id(database_url: str) -> None:
+    db = database_url
     run_cli(db, "channel", "add", "json://127.0.0.1/x", "--name", "first")
     run_cli(db, "channel", "add", "json://127.0.0.1/y", "--name", "second")
     assert run_cli(db, "channel", "remove", "first").returncode == 0

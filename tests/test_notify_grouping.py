@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Mapping
-from pathlib import Path
 
 import pytest
 
@@ -53,8 +52,8 @@ async def cameras_of(nvr_ids: Iterable[int]) -> Mapping[int, int]:
 
 
 @pytest.fixture
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    database = await Database.open(tmp_path / "nvrmon.db")
+async def rig(database_url: str) -> AsyncIterator[Rig]:
+    database = await Database.open(database_url)
     feed, clock = MemoryFeed(), Clock()
     notifier = Notifier(database, feed, SETTINGS, cameras_of, clock)
     yield Rig(database, feed, clock, notifier, Delivery(database, SETTINGS, clock), Outbox(database))

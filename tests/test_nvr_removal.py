@@ -120,7 +120,7 @@ async def test_cli_removal_while_the_hub_runs_reaches_open_pages_and_the_agent(l
         open_stream(live_hub, f"view=nvrs&since={before}") as nvrs_page,
         open_stream(live_hub, f"view=cameras&since={before}") as cameras_page,
     ):
-        removed = await asyncio.to_thread(run_cli, live_hub.db_path, "nvr", "remove", "nvr-decommissioned")
+        removed = await asyncio.to_thread(run_cli, live_hub.database, "nvr", "remove", "nvr-decommissioned")
         assert removed.returncode == 0 and "removed nvr-decommissioned with 2 cameras" in removed.stdout
         gone = f'<tr id="nvr-{nvr_id}" hx-swap-oob="delete">'
         await nvrs_page.until(lambda m: gone in m.data, timeout=5)
@@ -128,7 +128,7 @@ async def test_cli_removal_while_the_hub_runs_reaches_open_pages_and_the_agent(l
     with pytest.raises(websockets.ConnectionClosed) as closed:
         await agent.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4004
-    assert "nvr-decommissioned" not in (await asyncio.to_thread(run_cli, live_hub.db_path, "nvr", "list")).stdout
+    assert "nvr-decommissioned" not in (await asyncio.to_thread(run_cli, live_hub.database, "nvr", "list")).stdout
     # A page that was away (a cursor from before the removal) drops the rows on replay too.
     async with open_stream(live_hub, f"view=nvrs&since={before}") as late:
         await late.until(lambda m: f'<tr id="nvr-{nvr_id}" hx-swap-oob="delete">' in m.data)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.anyio
 
 
 def create_token(hub: LiveHub, *args: str) -> str:
-    result = run_cli(hub.db_path, "token", *args)
+    result = run_cli(hub.database, "token", *args)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -50,7 +50,7 @@ async def test_revoking_a_token_with_the_cli_closes_its_live_connection_at_once(
     token = create_token(live_hub, "create", "nvr-revoked")
     agent, nvr_id = await Agent.register(live_hub.ws_url, token, "nvr-revoked")
     revoked_at = time.monotonic()
-    assert run_cli(live_hub.db_path, "token", "revoke", "nvr-revoked").returncode == 0  # another process
+    assert run_cli(live_hub.database, "token", "revoke", "nvr-revoked").returncode == 0  # another process
     frames, code = await closed_with(agent)
     took = time.monotonic() - revoked_at
     assert [f.get("code") for f in frames] == ["token_revoked"] and code == 1008
@@ -67,7 +67,7 @@ async def test_revoking_one_nvrs_token_leaves_other_agents_connected(live_hub: L
     agent_doomed, _ = await Agent.register(live_hub.ws_url, doomed, "nvr-doomed")
     agent_kept, kept_id = await Agent.register(live_hub.ws_url, kept, "nvr-kept")
     fleet, fleet_id = await Agent.register(live_hub.ws_url, live_hub.token, "nvr-fleet")
-    run_cli(live_hub.db_path, "token", "revoke", "nvr-doomed")
+    run_cli(live_hub.database, "token", "revoke", "nvr-doomed")
     await closed_with(agent_doomed)
     await agent_kept.send({"type": "heartbeat"})
     await fleet.send({"type": "heartbeat"})
@@ -100,7 +100,7 @@ async def test_enrollment_token_registers_a_new_nvr_once_and_hands_it_its_own_to
     # The issued token is an ordinary per-NVR token for that hostname.
     own, _ = await Agent.register(live_hub.ws_url, str(welcome["agent_token"]), "nvr-enrolled")
     await own.close()
-    listed = run_cli(live_hub.db_path, "token", "list").stdout
+    listed = run_cli(live_hub.database, "token", "list").stdout
     assert "nvr-enrolled" in listed and str(welcome["agent_token"]) not in listed and enroll not in listed
 
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from nvrmon import logs
-from nvrmon.cli import agent, api_tokens, backup, channels, inventory, manage, nvrs
+from nvrmon.cli import agent, api_tokens, backup, channels, inventory, manage, nvrs, target
 from nvrmon.settings import Settings
 
 DEMO_INCIDENT_DELAY = 15.0  # seconds a simulated device stays down before `serve --demo` opens an incident
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the hub (web UI, agent WebSocket, SSE)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; NVRMON_HOST)")
     serve.add_argument("--port", type=int, help="port (default 8000; NVRMON_PORT)")
-    serve.add_argument("--db", type=Path, help="SQLite database file (default ./nvrmon.db; NVRMON_DB_PATH)")
+    target.add_flags(serve, "SQLite database file (default ./nvrmon.db; NVRMON_DB_PATH)")
     serve.add_argument("--demo", type=int, metavar="N", help="also run N simulated NVRs against this hub")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--log-format", choices=["text", "json"], help="text (default) or JSON lines; NVRMON_LOG_FORMAT")
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "--token",
         help="agent token (default: NVRMON_AGENT_TOKEN, else the fleet token stored in --db; `nvrmon token fleet`)",
     )
-    sim.add_argument("--db", type=Path, help="the hub's database, to read its stored fleet token from")
+    target.add_flags(sim, "the hub's database, to read its stored fleet token from")
     sim.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines (0: none)")
     sim.add_argument("--nvrs", type=int, default=10, help="number of NVRs")
     sim.add_argument("--cameras", type=int, default=8, help="cameras per NVR")
@@ -83,8 +83,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         settings = Settings.from_env(
-            host=args.host, port=args.port, db_path=args.db, demo=args.demo, log_format=args.log_format
+            host=args.host, port=args.port, demo=args.demo, log_format=args.log_format, **target.overrides(args)
         )
+        where = settings.database
         logs.configure(settings.log_format, args.log_level)
         settings = demo_settings(settings)
     except ValueError as exc:
@@ -105,13 +106,17 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
     )
-    logs.announce(
-        settings.log_format, f"nvrmon: http://{settings.host}:{settings.port}/  database {settings.db_path.resolve()}"
-    )
+    logs.announce(settings.log_format, f"nvrmon: http://{settings.host}:{settings.port}/  database {_shown(where)}")
     if settings.demo > 0:
         _announce_demo_login(settings)
     uvicorn.Server(config).run()
     return 0
+
+
+def _shown(where: Path | str) -> str:
+    from nvrmon.store.postgres import masked
+
+    return str(where.resolve()) if isinstance(where, Path) else masked(where)
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -129,7 +134,7 @@ def _announce_demo_login(settings: Settings) -> None:
     from nvrmon.store.credentials import Credentials
 
     async def create() -> tuple[str, str]:
-        credentials = await Credentials.open(settings.db_path)
+        credentials = await Credentials.open(settings.database, pool_size=1)
         try:
             return await ensure_demo_user(credentials)
         finally:
@@ -152,8 +157,8 @@ def _simulate(args: argparse.Namespace) -> int:
     from nvrmon.agent.simulator import Fleet, Refused
 
     token = args.token or os.environ.get("NVRMON_AGENT_TOKEN", "")
-    if not token and args.db is not None:
-        token = manage.stored_fleet_token(args.db) or ""
+    if not token and (args.db is not None or args.database_url):
+        token = manage.stored_fleet_token(Settings.from_env(**target.overrides(args)).database) or ""
     if not token:
         print(
             "nvrmon simulate: no agent token: pass --token, set NVRMON_AGENT_TOKEN, or name the hub's database with "

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from nvrmon.cli import target
 from nvrmon.settings import Settings
 from nvrmon.store.backup import BackupError, backup, restore
 
@@ -26,12 +27,19 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     put = commands.add_parser("restore", help=text, description=text)
     put.add_argument("file", type=Path, metavar="FILE")
     for parser in (take, put):
-        parser.add_argument("--db", type=Path, help="the hub's SQLite database (default ./nvrmon.db; NVRMON_DB_PATH)")
+        target.add_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        db_path = Settings.from_env(db_path=args.db).db_path
+        where = Settings.from_env(**target.overrides(args)).database
+        if not isinstance(where, Path):
+            # A PostgreSQL database is backed up by PostgreSQL's own tools (docs/operations.md, "Backends").
+            raise BackupError(
+                f"{args.command} copies a SQLite file; for PostgreSQL use pg_dump (backup) and pg_restore or psql "
+                "(restore) on the database in NVRMON_DATABASE_URL"
+            )
+        db_path = where
         if args.command == "backup":
             taken = backup(db_path, args.file, force=args.force)
             print(f"nvrmon: backed up {db_path} at seq {taken.seq} to {taken.path} ({taken.size} bytes)")

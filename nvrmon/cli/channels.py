@@ -10,13 +10,13 @@ import asyncio
 import getpass
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from nvrmon.access.audit import CLI_ADDRESS, cli_actor
 from nvrmon.alerts import manage
 from nvrmon.alerts.delivery import Delivery
 from nvrmon.alerts.routing import MatchError
 from nvrmon.alerts.urls import UrlError
+from nvrmon.cli import target
 from nvrmon.settings import Settings
 from nvrmon.store.audit import AuditLog
 from nvrmon.store.channels import ChannelError, Channels
@@ -43,12 +43,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     test = group.add_parser("test", help="send a test message now and say whether it arrived")
     test.add_argument("channel", metavar="NAME|ID")
     for parser in (add, listing, remove, test):
-        parser.add_argument("--db", type=Path, help="the hub's SQLite database (default ./nvrmon.db; NVRMON_DB_PATH)")
+        target.add_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.from_env(db_path=args.db)
+        settings = Settings.from_env(**target.overrides(args))
     except ValueError as exc:
         print(f"nvrmon: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +63,7 @@ def _owner() -> str:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    database = await Database.open(settings.db_path)
+    database = await Database.open(settings.database, pool_size=1)
     channels = Channels(database)
     try:
         if args.action == "add":

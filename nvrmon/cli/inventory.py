@@ -16,6 +16,7 @@ from pathlib import Path
 
 from nvrmon import fleetfile
 from nvrmon.access.audit import CLI_ADDRESS, cli_actor
+from nvrmon.cli import target
 from nvrmon.inventory import Import, InventoryError
 from nvrmon.settings import Settings
 from nvrmon.store import inventory, inventory_rows
@@ -34,19 +35,20 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     export.add_argument("file", type=Path, nargs="?", help="where to write (default: standard output)")
     for parser in (load, export):
         parser.add_argument("--format", choices=fleetfile.FORMATS, help="yaml or csv (default: by the file's name)")
-        parser.add_argument("--db", type=Path, help="the hub's SQLite database (default ./nvrmon.db; NVRMON_DB_PATH)")
+        target.add_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.from_env(db_path=args.db)
+        settings = Settings.from_env(**target.overrides(args))
     except ValueError as exc:
         print(f"nvrmon: {exc}", file=sys.stderr)
         return 2
     fmt: fleetfile.Format = args.format or (fleetfile.format_of(args.file.name) if args.file else "yaml")
     if args.action == "export":
-        if not settings.db_path.exists():
-            print(f"nvrmon: no database at {settings.db_path} (pass --db)", file=sys.stderr)
+        where = settings.database
+        if isinstance(where, Path) and not where.exists():
+            print(f"nvrmon: no database at {where} (pass --db or --database-url)", file=sys.stderr)
             return 1
         return asyncio.run(_export(settings, args.file, fmt))
     try:
@@ -69,7 +71,7 @@ def _refused(path: Path, exc: InventoryError) -> int:
 
 
 async def _import(settings: Settings, edit: Import, path: Path) -> int:
-    store = await Store.open(settings.db_path)
+    store = await Store.open(settings.database, pool_size=1)
     limit = settings.max_cameras_per_nvr
     try:
         if edit.dry_run:
@@ -92,7 +94,7 @@ async def _import(settings: Settings, edit: Import, path: Path) -> int:
 
 
 async def _export(settings: Settings, path: Path | None, fmt: fleetfile.Format) -> int:
-    store = await Store.open(settings.db_path)
+    store = await Store.open(settings.database, pool_size=1)
     try:
         content = fleetfile.dump(await inventory_rows.declaration(store.database), fmt)
     finally:

@@ -18,6 +18,7 @@ from nvrmon.access import embed_tokens as embed
 from nvrmon.access.accounts import AccountError
 from nvrmon.access.api_tokens import ApiTokenError
 from nvrmon.access.audit import CLI_ADDRESS, cli_actor
+from nvrmon.cli import target
 from nvrmon.settings import Settings
 from nvrmon.store.audit import AuditLog
 from nvrmon.store.credentials import ROLES, Conflict, Credentials
@@ -82,25 +83,25 @@ def _action(
     group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str
 ) -> argparse.ArgumentParser:
     parser = group.add_parser(name, help=help_text, description=help_text)
-    parser.add_argument("--db", type=Path, help="the hub's SQLite database (default ./nvrmon.db; NVRMON_DB_PATH)")
+    target.add_flags(parser)
     return parser
 
 
 def run(args: argparse.Namespace, actions: Mapping[tuple[str, str], Action] | None = None) -> int:
     """Run one command's action (from `actions`, by default this module's) on the database it names."""
     try:
-        settings = Settings.from_env(db_path=args.db)
+        settings = Settings.from_env(**target.overrides(args))
     except ValueError as exc:
         return _fail(str(exc), 2)
     action: Action = (_ACTIONS if actions is None else actions)[(args.command, args.action)]
     try:
-        return asyncio.run(_with_credentials(settings.db_path, action, args))
+        return asyncio.run(_with_credentials(settings.database, action, args))
     except (AccountError, Conflict, tokens.TokenError, embed.EmbedError, ApiTokenError) as exc:
         return _fail(str(exc), 1)
 
 
-async def _with_credentials(path: Path, action: Action, args: argparse.Namespace) -> int:
-    credentials = await Credentials.open(path)
+async def _with_credentials(path: Path | str, action: Action, args: argparse.Namespace) -> int:
+    credentials = await Credentials.open(path, pool_size=1)
     try:
         return await action(credentials, args)
     finally:
@@ -191,13 +192,13 @@ async def _token_create(credentials: Credentials, args: argparse.Namespace) -> i
     return 0
 
 
-def stored_fleet_token(path: Path) -> str | None:
+def stored_fleet_token(path: Path | str) -> str | None:
     """The fleet token the hub generated and stored at its first start; None when the file or the token is missing."""
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         return None
 
     async def read() -> str | None:
-        database = await Database.open(path)
+        database = await Database.open(path, pool_size=1)
         try:
             return await database.meta(FLEET_TOKEN_KEY)
         finally:
@@ -218,7 +219,7 @@ async def _token_fleet(credentials: Credentials, args: argparse.Namespace) -> in
         return _fail(
             "no fleet token stored yet: the hub generates one at its first start (or set NVRMON_AGENT_TOKEN)", 1
         )
-    print(f"fleet token stored in {credentials.database.path} (any hostname may use it):", file=sys.stderr)
+    print(f"fleet token stored in {credentials.database.describe()} (any hostname may use it):", file=sys.stderr)
     print(stored)
     return 0
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nvrmon.cli import target
 from nvrmon.settings import Settings
 from nvrmon.store.fleet import Store
 
@@ -30,24 +31,25 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     remove = group.add_parser("remove", help="remove an NVR with its cameras and agent tokens (logged as yours)")
     remove.add_argument("hostname")
     for parser in (listing, remove):
-        parser.add_argument("--db", type=Path, help="the hub's SQLite database (default ./nvrmon.db; NVRMON_DB_PATH)")
+        target.add_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = Settings.from_env(db_path=args.db)
+        settings = Settings.from_env(**target.overrides(args))
     except ValueError as exc:
         print(f"nvrmon: {exc}", file=sys.stderr)
         return 2
-    if not settings.db_path.exists():
-        print(f"nvrmon: no database at {settings.db_path} (pass --db)", file=sys.stderr)
+    where = settings.database
+    if isinstance(where, Path) and not where.exists():
+        print(f"nvrmon: no database at {where} (pass --db or --database-url)", file=sys.stderr)
         return 1
     action: Action = _list if args.action == "list" else _remove
-    return asyncio.run(_with_store(settings.db_path, action, args))
+    return asyncio.run(_with_store(where, action, args))
 
 
-async def _with_store(path: Path, action: Action, args: argparse.Namespace) -> int:
-    store = await Store.open(path)
+async def _with_store(path: Path | str, action: Action, args: argparse.Namespace) -> int:
+    store = await Store.open(path, pool_size=1)
     try:
         return await action(store, args)
     finally:

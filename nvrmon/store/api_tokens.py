@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import aiosqlite
-
 from nvrmon.store.audit import record
 from nvrmon.store.database import Database
+from nvrmon.store.errors import CONFLICTS
 from nvrmon.store.security_rows import Conflict
 
 ApiScope = Literal["read", "operator"]
@@ -45,7 +44,7 @@ class ApiTokenTables:
                 row = await cursor.fetchone()
                 assert row is not None
                 await record(tx, actor, "api_token.create", name, f"scope {scope}, id {row[0]}", address, now=now)
-        except aiosqlite.IntegrityError:
+        except CONFLICTS:
             raise Conflict(f"an API token named {name!r} exists already (revoke it first)") from None
         return int(row[0])
 

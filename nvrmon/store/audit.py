@@ -11,9 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 
 # Bounds of each field (longer values are cut, never refused: an audit entry must not make its action fail).
 MAX_ACTOR, MAX_ACTION, MAX_TARGET, MAX_DETAIL, MAX_ADDRESS = 80, 64, 200, 1000, 64
@@ -81,7 +80,7 @@ def _cut(value: object, limit: int) -> str:
 
 
 async def record(
-    tx: aiosqlite.Connection,
+    tx: Connection,
     actor: str,
     action: str,
     target: str = "",
@@ -146,7 +145,7 @@ class AuditLog:
         async with self.database.transaction() as tx:
             await tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
-                "SET value = max(CAST(value AS REAL), CAST(excluded.value AS REAL))",
+                "SET value = max(CAST(meta.value AS REAL), CAST(excluded.value AS REAL))",
                 (HORIZON_KEY, repr(float(before))),
             )
             cursor = await tx.execute(

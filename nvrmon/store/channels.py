@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import aiosqlite
-
 from nvrmon.store.audit import record
 from nvrmon.store.database import Database
 
@@ -42,7 +40,7 @@ class Channel:
         return {"site": self.match_site, "region": self.match_region, "severity": self.match_severity}
 
 
-def _channel(row: aiosqlite.Row | tuple[object, ...]) -> Channel:
+def _channel(row: tuple[object, ...]) -> Channel:
     return Channel(
         int(str(row[0])), str(row[1]), str(row[2]), str(row[3]), str(row[4]), str(row[5]), str(row[6]), str(row[7]),
         str(row[8]), float(str(row[9])),
@@ -73,7 +71,9 @@ class Channels:
     ) -> Channel:  # fmt: skip
         """Add a channel; with an `actor`, audited in the same transaction (its masked target, never the secret)."""
         async with self.database.transaction() as db:
-            cursor = await db.execute("SELECT count(*), sum(name = ? COLLATE NOCASE) FROM channels", (name,))
+            cursor = await db.execute(
+                "SELECT count(*), sum(CASE WHEN name = ? COLLATE NOCASE THEN 1 ELSE 0 END) FROM channels", (name,)
+            )
             count, same = await cursor.fetchone() or (0, 0)
             if same:
                 raise ChannelError(f"a channel named {name!r} exists already")
@@ -81,11 +81,11 @@ class Channels:
                 raise ChannelError(f"at most {MAX_CHANNELS} channels; remove one first")
             cursor = await db.execute(
                 "INSERT INTO channels (name, kind, target, shown, match_site, match_region, match_severity, owner,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (name, kind, target, shown, match.get("site", ""), match.get("region", ""), match.get("severity", ""),
                  owner, time.time() if now is None else now),
             )  # fmt: skip
-            channel_id = cursor.lastrowid
+            channel_id = (await cursor.fetchone())[0]
             if actor:
                 rule = " ".join(f"{k}={v}" for k, v in match.items() if v) or "everything"
                 await record(db, actor, action, name, f"id {channel_id}, {kind} {shown}, takes {rule}", address)
@@ -117,7 +117,7 @@ async def keep_once(database: Database, key: str, value: str) -> str:
     """Keep `value` in meta under `key` unless a value is there already, and return the one kept: two processes
     generating at once (the hub and the CLI) both end up with the first one's (the Web Push key pair)."""
     async with database.transaction() as db:
-        await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        await db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, value))
         cursor = await db.execute("SELECT value FROM meta WHERE key = ?", (key,))
         row = await cursor.fetchone()
     assert row is not None

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import aiosqlite
-
 from nvrmon.store.audit import record
-from nvrmon.store.database import Database
+from nvrmon.store.database import POOL_SIZE, Database
+from nvrmon.store.dialect import Connection
+from nvrmon.store.errors import CONFLICTS
 from nvrmon.store.security_rows import (
     GENERATION_KEY,
     ROLES,
@@ -46,9 +46,9 @@ class Credentials(TokenTables):
         self._owned = owned  # opened by Credentials.open: closing closes the database too
 
     @classmethod
-    async def open(cls, path: Path) -> Credentials:
+    async def open(cls, path: Path | str, *, pool_size: int = POOL_SIZE) -> Credentials:
         """Credentials with a Database of their own (the CLI, tests); the hub hands its shared Database instead."""
-        return cls(await Database.open(path), owned=True)
+        return cls(await Database.open(path, pool_size=pool_size), owned=True)
 
     async def close(self) -> None:
         if self._owned:
@@ -59,7 +59,7 @@ class Credentials(TokenTables):
     async def meta_value(self, key: str, default: str) -> str:
         """The stored value for `key`, storing `default` first if there is none (first writer wins)."""
         async with self.database.transaction() as db:
-            await db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, default))
+            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, default))
             cursor = await db.execute("SELECT value FROM meta WHERE key = ?", (key,))
             row = await cursor.fetchone()
         assert row is not None
@@ -84,7 +84,7 @@ class Credentials(TokenTables):
                 row = await cursor.fetchone()
                 if actor:
                     await record(db, actor, "user.create", name, f"role {role}", address, now=now)
-        except aiosqlite.IntegrityError:
+        except CONFLICTS:
             raise Conflict(f"user {name!r} exists already") from None
         assert row is not None
         return int(row[0])
@@ -213,7 +213,7 @@ class Credentials(TokenTables):
         return {str(row[0]) for row in rows}
 
 
-async def _end_sessions(db: aiosqlite.Connection, user: Any) -> bool:
+async def _end_sessions(db: Connection, user: Any) -> bool:
     """Sign out every session of the user row just changed (None: no such user) and tell the hub."""
     if user is None:
         return False

@@ -1,24 +1,28 @@
-"""Stage 3, the database: the one owner of the SQLite connections that the fleet store and the credentials share."""
+"""Stage 3, the database: the one owner of the SQLite or PostgreSQL connections the store modules share."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
+import asyncpg
 
-from nvrmon.store import inventory_rows
+from nvrmon.store import inventory_rows, postgres
+from nvrmon.store.dialect import Connection
 
 # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: device health (health.sql, camera
 # reasons, detail, degraded); 5: the fleet inventory (inventory.sql, inventory_rows.migrate: nvrs.declared/tags/
 # expected_cameras, cameras.declared/tags/missing); 6: incidents, incident_log, maintenance (incidents.sql), channels,
 # outbox and delivery attempts (notify.sql), device_history, the availability intervals (history.sql)
-# 7: hubs (cluster.sql) and nvrs.hub, the hub holding the NVR's agent socket
+# 7: hubs (cluster.sql) and nvrs.hub, for several hubs sharing one PostgreSQL database
 SCHEMA_VERSION = 7
 SCRIPTS = (
     "schema.sql", "security.sql", "audit.sql", "api_tokens.sql", "health.sql", "inventory.sql", "incidents.sql",
@@ -32,32 +36,58 @@ ADDED_COLUMNS = (
     ("cameras", "status_reason", "TEXT NOT NULL DEFAULT ''"),
     ("cameras", "detail", "TEXT NOT NULL DEFAULT '{}'"),
     ("cameras", "degraded", "TEXT NOT NULL DEFAULT ''"),
-    ("nvrs", "hub", "TEXT NOT NULL DEFAULT ''"),
-    ("outbox", "claimed_by", "TEXT NOT NULL DEFAULT ''"),
+    ("nvrs", "hub", "TEXT NOT NULL DEFAULT ''"),  # 7: the node id of the hub holding the NVR's agent socket
+    ("outbox", "claimed_by", "TEXT NOT NULL DEFAULT ''"),  # 7: the hub sending a row now (store/outbox.py recover)
 )
 BUSY_TIMEOUT_MS = 5000
+POOL_SIZE = 5
+# PostgreSQL upgrades keyed on the stored version, beyond what the idempotent schema script adds (CREATE ... IF NOT
+# EXISTS, ADD COLUMN IF NOT EXISTS): none yet. Version 6 -> 7 is hubs and nvrs.hub, both added by that script.
+PG_STEPS: dict[int, str] = {}
+Backend = Literal["sqlite", "postgresql"]
+
+
+def locate(target: Path | str) -> Path | str:
+    """What `--database-url`/NVRMON_DATABASE_URL (or `--db`) names: a SQLite file's Path, or a PostgreSQL URL."""
+    if isinstance(target, Path):
+        return target
+    if target.startswith(("postgresql://", "postgres://")):
+        return target
+    if target.startswith("sqlite:///"):
+        return Path(target.removeprefix("sqlite:///"))
+    if "://" in target:
+        raise ValueError(f"unknown database URL {postgres.masked(target)!r}: use postgresql://... or sqlite:///PATH")
+    return Path(target)
 
 
 class Database:
-    """Two connections over one WAL file: a writer (one transaction at a time) and a query-only reader.
+    """The store's connections. SQLite: two connections over one WAL file, a writer (one transaction at a time) and
+    a query-only reader. PostgreSQL: a bounded pool for reads and one writer connection.
 
     Every write of the process, fleet batch or login alike, goes through `transaction`, so statements of two writers
     never interleave inside one transaction on the shared write connection. Other processes (the CLI next to a running
-    hub) open their own Database on the same file; SQLite's own lock and busy_timeout order them.
+    hub, other hubs on one PostgreSQL database) have their own Database: SQLite's lock and busy_timeout order them,
+    on PostgreSQL the seq row's lock that every transaction takes first.
     """
 
-    backend = "sqlite"
-
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path, epoch: str) -> None:
+    def __init__(self, writer: Any, reader: aiosqlite.Connection | None, path: Path, epoch: str) -> None:
         self._writer = writer
-        self.reader = reader
+        self.reader = reader  # SQLite only
         self.path = path
         self.epoch = epoch
+        self.backend: Backend = "sqlite"
+        self.url = ""
+        self._pool: asyncpg.Pool | None = None
+        self._doorbell: postgres.Doorbell | None = None
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
-        """Open (creating if needed) the database file; the CLI may run this before the hub ever started."""
+    async def open(cls, target: Path | str, *, pool_size: int = POOL_SIZE) -> Database:
+        """Open (creating if needed) the database; the CLI may run this before the hub ever started."""
+        where = locate(target)
+        if isinstance(where, str):
+            return await cls._open_postgres(where, pool_size)
+        path = where
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -75,13 +105,44 @@ class Database:
             raise
         return cls(writer, reader, path, epoch)
 
+    @classmethod
+    async def _open_postgres(cls, url: str, pool_size: int) -> Database:
+        setup = await asyncpg.connect(url, timeout=10.0)
+        try:
+            script = postgres.schema_script(SCRIPTS, (*ADDED_COLUMNS, *inventory_rows.COLUMNS))
+            epoch = await postgres.prepare(setup, url, script, SCHEMA_VERSION, PG_STEPS)
+        finally:
+            await setup.close()
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=max(1, pool_size), timeout=10.0)
+        database = cls(None, None, Path(), epoch)
+        database.backend, database.url, database._pool = "postgresql", url, pool
+        database._doorbell = postgres.Doorbell(url)
+        return database
+
+    def describe(self) -> str:
+        """Where the data lives, for logs and the CLI: the file, or the URL without its password."""
+        return postgres.masked(self.url) if self.backend == "postgresql" else str(self.path)
+
     async def close(self) -> None:
+        if self.backend == "postgresql":
+            assert self._pool is not None and self._doorbell is not None
+            await self._doorbell.close()
+            if self._writer is not None:
+                with contextlib.suppress(Exception):
+                    await self._writer.raw.close(timeout=2.0)
+            await self._pool.close()
+            return
+        assert self.reader is not None
         await self.reader.close()
         await self._writer.close()
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         """BEGIN IMMEDIATE … COMMIT under the writer lock; on any error everything since BEGIN rolls back."""
+        if self.backend == "postgresql":
+            async with self._pg_transaction() as conn:
+                yield conn
+            return
         async with self._lock:
             await self._writer.execute("BEGIN IMMEDIATE")
             try:
@@ -91,21 +152,45 @@ class Database:
                 raise
             await self._writer.execute("COMMIT")
 
-    def describe(self) -> str:
-        return str(self.path)
-
-    async def health(self) -> dict[str, object]:
-        return {"backend": self.backend, "ok": True, "error": ""}
-
-    async def wait_commit(self, timeout: float) -> None:
-        """SQLite has no doorbell: another process's commit is found by looking again after `timeout` seconds."""
-        await asyncio.sleep(timeout)
+    @asynccontextmanager
+    async def _pg_transaction(self) -> AsyncIterator[Connection]:
+        # The seq row's lock first, in every transaction: writers of all hubs on this database take their turns as
+        # SQLite's BEGIN IMMEDIATE makes them, so seqs are handed out in commit order and no two can deadlock.
+        async with self._lock:
+            if self._writer is None or self._writer.is_closed():
+                self._writer = None
+                self._writer = postgres.PgConnection(await asyncpg.connect(self.url, timeout=10.0))
+            writer: postgres.PgConnection = self._writer
+            try:
+                await writer.raw.execute("BEGIN")
+                before = await writer.raw.fetchval("SELECT value FROM meta WHERE key = 'seq' FOR UPDATE")
+                yield writer
+                # A transaction that took a seq rings the other hubs' doorbell; NOTIFY is delivered at COMMIT.
+                await writer.raw.execute(
+                    "SELECT pg_notify($1, value) FROM meta WHERE key = 'seq' AND value <> $2", postgres.CHANNEL, before
+                )
+            except BaseException:
+                try:
+                    await writer.raw.execute("ROLLBACK", timeout=5.0)
+                except Exception:
+                    # A connection that can't even roll back (lost, or cut mid-statement) is replaced next time.
+                    self._writer = None
+                    writer.raw.terminate()
+                raise
+            await writer.raw.execute("COMMIT")
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        if self._pool is not None:
+            found = await postgres.fetch(self._pool, sql, tuple(params))
+            return found[0] if found else None
+        assert self.reader is not None
         cursor = await self.reader.execute(sql, tuple(params))
         return await cursor.fetchone()
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        if self._pool is not None:
+            return await postgres.fetch(self._pool, sql, tuple(params))
+        assert self.reader is not None
         cursor = await self.reader.execute(sql, tuple(params))
         return list(await cursor.fetchall())
 
@@ -115,7 +200,31 @@ class Database:
 
     async def set_meta(self, key: str, value: str) -> None:
         async with self.transaction() as db:
-            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    async def wait_commit(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds, less when another process committed (PostgreSQL's LISTEN; SQLite sleeps)."""
+        if self._doorbell is None:
+            await asyncio.sleep(timeout)
+            return
+        await self._doorbell.wait(timeout)
+
+    async def health(self) -> dict[str, object]:
+        """Whether the database answers now (for /healthz): backend, ok, error, and how long the answer took."""
+        started = time.monotonic()
+        try:
+            if self._pool is not None:
+                async with asyncio.timeout(2.0):
+                    await self._pool.fetchval("SELECT 1")
+            else:
+                await self.fetch_one("SELECT 1")
+        except Exception as exc:  # any failure is the answer: the database is not usable now
+            return {"backend": self.backend, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        elapsed = round((time.monotonic() - started) * 1000, 1)
+        return {"backend": self.backend, "ok": True, "error": "", "ms": elapsed, "where": self.describe()}
 
 
 async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
@@ -143,7 +252,7 @@ async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
     await inventory_rows.migrate(writer)
     await writer.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     await writer.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?), ('seq', 0), ('horizon', 0)",
+        "INSERT INTO meta (key, value) VALUES ('epoch', ?), ('seq', '0'), ('horizon', '0') ON CONFLICT DO NOTHING",
         (secrets.token_hex(4),),
     )
     cursor = await writer.execute("SELECT value FROM meta WHERE key = 'epoch'")

@@ -6,10 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import aiosqlite
-
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.models import Status
+from nvrmon.store.dialect import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,7 @@ def _facts(facts: NvrHealth | CameraHealth, received: float) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-async def state(db: aiosqlite.Connection, nvr_id: int) -> HealthState:
+async def state(db: Connection, nvr_id: int) -> HealthState:
     cursor = await db.execute("SELECT degraded FROM nvrs WHERE id = ?", (nvr_id,))
     row = await cursor.fetchone()
     cursor = await db.execute(
@@ -50,7 +49,7 @@ async def state(db: aiosqlite.Connection, nvr_id: int) -> HealthState:
 
 
 async def replace(
-    db: aiosqlite.Connection, nvr_id: int, nvr: NvrHealth, cameras: Sequence[tuple[int, CameraHealth]], now: float
+    db: Connection, nvr_id: int, nvr: NvrHealth, cameras: Sequence[tuple[int, CameraHealth]], now: float
 ) -> None:
     """The NVR's health facts become exactly these (latest wins): cameras left out have none any more."""
     await db.execute(
@@ -66,7 +65,7 @@ async def replace(
 
 
 async def set_degraded(
-    db: aiosqlite.Connection, seq: int, nvr: tuple[int, str] | None, cameras: Sequence[tuple[int, str]]
+    db: Connection, seq: int, nvr: tuple[int, str] | None, cameras: Sequence[tuple[int, str]]
 ) -> None:
     """New degraded words (\"\" clears) on rows, stamped with `seq`: pages show them."""
     if nvr is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from nvrmon.filters import ListQuery
 from nvrmon.models import Camera, Event, Nvr, Summary
 from nvrmon.store import rows
-from nvrmon.store.database import Database
+from nvrmon.store.database import POOL_SIZE, Database
 from nvrmon.store.transaction import CameraRef, Changes, NewEvent, Transaction
 
 # Callers import the write vocabulary from here too (the hub, publisher and views name it as nvrmon.store.fleet's).
@@ -28,9 +28,9 @@ class Store:
         self._owned = owned  # opened by Store.open: closing the store closes the database
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path | str, *, pool_size: int = POOL_SIZE) -> Store:
         """A store with a Database of its own (tests, tools); the hub shares one Database with its credentials."""
-        return cls(await Database.open(path), owned=True)
+        return cls(await Database.open(path, pool_size=pool_size), owned=True)
 
     async def close(self) -> None:
         if self._owned:
@@ -199,7 +199,8 @@ class Store:
         return [int(r[1]) for r in found if r[0] == "n"], [int(r[1]) for r in found if r[0] == "c"]
 
     async def database_bytes(self) -> int:
-        row = await self.database.fetch_one(
-            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
-        )
+        sql = "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()"
+        if self.database.backend == "postgresql":
+            sql = "SELECT pg_database_size(current_database())"
+        row = await self.database.fetch_one(sql)
         return int(row[0]) if row else 0

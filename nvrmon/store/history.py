@@ -10,12 +10,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.availability import Interval, Outage
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 
-Source = Database | aiosqlite.Connection
+Source = Database | Connection
 INTERVAL_COLUMNS = "device_key, state, maintenance, started_at, ended_at, region, site"
 
 
@@ -58,7 +57,7 @@ class Wanted:
 
 NVR_FACTS = "SELECT id, hostname, region, site, status, removed FROM nvrs"
 CAMERA_FACTS = (
-    "SELECT c.id, c.nvr_id, c.name, n.hostname, n.region, n.site, n.status, c.status, c.removed OR n.removed "
+    "SELECT c.id, c.nvr_id, c.name, n.hostname, n.region, n.site, n.status, c.status, (c.removed = 1 OR n.removed = 1) "
     "FROM cameras c JOIN nvrs n ON n.id = c.nvr_id"
 )
 
@@ -71,18 +70,18 @@ def _camera(r: Any) -> Facts:
     return Facts(f"camera:{r[0]}", int(r[1]), int(r[0]), r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]))
 
 
-async def facts(db: aiosqlite.Connection, nvr_ids: Iterable[int], camera_ids: Iterable[int]) -> list[Facts]:
+async def facts(db: Connection, nvr_ids: Iterable[int], camera_ids: Iterable[int]) -> list[Facts]:
     nvrs = await _all(db, f"{NVR_FACTS} WHERE id IN (SELECT value FROM json_each(?))", (_ids(nvr_ids),))
     cameras = await _all(db, f"{CAMERA_FACTS} WHERE c.id IN (SELECT value FROM json_each(?))", (_ids(camera_ids),))
     return [*map(_nvr, nvrs), *map(_camera, cameras)]
 
 
-async def all_facts(db: aiosqlite.Connection) -> list[Facts]:
+async def all_facts(db: Connection) -> list[Facts]:
     """Every device the fleet tables hold (tombstones too: an open interval of a removed device must close)."""
     return [*map(_nvr, await _all(db, NVR_FACTS)), *map(_camera, await _all(db, CAMERA_FACTS))]
 
 
-async def settle(db: aiosqlite.Connection, now: float, wanted: Mapping[str, tuple[Facts, Wanted | None]]) -> int:
+async def settle(db: Connection, now: float, wanted: Mapping[str, tuple[Facts, Wanted | None]]) -> int:
     """Make each device's open interval the wanted one: where it differs, close it at `now` and open the new one from
     `now` (None: the device is gone, nothing opens). Returns how many devices changed."""
     if not wanted:
@@ -125,16 +124,19 @@ async def settle(db: aiosqlite.Connection, now: float, wanted: Mapping[str, tupl
     return changed
 
 
-async def meta(db: aiosqlite.Connection, key: str) -> str | None:
+async def meta(db: Connection, key: str) -> str | None:
     rows = await _all(db, "SELECT value FROM meta WHERE key = ?", (key,))
     return None if not rows else str(rows[0][0])
 
 
-async def set_meta(db: aiosqlite.Connection, key: str, value: str) -> None:
-    await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+async def set_meta(db: Connection, key: str, value: str) -> None:
+    await db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
-async def resume(db: aiosqlite.Connection, alive: float, now: float) -> float:
+async def resume(db: Connection, alive: float, now: float) -> float:
     """After a hub restart: every open interval ends when the last hub was last known to run (its last alive mark or
     its last transition, whichever is later), and a hub-down interval runs from there to `now`, when the recorder
     settles each device's real state again. Returns when the gap began."""
@@ -157,14 +159,14 @@ async def resume(db: aiosqlite.Connection, alive: float, now: float) -> float:
     return gap
 
 
-async def prune(db: aiosqlite.Connection, before: float) -> int:
+async def prune(db: Connection, before: float) -> int:
     """Drop intervals that ended before `before` (called from the events' prune, with the same retention)."""
     cursor = await db.execute("DELETE FROM device_history WHERE ended_at IS NOT NULL AND ended_at < ?", (before,))
-    return cursor.rowcount
+    return int(cursor.rowcount)
 
 
 @asynccontextmanager
-async def savepoint(db: aiosqlite.Connection) -> AsyncIterator[None]:
+async def savepoint(db: Connection) -> AsyncIterator[None]:
     """The recorder's part of a writer transaction, undone alone if it fails (the fleet change it follows stays)."""
     await db.execute("SAVEPOINT history")
     try:

@@ -53,7 +53,7 @@ async def claim(db: Any, name: str, now: float, every: float) -> bool:
     key = f"claim:{name}"
     await db.execute("INSERT INTO meta (key, value) VALUES (?, '0') ON CONFLICT (key) DO NOTHING", (key,))
     cursor = await db.execute(
-        "UPDATE meta SET value = ? WHERE key = ? AND CAST(value AS REAL) <= ? RETURNING key",
+        "UPDATE meta SET value = ? WHERE key = ? AND CAST(value AS DOUBLE PRECISION) <= ? RETURNING key",
         (repr(now), key, now - every),
     )
     return await cursor.fetchone() is not None

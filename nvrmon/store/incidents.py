@@ -11,10 +11,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.incidents import Incident, IncidentDevice, IncidentEntry
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 from nvrmon.store.transaction import Transaction
 
 INCIDENT_COLUMNS = (
@@ -28,7 +27,7 @@ ORDER = (
     "CASE state WHEN 'open' THEN 0 WHEN 'acknowledged' THEN 1 ELSE 2 END, "
     "CASE WHEN state = 'resolved' THEN resolved_at ELSE opened_at END DESC, id DESC"
 )
-Source = Database | aiosqlite.Connection
+Source = Database | Connection
 
 
 async def _all(source: Source, sql: str, params: Iterable[Any] = ()) -> list[Any]:
@@ -180,9 +179,7 @@ class Group:
     incidents: list[Incident]
 
 
-async def groups_of(
-    db: aiosqlite.Connection, nvr_ids: Iterable[int], camera_ids: Iterable[int]
-) -> set[tuple[str, str]]:
+async def groups_of(db: Connection, nvr_ids: Iterable[int], camera_ids: Iterable[int]) -> set[tuple[str, str]]:
     """The (region, site) of changed NVRs and cameras, and of active incidents holding any of them."""
     nvrs, cameras = _ids(nvr_ids), _ids(camera_ids)
     rows = await _all(
@@ -196,7 +193,7 @@ async def groups_of(
     return {(str(r[0]), str(r[1])) for r in rows}
 
 
-async def all_groups(db: aiosqlite.Connection) -> set[tuple[str, str]]:
+async def all_groups(db: Connection) -> set[tuple[str, str]]:
     rows = await _all(
         db,
         "SELECT region, site FROM nvrs WHERE removed = 0 UNION SELECT region, site FROM incidents "
@@ -205,7 +202,7 @@ async def all_groups(db: aiosqlite.Connection) -> set[tuple[str, str]]:
     return {(str(r[0]), str(r[1])) for r in rows}
 
 
-async def group(db: aiosqlite.Connection, region: str, site: str) -> Group:
+async def group(db: Connection, region: str, site: str) -> Group:
     nvr_rows = await _all(
         db,
         "SELECT id, hostname, status, unstable, removed, status_changed FROM nvrs WHERE region = ? AND site = ?",
@@ -234,7 +231,7 @@ async def group(db: aiosqlite.Connection, region: str, site: str) -> Group:
 
 
 async def create(
-    db: aiosqlite.Connection, seq: int, now: float, *, scope: str, key: str, severity: str, region: str, site: str,
+    db: Connection, seq: int, now: float, *, scope: str, key: str, severity: str, region: str, site: str,
     title: str,
 ) -> int:  # fmt: skip
     cursor = await db.execute(
@@ -246,7 +243,7 @@ async def create(
     return 0 if row is None else int(row[0])  # 0: one is open for this key already
 
 
-async def update(db: aiosqlite.Connection, incident_id: int, seq: int, **fields: Any) -> None:
+async def update(db: Connection, incident_id: int, seq: int, **fields: Any) -> None:
     """Change columns of one incident (names from this module's callers only, never from input) and stamp it."""
     assigns = "".join(f"{name} = ?, " for name in fields)
     await db.execute(
@@ -254,7 +251,7 @@ async def update(db: aiosqlite.Connection, incident_id: int, seq: int, **fields:
     )
 
 
-async def add_device(db: aiosqlite.Connection, incident_id: int, key: str, device: IncidentDevice) -> None:
+async def add_device(db: Connection, incident_id: int, key: str, device: IncidentDevice) -> None:
     await db.execute(
         "INSERT INTO incident_devices (incident_id, device_key, nvr_id, camera_id, name, hostname, status, down_since) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, device_key) DO UPDATE SET status = excluded.status, "
@@ -265,7 +262,7 @@ async def add_device(db: aiosqlite.Connection, incident_id: int, key: str, devic
 
 
 async def set_device(
-    db: aiosqlite.Connection, incident_id: int, key: str, status: str, recovered_at: float | None,
+    db: Connection, incident_id: int, key: str, status: str, recovered_at: float | None,
     down_since: float | None = None,
 ) -> None:  # fmt: skip
     await db.execute(
@@ -275,17 +272,17 @@ async def set_device(
     )
 
 
-async def move_devices(db: aiosqlite.Connection, source: int, target: int) -> None:
+async def move_devices(db: Connection, source: int, target: int) -> None:
     """Merge: the devices of `source` join `target` (those it already holds stay as they are there)."""
     await db.execute(
-        "INSERT OR IGNORE INTO incident_devices (incident_id, device_key, nvr_id, camera_id, name, hostname, status, "
+        "INSERT INTO incident_devices (incident_id, device_key, nvr_id, camera_id, name, hostname, status, "
         "down_since, recovered_at) SELECT ?, device_key, nvr_id, camera_id, name, hostname, status, down_since, "
-        "recovered_at FROM incident_devices WHERE incident_id = ?",
+        "recovered_at FROM incident_devices WHERE incident_id = ? ON CONFLICT DO NOTHING",
         (target, source),
     )
 
 
-async def log(db: aiosqlite.Connection, incident_id: int, ts: float, kind: str, actor: str, note: str) -> int:
+async def log(db: Connection, incident_id: int, ts: float, kind: str, actor: str, note: str) -> int:
     cursor = await db.execute(
         "INSERT INTO incident_log (incident_id, ts, kind, actor, note) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (incident_id, ts, kind, actor, note),
@@ -296,7 +293,7 @@ async def log(db: aiosqlite.Connection, incident_id: int, ts: float, kind: str, 
 
 
 async def append_entry(
-    tx: Transaction | aiosqlite.Connection, incident_id: int, *, kind: str = "notified", actor: str = "",
+    tx: Transaction | Connection, incident_id: int, *, kind: str = "notified", actor: str = "",
     note: str = "", ts: float | None = None,
 ) -> int:  # fmt: skip
     """A timeline row. Given the hub writer's Transaction, the incident is stamped with its seq too, so open pages

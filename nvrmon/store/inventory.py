@@ -12,8 +12,6 @@ import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-import aiosqlite
-
 from nvrmon import names
 from nvrmon.inventory import (
     CameraDecl,
@@ -31,12 +29,13 @@ from nvrmon.inventory import (
 )
 from nvrmon.store import audit
 from nvrmon.store import inventory_rows as rows
+from nvrmon.store.dialect import Connection
 from nvrmon.store.inventory_rows import NvrRow
 from nvrmon.store.transaction import NewEvent, Transaction
 
 
 class Writer(Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+    def transaction(self) -> AbstractAsyncContextManager[Connection]: ...
 
 
 NEVER_CONNECTED = "declared in the inventory; its agent has not connected yet"
@@ -120,7 +119,7 @@ async def _import(
     for site in decl.sites:
         cursor = await db.execute(
             "INSERT INTO sites (name, region) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET region = excluded.region "
-            "WHERE region != excluded.region RETURNING name",
+            "WHERE sites.region != excluded.region RETURNING name",
             (site.name, site.region),
         )
         if await cursor.fetchone() is not None:

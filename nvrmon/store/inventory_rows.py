@@ -7,9 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiosqlite
-
 from nvrmon.inventory import CameraDecl, Declaration, InventoryError, NvrDecl, SiteDecl, tag_tuple
+from nvrmon.store.dialect import Connection
 
 
 class Reader(Protocol):
@@ -18,7 +17,7 @@ class Reader(Protocol):
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]: ...
 
 
-_COLUMNS = (
+COLUMNS = (
     ("nvrs", "declared", "INTEGER NOT NULL DEFAULT 0"),
     ("nvrs", "tags", "TEXT NOT NULL DEFAULT ''"),
     ("nvrs", "expected_cameras", "INTEGER"),
@@ -28,9 +27,9 @@ _COLUMNS = (
 )
 
 
-async def migrate(db: aiosqlite.Connection) -> None:
+async def migrate(db: Connection) -> None:
     """Add the inventory's columns to a file made before them (schema version 3)."""
-    for table, column, kind in _COLUMNS:
+    for table, column, kind in COLUMNS:
         cursor = await db.execute(f"SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?", (column,))
         row = await cursor.fetchone()
         if row is not None and not row[0]:
@@ -90,12 +89,12 @@ def nvr_row(row: Iterable[Any]) -> NvrRow:
     return NvrRow(int(nvr_id), str(host), fields, bool(declared), bool(removed))
 
 
-async def nvrs(db: aiosqlite.Connection) -> list[NvrRow]:
+async def nvrs(db: Connection) -> list[NvrRow]:
     cursor = await db.execute(_NVR_SQL)
     return [nvr_row(row) for row in await cursor.fetchall()]
 
 
-async def nvr_by_id(db: aiosqlite.Connection, nvr_id: int) -> NvrRow:
+async def nvr_by_id(db: Connection, nvr_id: int) -> NvrRow:
     cursor = await db.execute(f"{_NVR_SQL} WHERE id = ? AND removed = 0", (nvr_id,))
     row = await cursor.fetchone()
     if row is None:
@@ -115,12 +114,12 @@ def camera_row(row: Iterable[Any]) -> tuple[Any, ...]:
     return (int(camera_id), int(nvr_id), str(ext_id), current, bool(removed), str(hostname))
 
 
-async def cameras_of(db: aiosqlite.Connection, nvr_ids: list[int]) -> dict[tuple[int, str], tuple[Any, ...]]:
+async def cameras_of(db: Connection, nvr_ids: list[int]) -> dict[tuple[int, str], tuple[Any, ...]]:
     cursor = await db.execute(f"{_CAMERA_SQL} WHERE c.nvr_id IN (SELECT value FROM json_each(?))", (str(nvr_ids),))
     return {(row[1], row[2]): row for row in map(camera_row, await cursor.fetchall())}
 
 
-async def camera_by_id(db: aiosqlite.Connection, camera_id: int) -> tuple[Any, ...]:
+async def camera_by_id(db: Connection, camera_id: int) -> tuple[Any, ...]:
     cursor = await db.execute(f"{_CAMERA_SQL} WHERE c.id = ? AND c.removed = 0 AND n.removed = 0", (camera_id,))
     row = await cursor.fetchone()
     if row is None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.incidents import Match, Window
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 from nvrmon.store.transaction import Transaction
 
 COLUMNS = (
@@ -24,7 +23,7 @@ def _window(row: Any) -> Window:
                   row[11], row[12], row[13])  # fmt: skip
 
 
-async def windows(source: Database | aiosqlite.Connection) -> list[Window]:
+async def windows(source: Database | Connection) -> list[Window]:
     sql = f"SELECT {COLUMNS} FROM maintenance ORDER BY starts_at, id"
     if isinstance(source, Database):
         return [_window(r) for r in await source.fetch_all(sql)]
@@ -62,7 +61,7 @@ async def delete(tx: Transaction, window_id: int) -> Window | None:
     return _window(row)
 
 
-async def generation(source: Database | aiosqlite.Connection) -> str:
+async def generation(source: Database | Connection) -> str:
     """Moves on every change to the windows, so a hub sharing the database knows when to read them again."""
     sql, params = "SELECT value FROM meta WHERE key = ?", (GENERATION,)
     if isinstance(source, Database):
@@ -72,7 +71,7 @@ async def generation(source: Database | aiosqlite.Connection) -> str:
     return "" if row is None else str(row[0])
 
 
-async def _bump(db: aiosqlite.Connection) -> None:
+async def _bump(db: Connection) -> None:
     await db.execute(
         "INSERT INTO meta (key, value) VALUES (?, '1') "
         "ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",

@@ -11,10 +11,9 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from nvrmon.store import incidents as incident_store
 from nvrmon.store.database import Database
+from nvrmon.store.dialect import Connection
 from nvrmon.store.transaction import Transaction
 
 COLUMNS = (
@@ -133,7 +132,10 @@ class Outbox:
                     (wake.channel_id, wake.group_key, wake.region, wake.site, wake.ts, due, due),
                 )
                 opened += 1
-            await db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CURSOR_KEY, str(cursor)))
+            await db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (CURSOR_KEY, str(cursor)),
+            )
         return opened
 
     async def group(self, channel_id: int, group_key: str) -> GroupState | None:
@@ -203,10 +205,10 @@ class Outbox:
         async with self.database.transaction() as db:
             cursor = await db.execute(
                 "INSERT INTO outbox (channel_id, group_key, kind, state, created, due_at, next_at, attempts, level,"
-                " title, body) VALUES (?, '', 'test', 'sending', ?, ?, ?, 1, 'info', ?, ?)",
+                " title, body) VALUES (?, '', 'test', 'sending', ?, ?, ?, 1, 'info', ?, ?) RETURNING id",
                 (channel_id, now, now, now, title, body),
             )
-            row_id = int(cursor.lastrowid or 0)
+            row_id = int((await cursor.fetchone())[0])
         row = await self.get(row_id)
         assert row is not None
         return row
@@ -276,7 +278,7 @@ class Outbox:
             await db.execute("DELETE FROM outbox WHERE done_at IS NOT NULL AND done_at < ?", (before,))
 
 
-async def timeline(tx: Transaction | aiosqlite.Connection, row: OutboxRow, channel: str, ts: float) -> int:
+async def timeline(tx: Transaction | Connection, row: OutboxRow, channel: str, ts: float) -> int:
     """A sent message on the timelines of the incidents it names ("notified" by the channel). In the hub writer's
     Transaction the incidents are stamped with its seq, so open pages show the entry live."""
     if not row.incidents:
@@ -304,13 +306,13 @@ UNKNOWN_NOTE = (
 )
 
 
-async def release_claims(db: aiosqlite.Connection, node: str, now: float) -> int:
+async def release_claims(db: Connection, node: str, now: float) -> int:
     """In the transaction that takes over the dead hub `node`: its rows in flight become unknown."""
     cursor = await db.execute("SELECT id FROM outbox WHERE state = 'sending' AND claimed_by = ?", (node,))
     return await _unknown(db, [int(row[0]) for row in await cursor.fetchall()], now)
 
 
-async def _unknown(db: aiosqlite.Connection, ids: list[int], now: float) -> int:
+async def _unknown(db: Connection, ids: list[int], now: float) -> int:
     for row_id in ids:
         await _record(db, Attempt(row_id, now, "unknown", UNKNOWN_NOTE, 0.0))
         await db.execute(
@@ -319,7 +321,7 @@ async def _unknown(db: aiosqlite.Connection, ids: list[int], now: float) -> int:
     return len(ids)
 
 
-async def _group_state(db: aiosqlite.Connection, channel_id: int, group_key: str) -> GroupState | None:
+async def _group_state(db: Connection, channel_id: int, group_key: str) -> GroupState | None:
     cursor = await db.execute(
         "SELECT channel_id, group_key, region, site, members, sent_at FROM notify_groups"
         " WHERE channel_id = ? AND group_key = ?",
@@ -329,7 +331,7 @@ async def _group_state(db: aiosqlite.Connection, channel_id: int, group_key: str
     return None if row is None else _group(row)
 
 
-async def _set_group(db: aiosqlite.Connection, row: OutboxRow, members: dict[int, list[str]], now: float) -> None:
+async def _set_group(db: Connection, row: OutboxRow, members: dict[int, list[str]], now: float) -> None:
     await db.execute(
         "INSERT INTO notify_groups (channel_id, group_key, region, site, members, sent_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (channel_id, group_key) DO UPDATE SET members = excluded.members, sent_at = excluded.sent_at",
@@ -338,7 +340,7 @@ async def _set_group(db: aiosqlite.Connection, row: OutboxRow, members: dict[int
     )  # fmt: skip
 
 
-async def _record(db: aiosqlite.Connection, attempt: Attempt) -> None:
+async def _record(db: Connection, attempt: Attempt) -> None:
     await db.execute(
         "INSERT INTO delivery_attempts (outbox_id, ts, result, error, elapsed) VALUES (?, ?, ?, ?, ?)",
         (attempt.outbox_id, attempt.ts, attempt.result, attempt.error[:MAX_ERROR], attempt.elapsed),

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import aiosqlite
-
+from nvrmon.store.dialect import Connection
 from nvrmon.store.security_rows import bump_generation
 
 
@@ -33,7 +32,7 @@ class Outside:
         return bool(self.nvr_ids or self.camera_ids or self.event_ids or self.incident_ids)
 
 
-async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: float) -> Removed | None:
+async def tombstone_nvr(db: Connection, hostname: str, seq: int, now: float) -> Removed | None:
     """Mark the NVR and its cameras removed at `seq` and revoke its own agent tokens (bumping the revocation
     generation, so a running hub closes connections that use them). The rows stay as tombstones: a page replaying
     from an older cursor still learns to drop them, and events keep naming the NVR."""
@@ -67,13 +66,13 @@ async def tombstone_nvr(db: aiosqlite.Connection, hostname: str, seq: int, now: 
     return Removed(nvr_id, str(row[1]), cameras, tokens)
 
 
-async def committed_seq(db: aiosqlite.Connection) -> int:
+async def committed_seq(db: Connection) -> int:
     cursor = await db.execute("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'seq'")
     row = await cursor.fetchone()
     return int(row[0]) if row else 0
 
 
-async def outside(db: aiosqlite.Connection, after: int, upto: int) -> Outside:
+async def outside(db: Connection, after: int, upto: int) -> Outside:
     """Rows still stamped with a seq in (after, upto]; later stamps were published by whoever made them."""
     found = Outside()
     if upto <= after:
@@ -95,7 +94,7 @@ async def outside(db: aiosqlite.Connection, after: int, upto: int) -> Outside:
     return found
 
 
-async def prune_nvrs(db: aiosqlite.Connection, before: float) -> int:
+async def prune_nvrs(db: Connection, before: float) -> int:
     """Drop NVR tombstones removed before `before` that no kept event or camera names; returns the highest seq
     dropped (the new replay horizon: an older cursor may have missed a tombstone), or 0."""
     unreferenced = (

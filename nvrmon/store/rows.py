@@ -31,8 +31,9 @@ NVR_COLUMNS = f"""{NVR_BASE},
 # The whole fleet: one grouped pass over the covering index instead of two subqueries per NVR.
 FLEET_FROM = """
     FROM nvrs n LEFT JOIN (
-        SELECT nvr_id, sum(status = 'online' AND missing = 0) AS online, count(*) AS total,
-            sum(status = 'online' AND missing = 0 AND degraded != '') AS degraded, sum(missing) AS missing
+        SELECT nvr_id, sum(CASE WHEN status = 'online' AND missing = 0 THEN 1 ELSE 0 END) AS online,
+            count(*) AS total, sum(CASE WHEN status = 'online' AND missing = 0 AND degraded != '' THEN 1 ELSE 0 END)
+            AS degraded, sum(missing) AS missing
         FROM cameras WHERE removed = 0 GROUP BY nvr_id
     ) k ON k.nvr_id = n.id
     WHERE n.removed = 0

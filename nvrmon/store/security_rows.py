@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import aiosqlite
+from nvrmon.store.dialect import Connection
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")  # in order of power: each can do what the ones before can
@@ -88,9 +88,10 @@ def embed_token(row: Any) -> EmbedToken:
     return EmbedToken(row[0], row[1], row[2], row[3], row[4], origins, row[6], row[7], row[8], row[9], row[10])
 
 
-async def bump_generation(db: aiosqlite.Connection) -> None:
+async def bump_generation(db: Connection) -> None:
     """Inside the revoking write transaction, so the revocation and the signal to the hub commit together."""
     await db.execute(
-        "INSERT INTO meta (key, value) VALUES (?, 1) ON CONFLICT (key) DO UPDATE SET value = value + 1",
+        "INSERT INTO meta (key, value) VALUES (?, '1') "
+        "ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS INTEGER) + 1",
         (GENERATION_KEY,),
     )

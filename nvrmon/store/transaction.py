@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-import aiosqlite
-
 from nvrmon.devices import CameraHealth, NvrHealth, StreamDetail
 from nvrmon.models import CameraDisplay, NvrStatus, Status
 from nvrmon.protocol import CameraInfo, NvrInfo
@@ -18,6 +16,7 @@ from nvrmon.store.changes import Changes as Changes
 from nvrmon.store.changes import NewEvent as NewEvent
 from nvrmon.store.changes import Registration as Registration
 from nvrmon.store.device_health import HealthState
+from nvrmon.store.dialect import Connection
 from nvrmon.store.removal import Outside, Removed
 
 
@@ -29,7 +28,7 @@ def detail_json(detail: StreamDetail) -> str | None:
 class Transaction:
     """One write transaction. The sequence number is allocated on the first change, inside the transaction."""
 
-    def __init__(self, db: aiosqlite.Connection, now: float, node: str = "") -> None:
+    def __init__(self, db: Connection, now: float, node: str = "") -> None:
         self._db = db
         self.now = now
         self.node = node  # the hub process writing (docs/deploy.md): it owns the liveness of the NVRs it registers
@@ -38,7 +37,7 @@ class Transaction:
         self._outside_nvrs: set[int] = set()  # in changes for others' stamps: not yet stamped by this transaction
 
     @property
-    def connection(self) -> aiosqlite.Connection:
+    def connection(self) -> Connection:
         """The writer connection inside this transaction, for the store's other write modules (inventory, incidents)."""
         return self._db
 
@@ -48,7 +47,9 @@ class Transaction:
 
     async def _seq(self) -> int:
         if not self._own_seq:
-            cursor = await self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value")
+            cursor = await self._db.execute(
+                "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq' RETURNING value"
+            )
             row = await cursor.fetchone()
             assert row is not None
             self._own_seq = self.changes.seq = int(row[0])
@@ -68,12 +69,13 @@ class Transaction:
             VALUES (?, ?, ?, ?, ?, ?, ?, 'online', '', ?, ?, ?, ?)
             ON CONFLICT (hostname) DO UPDATE SET
                 -- What the inventory declares (docs/inventory.md) wins over what the agent reports.
-                device_name = CASE WHEN declared = 1 AND device_name != '' THEN device_name
+                device_name = CASE WHEN nvrs.declared = 1 AND nvrs.device_name != '' THEN nvrs.device_name
                                    ELSE excluded.device_name END,
-                region = CASE WHEN declared = 1 AND region != '' THEN region ELSE excluded.region END,
-                site = CASE WHEN declared = 1 AND site != '' THEN site ELSE excluded.site END,
+                region = CASE WHEN nvrs.declared = 1 AND nvrs.region != '' THEN nvrs.region ELSE excluded.region END,
+                site = CASE WHEN nvrs.declared = 1 AND nvrs.site != '' THEN nvrs.site ELSE excluded.site END,
                 model = excluded.model, firmware = excluded.firmware, ip_address = excluded.ip_address,
-                status_changed = CASE WHEN status = 'online' THEN status_changed ELSE excluded.status_changed END,
+                status_changed = CASE WHEN nvrs.status = 'online' THEN nvrs.status_changed
+                                      ELSE excluded.status_changed END,
                 status = 'online', status_reason = '', last_seen = excluded.last_seen,
                 updated_seq = excluded.updated_seq, removed = 0, hub = excluded.hub
             RETURNING id
@@ -372,4 +374,4 @@ class Transaction:
             await self._db.execute(
                 "UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'horizon'", (horizon,)
             )
-        return deleted
+        return int(deleted)
