@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -974,7 +975,7 @@ def fmt(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-TABLE = [
+TABLE: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("changes sent in the window (per s)", lambda r: f"{fmt(r['changes_in_window'])} ({fmt(r['achieved_rate'])}/s)"),
     (
         "deliveries received in the window (changes sent in it × browsers)",
