@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import asdict
 
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.sse import encode
-from nvrmon.live.toasts import summarise
+from nvrmon.live.toasts import summarise, wire
 from nvrmon.live.viewkey import EMBED
 from nvrmon.live.views import Views
 from nvrmon.models import Toast
@@ -127,7 +126,7 @@ class Publisher:
         keys = self._broadcaster.views()
         if not keys:
             return
-        payload = [asdict(t) for t in toasts]
+        payload = [wire(t) for t in toasts]
         if payload:
             self._broadcaster.remember_toasts(changes.seq, payload)
         messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload)

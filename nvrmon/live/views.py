@@ -164,7 +164,9 @@ class Views:
         cursor = str(self.cursor(changes.seq))
         html = await self.render_html(changes, keys, live=True, stats=stats)
         if toasts:
-            inbox = self.renderer.render("fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts))
+            inbox = self.renderer.render(
+                "fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts, separators=(",", ":"))
+            )
             for key in keys:
                 if not key.startswith(EMBED):
                     html[key] = html.get(key, "") + inbox
