@@ -44,6 +44,7 @@ class Views:
         self.fragments = Fragments(renderer)
         self._catch_ups: dict[tuple[str, int, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
+        self._head_read: asyncio.Future[tuple[int, int]] | None = None
         self.windows = Windows(self.fragments)
         self.incidents = IncidentViews(store, self.fragments)
         # Whether the hub's storage refuses writes now (set by the application; the banner's state).
@@ -270,8 +271,7 @@ class Views:
         read before the rows (and the caller subscribed before that), so what is shared is at least as new as the
         head it claims, and every change after that head reaches the subscriber live.
         """
-        horizon = await self.store.horizon()
-        head = await self.store.current_seq()
+        horizon, head = await self._read_head()
         # No await from here to the lookup: the entry found (or made) is exactly this head's, never one a slower
         # caller computed for an older head and stored after a newer one was seen.
         if head != self._catch_up_head:
@@ -289,6 +289,19 @@ class Views:
             shared = self._catch_ups[key] = asyncio.ensure_future(self._catch_up(view, cursor if valid else None, head))
             shared.add_done_callback(lambda task: task.exception() and self._catch_ups.pop(key, None))
         return await asyncio.shield(shared)
+
+    async def _read_head(self) -> tuple[int, int]:
+        """(horizon, head) from the store, read after the caller subscribed. Callers arriving in the same turn of
+        the loop (a reconnect storm) share one read, which starts only after the last of them joined."""
+        shared = self._head_read
+        if shared is None:
+            shared = self._head_read = asyncio.ensure_future(self._read_head_now())
+        return await asyncio.shield(shared)
+
+    async def _read_head_now(self) -> tuple[int, int]:
+        await asyncio.sleep(0)  # the callers of this turn join first
+        self._head_read = None  # from here on, newcomers wait for a read of their own
+        return await self.store.horizon(), await self.store.current_seq()
 
     async def _catch_up(self, view: View, cursor: Cursor | None, head: int) -> CatchUp:
         if cursor is not None:
