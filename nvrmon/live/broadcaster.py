@@ -48,7 +48,7 @@ class Subscriber:
     """
 
     __slots__ = ("view", "cursor", "lagged", "broken", "task", "sending_since", "sink", "backlog", "_queue", "_limit",
-                 "_wakeup", "transport")  # fmt: skip
+                 "_woken", "_waiter", "transport")  # fmt: skip
 
     def __init__(self, view: str, limit: int, transport: str = "sse") -> None:
         self.view = view
@@ -62,9 +62,11 @@ class Subscriber:
         # What the connection holds for the client, through the server's transport (None when the server doesn't
         # hand it over, e.g. in-process tests): how a stuck client is seen, and cut off (abort).
         self.backlog: Backlog | None = None
-        self._queue: deque[tuple[int, bytes]] = deque()
+        # Both made only when needed: an idle direct stream holds neither (a deque or an Event is ~0.6 KB each).
+        self._queue: deque[tuple[int, bytes]] | None = None
         self._limit = limit
-        self._wakeup = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, seq: int, data: bytes, framed: bytes | None = None) -> bool:
         """Deliver (or queue) one message; False if it made this subscriber fall back on the store."""
@@ -75,12 +77,15 @@ class Subscriber:
             if seq and seq <= self.cursor:
                 return True
             return self.write(sink, seq, framed or frame(data))
-        if len(self._queue) >= self._limit:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self._limit:
             # Too slow to keep up: forget the backlog; the stream resumes from `cursor` out of the store instead.
             self.resync()
             return False
-        self._queue.append((seq, data))
-        self._wakeup.set()
+        queue.append((seq, data))
+        self.poke()
         return True
 
     def write(self, sink: Sink, seq: int, framed: bytes) -> bool:
@@ -101,34 +106,42 @@ class Subscriber:
         return True
 
     async def wait(self) -> None:
-        await self._wakeup.wait()
-        self._wakeup.clear()
+        """Until poked (at once if poked since the last wait). One waiter at a time: the stream's own task."""
+        if not self._woken:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._woken = False
 
     def drain(self) -> list[tuple[int, bytes]]:
-        items = list(self._queue)
-        self._queue.clear()
-        return items
+        queue, self._queue = self._queue, None  # released: a stream that keeps up holds no queue
+        return list(queue) if queue else []
 
     @property
     def queued(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     def poke(self) -> None:
-        self._wakeup.set()
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def resync(self) -> None:
         """Forget what is queued and catch up from `cursor` out of the store (the stream's task does it)."""
-        self._queue.clear()
+        self._queue = None
         self.sink = None
         self.lagged = True
-        self._wakeup.set()
+        self.poke()
 
     def end(self) -> None:
         """The stream is over (connection lost, right revoked): no more writes; its task ends."""
         self.broken = True
         self.sink = None
-        self._queue.clear()
-        self._wakeup.set()
+        self._queue = None
+        self.poke()
 
     def stalled(self, now: float, limit: float) -> bool:
         """True once this client has taken nothing for `limit` seconds while bytes waited for it (which also

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -97,7 +98,8 @@ class EventStream:
         extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items() if k.lower().encode() not in own]
         # The security headers are the stream's own (computed here, once): the application hands a stream the
         # server's `send` unwrapped, so no header layer costs a call on every delivery (application.StreamFastPath).
-        self.headers = with_defaults(self.HEADERS + extra, cacheable=False)
+        # A page's stream has no extra headers: every one of them shares one list (uvicorn only reads it).
+        self.headers = with_defaults(self.HEADERS + extra, cacheable=False) if extra else _page_headers()
         self.revoked = False
         self._sub: Subscriber | None = None
         self._releases: list[Callable[[], object]] = []
@@ -261,6 +263,11 @@ class EventStream:
         if sub.backlog is not None:
             sub.backlog.sent += len(body)  # what the client should take: how its progress is measured
         await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+@functools.cache
+def _page_headers() -> list[tuple[bytes, bytes]]:
+    return with_defaults(list(EventStream.HEADERS), cacheable=False)
 
 
 async def poll(request: Request) -> Response:
