@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp
 
 from nvrmon.access import accounts, api_tokens
-from nvrmon.access.revocation import Bound, Revocable
+from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import SAFE_METHODS, Auth, Identity
 
 log = logging.getLogger("nvrmon.access.guard")
@@ -92,10 +92,10 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
 
 
 def _end_with_session(auth: Auth, identity: Identity, response: ASGIApp) -> ASGIApp:
-    stream: object = response
-    if isinstance(stream, Revocable):
+    revoke, when_over = getattr(response, "revoke", None), getattr(response, "when_over", None)
+    if revoke is not None and when_over is not None:  # a Revocable (not isinstance: a protocol check is slow)
         # A live stream ends itself when told: no wrapper around its sends, nothing to check per delivery.
-        stream.when_over(auth.revocations.hold("session", identity.session_hash, stream.revoke))
+        when_over(auth.revocations.hold("session", identity.session_hash, revoke))
         return response
     ended = asyncio.Event()
     release = auth.revocations.hold("session", identity.session_hash, ended.set)

@@ -82,6 +82,7 @@ class EventStream:
         (b"x-accel-buffering", b"no"),
         (b"x-content-type-options", b"nosniff"),
     ]
+    OWN = frozenset(name for name, _ in HEADERS)
 
     def __init__(
         self,
@@ -94,7 +95,7 @@ class EventStream:
     ) -> None:
         self.views, self.broadcaster, self.settings, self.view, self.cursor = views, broadcaster, settings, view, cursor
         # Extra response headers (an embed's CORS answer); the stream's own headers always win.
-        own = {name for name, _ in self.HEADERS}
+        own = self.OWN
         extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items() if k.lower().encode() not in own]
         # The security headers are the stream's own (computed here, once): the application hands a stream the
         # server's `send` unwrapped, so no header layer costs a call on every delivery (application.StreamFastPath).
