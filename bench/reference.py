@@ -9,6 +9,8 @@ template); the messages of one event-loop iteration are framed once as one HTTP 
 is written to every subscriber's transport (a change waits for nothing: the flush is scheduled with call_soon).
 No database, no templating, no per-subscriber task or queue: a subscriber with over 256 KiB unsent is cut off.
 It also answers `/healthz` and `/api/cameras` (db ids for the load generator), and sends a named heartbeat every 15 s.
+A stream opened with `Last-Event-ID: ref-N` (or `?since=ref-N`) first gets the latest message of each camera changed
+after N, rendered once per cursor and head (the reconnect-storm scenario).
 """
 
 from __future__ import annotations
