@@ -130,6 +130,13 @@ class Publisher:
         if payload:
             self._broadcaster.remember_toasts(changes.seq, payload)
         messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload)
+        due = self._stats_due_in()
+        if due is not None and due <= self.window:
+            # Statistics due before the next flush could come: they ride in this write (one write per stream,
+            # not two). Their message has no id; it follows the rows' in the same chunk.
+            self._stats_dirty_since, self._stats_last_flush = 0.0, time.monotonic()
+            for key, stats in (await self._views.render_stats(keys)).items():
+                messages[key] = messages.get(key, b"") + stats
         backlog = self._broadcaster.publish(changes.seq, messages)
         self.flushes += 1
         s = self._settings
