@@ -18,6 +18,7 @@ import json
 import os
 import runpy
 import sys
+import threading
 import time
 from typing import Any
 
@@ -29,7 +30,8 @@ _full: list[tuple[float, float]] = []  # (wall-clock end, pause) of the last gen
 
 
 def _write() -> None:
-    tmp = STATS_FILE + ".tmp"
+    # A collection may run in any thread (aiosqlite's too): one temporary file per thread, or two renames race.
+    tmp = f"{STATS_FILE}.{threading.get_ident()}.tmp"
     with open(tmp, "w") as f:
         totals = {str(g): {"count": int(c), "total_s": t, "max_s": m} for g, (c, t, m) in _stats.items()}
         json.dump({"generations": totals, "full": _full[-1000:]}, f)
