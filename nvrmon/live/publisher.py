@@ -129,14 +129,13 @@ class Publisher:
         payload = [wire(t) for t in toasts]
         if payload:
             self._broadcaster.remember_toasts(changes.seq, payload)
-        messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload)
         due = self._stats_due_in()
-        if due is not None and due <= self.window:
-            # Statistics due before the next flush could come: they ride in this write (one write per stream,
-            # not two). Their message has no id; it follows the rows' in the same chunk.
+        with_stats = due is not None and due <= self.window
+        if with_stats:
+            # Statistics due before the next flush could come ride in this message (one write and one swap per
+            # stream, not two); rendered from the store as it is now, like a flush of their own.
             self._stats_dirty_since, self._stats_last_flush = 0.0, time.monotonic()
-            for key, stats in (await self._views.render_stats(keys)).items():
-                messages[key] = messages.get(key, b"") + stats
+        messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload, all_stats=with_stats)
         backlog = self._broadcaster.publish(changes.seq, messages)
         self.flushes += 1
         s = self._settings

@@ -154,7 +154,13 @@ class Views:
     # -- live changes -----------------------------------------------------------------------------------------------
 
     async def render_changes(
-        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True, toasts: Sequence[dict[str, Any]] = ()
+        self,
+        changes: Changes,
+        view_keys: Iterable[str],
+        *,
+        stats: bool = True,
+        toasts: Sequence[dict[str, Any]] = (),
+        all_stats: bool = False,
     ) -> dict[str, bytes]:
         """One SSE message per view for a committed change; views it doesn't touch get nothing but the toasts.
 
@@ -163,7 +169,7 @@ class Views:
         keys = list(view_keys)
         self.windows.keep_only(keys)
         cursor = str(self.cursor(changes.seq))
-        html = await self.render_html(changes, keys, live=True, stats=stats)
+        html = await self.render_html(changes, keys, live=True, stats=stats or all_stats, all_stats=all_stats)
         if toasts:
             inbox = self.renderer.render(
                 "fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts, separators=(",", ":"))
@@ -180,7 +186,14 @@ class Views:
         return {key: encode(fragment) for key, fragment in html.items()}
 
     async def render_html(
-        self, changes: Changes, view_keys: Iterable[str], *, live: bool = False, rows: bool = True, stats: bool = True
+        self,
+        changes: Changes,
+        view_keys: Iterable[str],
+        *,
+        live: bool = False,
+        rows: bool = True,
+        stats: bool = True,
+        all_stats: bool = False,
     ) -> dict[str, str]:
         """The out-of-band fragments each view needs for a change, each rendered once however many views share it.
 
@@ -195,7 +208,8 @@ class Views:
         out: dict[str, str] = {}
         for view in views:
             body = await self.rows_html(view, data, live=live) if rows else ""
-            if stats and (not rows or self._stats_touched(view, changes)):
+            # all_stats: every view's statistics ride along (they are due), touched by this change or not.
+            if stats and (not rows or all_stats or self._stats_touched(view, changes)):
                 body += "".join((await self.stats_html(view, data)).values())
             if body and view.kind != "embed":  # an embed has no "last update" line
                 body += self.fragments.fragment(data, "last_update", "fragments/last_update.html", ts=time.time())
