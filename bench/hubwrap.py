@@ -7,7 +7,8 @@ holds a few hundred per open SSE stream, so these pauses show up directly in del
 and longest pause per generation are rewritten to NVRMON_BENCH_GC_FILE after every generation-2 collection, every
 pause over 20 ms and otherwise at most every 0.5 s, with the end time and length of each generation-2 pause; the
 benchmark reads the file at the start and the end of its measured window. The callback costs a
-couple of microseconds per collection; nothing else about the hub changes.
+couple of microseconds per collection; nothing else about the hub changes. With NVRMON_BENCH_PROFILE=FILE the hub runs
+under cProfile and writes its stats to FILE when it stops.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import runpy
 import sys
+import threading
 import time
 from typing import Any
 
@@ -28,7 +30,8 @@ _full: list[tuple[float, float]] = []  # (wall-clock end, pause) of the last gen
 
 
 def _write() -> None:
-    tmp = STATS_FILE + ".tmp"
+    # A collection may run in any thread (aiosqlite's too): one temporary file per thread, or two renames race.
+    tmp = f"{STATS_FILE}.{threading.get_ident()}.tmp"
     with open(tmp, "w") as f:
         totals = {str(g): {"count": int(c), "total_s": t, "max_s": m} for g, (c, t, m) in _stats.items()}
         json.dump({"generations": totals, "full": _full[-1000:]}, f)
@@ -59,7 +62,23 @@ def main() -> None:
         gc.callbacks.append(_callback)
         _write()
     sys.argv = ["nvrmon.cli", *sys.argv[1:]]
-    runpy.run_module("nvrmon.cli", run_name="__main__", alter_sys=True)
+    profile_to = os.environ.get("NVRMON_BENCH_PROFILE", "")
+    if not profile_to:
+        runpy.run_module("nvrmon.cli", run_name="__main__", alter_sys=True)
+        return
+    # Where the hub's CPU goes (cProfile: slower per call, but the shares are what count), written at shutdown.
+    import cProfile
+    import signal
+
+    # uvicorn re-raises the SIGTERM it caught once it has shut down: make that an exit that runs the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        runpy.run_module("nvrmon.cli", run_name="__main__", alter_sys=True)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,20 @@ ONLINE, OFFLINE = 1, 0
 STATUS_NAMES = {ONLINE: "online", OFFLINE: "offline"}
 
 
+def api_cameras(port: int) -> list[dict[str, Any]]:
+    """Every camera from the server's JSON API, page by page (the hub answers at most 500 rows per request; the
+    reference answers all of them at once, without a total)."""
+    rows: list[dict[str, Any]] = []
+    while True:
+        status, body, _, _ = http_get(port, f"/api/cameras?limit=500&offset={len(rows)}", timeout=120)
+        if status != 200:
+            raise RuntimeError(f"/api/cameras answered {status}")
+        page = json.loads(body)
+        rows.extend(page["cameras"])
+        if not page["cameras"] or len(rows) >= page.get("total", len(rows)):
+            return rows
+
+
 @dataclass(frozen=True)
 class FleetSpec:
     ws_url: str
@@ -148,10 +162,7 @@ class Fleet:
 
     def resolve(self) -> None:
         """Camera db ids from the server's JSON API (one request for the whole fleet)."""
-        status, body, _, _ = http_get(self.spec.http_port, "/api/cameras", timeout=120)
-        if status != 200:
-            raise RuntimeError(f"/api/cameras answered {status}")
-        ids = {(int(c["nvr_id"]), str(c["ext_id"])): int(c["id"]) for c in json.loads(body)["cameras"]}
+        ids = {(int(c["nvr_id"]), str(c["ext_id"])): int(c["id"]) for c in api_cameras(self.spec.http_port)}
         for agent in self.agents:
             for ext in agent.ext_ids:
                 self.cameras.append((agent, ext, ids[(agent.nvr_id, ext)]))
@@ -236,6 +247,19 @@ class Fleet:
             "agent_errors": sum(a.errors for a in self.agents),
         }
 
+    async def flip(self, count: int) -> bytes:
+        """Flip `count` cameras (spread over the fleet) at once, unlogged: what changes while browsers are away in a
+        reconnect storm. Returns the status every camera should then show."""
+        step = max(1, len(self.cameras) // max(1, count))
+        picked = self.cameras[::step][:count]
+        for agent, _ext, db_id in picked:
+            code = OFFLINE if self.status[db_id] == ONLINE else ONLINE
+            self.status[db_id] = code
+            if agent.ws is not None:
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    await agent.ws.send(self.frames[(db_id, code)])
+        return bytes(self.status)
+
     async def close(self) -> None:
         for agent in self.agents:
             for task in agent.tasks:
@@ -282,6 +306,8 @@ async def _main(conn: Connection, spec: FleetSpec) -> None:
         command, arg = await _recv(conn)
         if command == "go":
             conn.send(("sent", await fleet.run(arg)))
+        elif command == "flip":
+            conn.send(("flipped", await fleet.flip(arg)))
         elif command == "close":
             await fleet.close()
             conn.send(("closed", None))

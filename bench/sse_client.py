@@ -236,7 +236,10 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
     await asyncio.gather(*(open_one(s) for s in subs))
     parser = asyncio.create_task(_parse_in_background(subs))
     connect_ms = [(s.t_first - s.t_start) / 1e6 for s in subs if s.t_first]
-    conn.send(("connected", {"connect_ms": connect_ms, "failures": failures[:5], "failed": len(failures)}))
+    # When the worker's first connect began and its last stream answered: how long it took to open them all.
+    span = [min(s.t_start for s in subs), max(s.t_first for s in subs)] if connect_ms else [0, 0]
+    conn.send(("connected", {"connect_ms": connect_ms, "failures": failures[:5], "failed": len(failures),
+                             "span_ns": span}))  # fmt: skip
 
     while True:
         command, arg = await _recv(conn)
@@ -265,7 +268,59 @@ async def _worker(conn: Connection, spec: WorkerSpec) -> None:
             for sub in subs:
                 sub.parse_pending()
             conn.send(("result", analyse(subs, **arg)))
+        elif command == "storm":
+            conn.send(("stormed", await storm(subs, spec, *arg)))
+        elif command == "stop":
             return
+
+
+async def storm(subs: list[Subscriber], spec: WorkerSpec, want: bytes, deadline: float, sample: int) -> dict[str, Any]:
+    """A reconnect storm: every subscriber (all closed by now, as after a hub restart) reopens its stream at once
+    with its Last-Event-ID; per subscriber, the time until it shows `want` (its catch-up arrived). Connects are only
+    limited by the worker's gate (as many in flight as the initial connect allowed), never spread out in time."""
+    gate = asyncio.Semaphore(spec.concurrency * 4)
+    started = time.time_ns()
+    bytes_before = sum(sub.bytes for sub in subs)
+    done: dict[int, int] = {}
+    failures = 0
+
+    async def reopen(sub: Subscriber) -> None:
+        nonlocal failures
+        async with gate:
+            sub.closing = False
+            sub.in_body = False
+            sub.buf.clear()
+            header = b"Last-Event-ID: " + sub.last_id + b"\r\n" if sub.last_id else b""
+            sub.request = sub.base_request[:-2] + header + b"\r\n"
+            sub.connected = sub._future()
+            try:
+                await asyncio.get_running_loop().create_connection(lambda: sub, "127.0.0.1", spec.port)
+                await asyncio.wait_for(asyncio.shield(sub.connected), spec.connect_timeout)
+            except Exception:
+                failures += 1
+
+    async def watch() -> None:
+        while len(done) < len(subs) and time.time() < deadline:
+            for i, sub in enumerate(subs):
+                if i not in done:
+                    sub.parse_pending()
+                    if sub.state == want:
+                        done[i] = time.time_ns()
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(*(reopen(sub) for sub in subs))
+    await watcher
+    for sub in subs:
+        sub.close()
+    return {
+        "started_ns": started,
+        "converge_ms": sorted((t - started) / 1e6 for t in done.values()),
+        "not_converged": len(subs) - len(done),
+        "failed": failures,
+        "bytes": sum(sub.bytes for sub in subs) - bytes_before,
+        "samples": [bytes(sub.state) for sub in subs[:sample]],
+    }
 
 
 async def _parse_in_background(subs: list[Subscriber]) -> None:

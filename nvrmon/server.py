@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -91,6 +92,7 @@ def guarded_protocols(settings: Settings) -> tuple[type[asyncio.Protocol], type[
 
     class GuardedHttp(HttpToolsProtocol):
         head_timer: asyncio.TimerHandle | None = None
+        lost: list[Callable[[], None]] | None = None  # called when the connection is lost (an open stream's end)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -110,12 +112,18 @@ def guarded_protocols(settings: Settings) -> tuple[type[asyncio.Protocol], type[
             # buffers; nvrmon.live.broadcaster.Subscriber.cut_off). uvicorn puts it nowhere an app can reach.
             extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
             extensions["nvrmon.transport"] = self.transport
+            # ... and to hear when the connection goes without a task per stream waiting for http.disconnect.
+            if self.lost is None:
+                self.lost = []
+            extensions["nvrmon.lost"] = self.lost
             super().on_headers_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             limits.release(self.transport)
             super().connection_lost(exc)
+            for callback in list(self.lost or ()):
+                callback()
 
         def _arm(self) -> None:
             if self.head_timer is None and limits.head_timeout > 0:

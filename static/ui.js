@@ -92,7 +92,7 @@
     // Every open tab of this browser receives the same notification: keep one.
     for (var i = 0; i < notes.length && now - notes[i].at < 5000; i++) {
       var n = notes[i];
-      if (n.title === t.title && n.body === t.body && n.level === t.level) return;
+      if (n.title === (t.title || "") && n.body === (t.body || "") && n.level === (t.level || "info")) return;
     }
     notes.unshift({ id: now.toString(36) + Math.random().toString(36).slice(2, 6), level: t.level || "info",
       title: t.title || "", body: t.body || "", at: now, read: false });

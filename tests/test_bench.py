@@ -52,3 +52,27 @@ def test_bench_smoke_runs_and_reports(tmp_path: Path) -> None:
     assert ours["missed"] == 0
     assert ours["connect_ms"]["failed"] == 0
     assert {"latency_p99", "cpu_us_per_delivery", "deliveries_per_s"} <= report["ratios"].keys()
+
+
+def test_bench_storm_reopens_every_stream_with_its_cursor(tmp_path: Path) -> None:
+    """The reconnect-storm scenario: every stream closed, cameras changed meanwhile, all reopened with Last-Event-ID;
+    both servers' catch-ups bring every subscriber to the new state, and a sample equals /api."""
+    out = tmp_path / "storm.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--storm", "6", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    report = json.loads(out.read_text())
+    for impl, run in report["runs"].items():
+        storm = run["storm"]
+        assert storm["changed"] == 6, impl
+        assert storm["failed"] == 0, impl
+        assert storm["not_converged"] == 0 and storm["converged"] == run["config"]["subscribers"], impl
+        assert storm["sampled"] > 0 and storm["sample_equal_api"] == storm["sampled"], impl
+        assert run["connect_ms"]["all_s"] > 0, impl
+    assert {"connect_all_s", "rss_mb", "storm_converge_ms"} <= report["ratios"].keys()
+    assert any("reconnect storm" in target[0] for target in report["targets"])

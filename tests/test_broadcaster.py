@@ -7,7 +7,7 @@ import pytest
 from nvrmon.live import sse
 from nvrmon.live.admission import StreamCaps
 from nvrmon.live.backlog import Backlog
-from nvrmon.live.broadcaster import Broadcaster, resume
+from nvrmon.live.broadcaster import WRITE_LIMIT, Broadcaster
 from nvrmon.live.sse import encode
 
 pytestmark = pytest.mark.anyio
@@ -78,55 +78,59 @@ async def test_wait_wakes_on_offer() -> None:
     assert sub.drain() == [(1, b"x")]
 
 
-async def test_direct_subscriber_writes_on_the_spot_in_order() -> None:
+class Wire:
+    """A transport as a direct subscriber sees it: what was written to it, and what it still holds unsent."""
+
+    def __init__(self, held: int = 0, fails: bool = False) -> None:
+        self.written: list[bytes] = []
+        self.held = held
+        self.fails = fails
+
+    def write(self, data: bytes) -> None:
+        if self.fails:
+            raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return self.held
+
+
+def test_direct_subscribers_get_one_framed_chunk_per_view_in_order() -> None:
     hub = Broadcaster(queue_limit=8)
-    sub = hub.subscribe("nvrs")
-    sent: list[bytes] = []
-
-    async def send(message: dict[str, object]) -> None:
-        sent.append(message["body"])  # type: ignore[arg-type]
-
-    sub.direct = send
+    sub, other = hub.subscribe("nvrs"), hub.subscribe("nvrs")
+    wire, other_wire = Wire(), Wire()
+    sub.sink, other.sink = wire, other_wire
     hub.publish(1, {"nvrs": b"a"})
     hub.publish(1, {"nvrs": b"dup"})  # not past the cursor: skipped
     hub.publish(0, {"nvrs": b"stats"})  # no cursor: always delivered
-    hub.publish(2, {"nvrs": b"b"})
-    assert sent == [b"a", b"stats", b"b"] and sub.cursor == 2 and sub.drain() == []
+    hub.publish(2, {"nvrs": b"b" * 20})
+    assert wire.written == [b"1\r\na\r\n", b"5\r\nstats\r\n", b"14\r\n" + b"b" * 20 + b"\r\n"]
+    assert sub.cursor == 2 and sub.drain() == []
+    # HTTP/1.1 chunked framing, built once: every subscriber of the view is handed the very same bytes object.
+    assert all(mine is theirs for mine, theirs in zip(wire.written, other_wire.written, strict=True))
 
 
-async def test_direct_send_under_backpressure_is_parked_then_finished_in_order() -> None:
+def test_direct_subscriber_over_the_write_limit_falls_back_on_the_store_from_its_cursor() -> None:
+    hub = Broadcaster(queue_limit=8)
+    slow, fast = hub.subscribe("nvrs"), hub.subscribe("nvrs")
+    slow_wire, fast_wire = Wire(), Wire()
+    slow.sink, fast.sink = slow_wire, fast_wire
+    hub.publish(1, {"nvrs": b"a"})
+    slow_wire.held = WRITE_LIMIT + 1  # the client stopped reading: the transport's buffer grew past the bound
+    backlog = hub.publish(2, {"nvrs": b"b"})
+    assert slow.lagged and slow.sink is None and slow.cursor == 1  # its task catches up from 1, out of the store
+    assert len(slow_wire.written) == 1 and len(fast_wire.written) == 2 and fast.cursor == 2
+    assert backlog == 2 and hub.overflows == 1
+    hub.publish(3, {"nvrs": b"c"})
+    assert len(slow_wire.written) == 1 and slow.drain() == []  # nothing piles up while it is behind
+
+
+def test_failed_direct_write_marks_the_subscriber_broken() -> None:
     hub = Broadcaster(queue_limit=8)
     sub = hub.subscribe("nvrs")
-    sent: list[bytes] = []
-    drained = asyncio.get_running_loop().create_future()
-
-    async def send(message: dict[str, object]) -> None:
-        if message["body"] == b"slow":
-            await drained  # the socket's buffer is full until the client reads
-        sent.append(message["body"])  # type: ignore[arg-type]
-
-    sub.direct = send
-    hub.publish(1, {"nvrs": b"slow"})
-    hub.publish(2, {"nvrs": b"next"})  # must not overtake the parked send
-    assert sub.parked is not None and sub.direct is None and sent == []
-    assert sub.drain() == [(2, b"next")]
-    sending, waiting = sub.parked
-    finisher = asyncio.create_task(resume(sending, waiting))
-    drained.set_result(None)
-    await finisher
-    assert sent == [b"slow"]
-
-
-async def test_failed_direct_send_marks_the_subscriber_broken() -> None:
-    hub = Broadcaster(queue_limit=8)
-    sub = hub.subscribe("nvrs")
-
-    async def send(message: dict[str, object]) -> None:
-        raise OSError("connection reset")
-
-    sub.direct = send
+    sub.sink = Wire(fails=True)
     hub.publish(1, {"nvrs": b"x"})
-    assert sub.broken and sub.direct is None
+    assert sub.broken and sub.sink is None and sub.cursor == 0
 
 
 class HeldBytes:

@@ -155,3 +155,25 @@ async def test_a_failed_render_sends_every_stream_to_the_store_instead_of_losing
     # The change taken for that flush is in no message: the stream must converge from the store (its catch-up from
     # its cursor), not wait for a next change to the same rows that may never come.
     assert failures and sub.lagged and sub.drain() == []
+
+
+async def test_statistics_due_before_the_next_flush_ride_in_the_rows_write(rig) -> None:  # type: ignore[no-untyped-def]
+    store, broadcaster, publisher = rig
+    sub = broadcaster.subscribe("nvrs")
+    first = await register(store)
+    nvr_id = next(iter(first.nvr_ids))
+    publisher.submit(first, [])
+    await asyncio.sleep(0.1)
+    sub.drain()  # the rows went out at once; their statistics are due 0.2 s after the last change
+    await asyncio.sleep(0.05)
+    publisher.window = 0.4  # the next flush comes after the statistics fall due: they join it
+    publisher.submit(await flip(store, nvr_id, {"c1": "offline"}), [])
+    await asyncio.sleep(0.2)
+    assert sub.drain() == []  # held for the window
+    await asyncio.sleep(0.4)
+    items = sub.drain()
+    assert len(items) == 1 and items[0][0] > 0  # one write, one message: the rows and the statistics
+    (message,) = items[0][1].removesuffix(b"\n\n").split(b"\n\n")
+    assert message.startswith(b"id: ") and f'id="nvr-{nvr_id}"'.encode() in message and b'id="nvr-stats"' in message
+    await asyncio.sleep(0.6)
+    assert sub.drain() == []  # and they are not sent again on their own

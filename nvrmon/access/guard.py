@@ -49,6 +49,7 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
 
     async def checked(request: Request) -> Any:
         auth: Auth = request.state.auth
+        epoch = auth.revocations.epoch
         header = request.headers.get("authorization", "")
         if kind == "api" and header[:7].lower() == "bearer ":
             # Bearer tokens on /api only: pages and streams are for browsers, whose credential is the session cookie.
@@ -61,7 +62,7 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
                 # Before the role, the CSRF check and the body: a read token learns nothing about the write it tried.
                 return api_error(403, "this API token is read-only", "read_only_token")
         else:
-            identity = await auth.identify(request)
+            identity = await auth.identify(request, stream=kind == "stream")
             request.state.identity = identity
         if access != "public":
             if identity is None:
@@ -76,7 +77,12 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
                 return refuse(request, kind, 403, problem)
         response = await endpoint(request)
         if identity is not None and kind == "stream" and request.url.path == "/events":
-            return _end_with_session(auth, identity, response)  # logging out or removing the user ends the stream
+            response = _end_with_session(auth, identity, response)  # logging out or removing the user ends it
+            if auth.revocations.epoch != epoch:
+                # Its session was read (perhaps from the cache) before a revocation that the check under way may
+                # not count it in: check again now that it is held.
+                auth.revocations.recheck()
+            return response
         return response
 
     checked.__name__ = getattr(endpoint, "__name__", "endpoint")
@@ -86,6 +92,11 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
 
 
 def _end_with_session(auth: Auth, identity: Identity, response: ASGIApp) -> ASGIApp:
+    revoke, when_over = getattr(response, "revoke", None), getattr(response, "when_over", None)
+    if revoke is not None and when_over is not None:  # a Revocable (not isinstance: a protocol check is slow)
+        # A live stream ends itself when told: no wrapper around its sends, nothing to check per delivery.
+        when_over(auth.revocations.hold("session", identity.session_hash, revoke))
+        return response
     ended = asyncio.Event()
     release = auth.revocations.hold("session", identity.session_hash, ended.set)
     return Bound(response, ended, release)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +42,10 @@ class Revocations:
         self.settings = settings
         self._held: dict[tuple[HeldKind, str], set[Callable[[], None]]] = {}
         self._wake = asyncio.Event()
+        # Called whenever something may have been revoked (before each check, and on notify): caches of rights.
+        self.on_check: list[Callable[[], None]] = []
+        self._recheck = False
+        self.epoch = 0  # how many times they were emptied: a right read before and held after must be checked again
 
     def hold(self, kind: HeldKind, key: str | int, on_revoke: Callable[[], None]) -> Callable[[], None]:
         """Call `on_revoke` once when the right `key` ends; returns the release function (idempotent)."""
@@ -62,7 +66,18 @@ class Revocations:
 
     def notify(self) -> None:
         """Something was revoked in this process: check now rather than at the next poll."""
+        self._forget()
         self._wake.set()
+
+    def recheck(self) -> None:
+        """A right read before the caches were last emptied is held now: check it (nothing new was revoked)."""
+        self._recheck = True
+        self._wake.set()
+
+    def _forget(self) -> None:
+        self.epoch += 1
+        for hook in self.on_check:
+            hook()
 
     async def run(self) -> None:
         generation = await self.credentials.generation()
@@ -74,11 +89,14 @@ class Revocations:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_INTERVAL):
                     await self._wake.wait()
-            woken = self._wake.is_set()
+            woken, recheck = self._wake.is_set(), self._recheck
             self._wake.clear()
+            self._recheck = False
             try:
                 current = await self.credentials.generation()
                 if woken or current != generation or time.monotonic() - last_full > FULL_CHECK_INTERVAL:
+                    if not recheck or current != generation:
+                        self._forget()  # not for a mere recheck: that would make every stream in flight ask again
                     generation, last_full = current, time.monotonic()
                     await self.check(time.time())
                 # Sessions with an open stream are in use (a wall display), however short the idle timeout.
@@ -119,6 +137,16 @@ class Revocations:
                 on_revoke()
         if keys:
             log.info("ended %d live %s connection group(s) whose right was revoked or expired", len(keys), kind)
+
+
+@runtime_checkable
+class Revocable(Protocol):
+    """A response that ends itself when its right goes (the SSE stream): `revoke` ends it now; `when_over` runs a
+    release once it is over. Revocation then costs nothing per send (compare Bound)."""
+
+    def revoke(self) -> None: ...
+
+    def when_over(self, release: Callable[[], object]) -> None: ...
 
 
 class Bound:

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.requests import Request
@@ -17,6 +17,7 @@ from nvrmon.access.limits import Gate, LoginLimiter
 from nvrmon.access.revocation import Revocations, touch_interval
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials, Role
+from nvrmon.store.security_rows import SessionRecord
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_COOKIE = "nvrmon_session"
@@ -24,6 +25,7 @@ CSRF_COOKIE = "nvrmon_csrf"  # before login: the login form's double-submit toke
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16_384
+MAX_CACHED_SESSIONS = 10_000  # sessions remembered for stream starts (bounded: emptied when full)
 # Why a browser's session ended (request.state.session_end, the login page's ?ended=): the page tells its user.
 SESSION_GONE, SESSION_EXPIRED, SIGNED_OUT = "ended", "expired", "signed-out"
 
@@ -52,6 +54,11 @@ class Auth:
         self.limiter = LoginLimiter(settings.login_max_failures, settings.login_ip_max_failures, settings.login_lockout)
         self.revocations = Revocations(credentials, settings)
         self.agent_gate = Gate(settings.max_agent_connections)
+        # Sessions as last read for a stream's start (a hub restart brings every browser back at once): forgotten
+        # whenever anything may have been revoked (the revocation watch's checks, a logout), so a stream opened on
+        # a session revoked meanwhile is ended by the very check that forgets it.
+        self._for_streams: dict[str, SessionRecord] = {}
+        self.revocations.on_check.append(self._for_streams.clear)
 
     @classmethod
     async def open(cls, settings: Settings, credentials: Credentials) -> Auth:
@@ -110,13 +117,20 @@ class Auth:
 
     # -- sessions ---------------------------------------------------------------------------------------------------
 
-    async def identify(self, request: Request) -> Identity | None:
-        """The request's operator, or None: no cookie, a forged one, an ended or timed-out session."""
+    async def identify(self, request: Request, *, stream: bool = False) -> Identity | None:
+        """The request's operator, or None: no cookie, a forged one, an ended or timed-out session. `stream`: a live
+        stream's start, which may use the session as last read (see `_for_streams`); timeouts are checked anew."""
         session_id = self.unsign(self._cookie(request, SESSION_COOKIE))
         if session_id is None:
             return None
         session_hash = hashlib.sha256(session_id.encode()).hexdigest()
-        record = await self.credentials.session(session_hash)
+        record = self._for_streams.get(session_hash) if stream else None
+        if record is None:
+            record = await self.credentials.session(session_hash)
+            if record is not None and stream:
+                if len(self._for_streams) >= MAX_CACHED_SESSIONS:
+                    self._for_streams.clear()
+                self._for_streams[session_hash] = record
         if record is None:
             # A genuine cookie of a session that is gone: signed out elsewhere, pruned, or its account removed or
             # its password changed. The login page says so (one reason for all: no word on whether an account exists).
@@ -126,11 +140,14 @@ class Auth:
         if now - record.last_seen > self.settings.session_idle_timeout or (
             now - record.created > self.settings.session_max_age
         ):
+            self._for_streams.pop(session_hash, None)
             await self.credentials.delete_session(session_hash)
             request.state.session_end = SESSION_EXPIRED
             return None
         if now - record.last_seen > touch_interval(self.settings.session_idle_timeout):
             await self.credentials.touch_session(session_hash, now)
+            if session_hash in self._for_streams:
+                self._for_streams[session_hash] = replace(record, last_seen=now)
         return Identity(record.user_id, record.name, record.role, session_hash, self.csrf_for(session_id))
 
     async def start_session(self, request: Request, response: Response, user_id: int) -> None:
@@ -144,6 +161,7 @@ class Auth:
         self.clear_cookie(request, response, CSRF_COOKIE)
 
     async def end_session(self, request: Request, response: Response, identity: Identity) -> None:
+        self._for_streams.pop(identity.session_hash, None)
         await self.credentials.delete_session(identity.session_hash)
         self.revocations.notify()  # its open streams end now, not at the next poll
         self.clear_cookie(request, response, SESSION_COOKIE)

@@ -1,14 +1,11 @@
-"""Stage 5, fan-out: pre-encoded SSE bytes to every subscriber of a view, through bounded per-subscriber queues."""
+"""Stage 5, fan-out: pre-framed SSE bytes written to every subscriber of a view, or through bounded queues."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Generator
-from typing import Any
-
-from starlette.types import Send
+from typing import Any, Protocol
 
 from nvrmon.live import sse
 from nvrmon.live.admission import StreamCaps
@@ -17,95 +14,134 @@ from nvrmon.live.backlog import Backlog, give_back_memory
 log = logging.getLogger("nvrmon.live.broadcaster")
 
 
+# A stream whose connection holds more than this unsent (beyond what the kernel holds) is treated as a slow consumer:
+# no more direct writes; it converges from the store from its cursor once its client has taken what is buffered.
+WRITE_LIMIT = 256 * 1024
+
+
+def frame(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk: what uvicorn writes for an ASGI body message of a chunked response, built once per view."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+class Sink(Protocol):
+    """What a direct subscriber writes to: the connection's transport (uvloop's or asyncio's)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+
 class Subscriber:
     """One open stream (or one held long-poll). `cursor` is the last sequence it has been sent.
 
     Two ways to deliver. Queued: bytes wait in a bounded queue for the stream's own task; if the queue overflows the
-    backlog is dropped and `lagged` set, and the stream converges from the store instead. Direct: once a stream has
-    nothing queued it hands the broadcaster its server `send` (`direct`), and each delivery is written on the spot,
-    with no task switch. If the server applies backpressure (the client reads slowly), that send can't finish at
-    once: it is parked in `parked`, direct mode ends, and the stream's task finishes it and takes over again.
+    backlog is dropped and `lagged` set, and the stream converges from the store instead. Direct: once a stream
+    served by uvicorn has nothing queued it hands the broadcaster its connection's transport (`sink`), and each
+    delivery is written to it on the spot as the view's one pre-framed chunk (the same bytes object for every
+    subscriber of the view; no coroutine, no ASGI message). A transport holding more than WRITE_LIMIT unsent
+    ends direct mode: the subscriber is `lagged`, and its task catches up from the store through the server's own
+    (flow-controlled) send.
 
     A client that stops reading is cut off (`cut_off`): its connection is aborted, which drops what the server holds
     for it at once and ends any send waiting for it to drain.
     """
 
-    __slots__ = (
-        "view", "cursor", "lagged", "broken", "task", "sending_since", "direct", "parked", "backlog", "_queue",
-        "_limit", "_wakeup", "transport",
-    )  # fmt: skip
+    __slots__ = ("view", "cursor", "lagged", "broken", "task", "sending_since", "sink", "backlog", "_queue", "_limit",
+                 "_woken", "_waiter", "transport")  # fmt: skip
 
     def __init__(self, view: str, limit: int, transport: str = "sse") -> None:
         self.view = view
         self.transport = transport  # "sse" (an open stream) or "poll" (a held long-poll): counted apart on /metrics
         self.cursor = 0
         self.lagged = False
-        self.broken = False  # a direct send failed: the connection is gone
-        self.task: asyncio.Task[None] | None = None  # the stream's writer, cancelled if a send hangs
-        self.sending_since = 0.0  # loop time a send started; 0 when not sending
-        self.direct: Send | None = None
-        self.parked: tuple[Generator[Any, None, None], Any] | None = None
+        self.broken = False  # the connection is gone (or its right was revoked): the stream ends
+        self.task: asyncio.Task[None] | None = None  # set only where a cut-off must cancel a task (no transport)
+        self.sending_since = 0.0  # loop time a send through the server started; 0 when not sending
+        self.sink: Sink | None = None
         # What the connection holds for the client, through the server's transport (None when the server doesn't
         # hand it over, e.g. in-process tests): how a stuck client is seen, and cut off (abort).
         self.backlog: Backlog | None = None
-        self._queue: deque[tuple[int, bytes]] = deque()
+        # Both made only when needed: an idle direct stream holds neither (a deque or an Event is ~0.6 KB each).
+        self._queue: deque[tuple[int, bytes]] | None = None
         self._limit = limit
-        self._wakeup = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
 
-    def offer(self, seq: int, data: bytes) -> None:
+    def offer(self, seq: int, data: bytes, framed: bytes | None = None) -> bool:
+        """Deliver (or queue) one message; False if it made this subscriber fall back on the store."""
         if self.lagged or self.broken:
-            return
-        if self.direct is not None:
-            if seq:
-                if seq <= self.cursor:
-                    return
-                self.cursor = seq
-            self._write_now(self.direct, data)
-            return
-        if len(self._queue) >= self._limit:
+            return True
+        sink = self.sink
+        if sink is not None:
+            if seq and seq <= self.cursor:
+                return True
+            return self.write(sink, seq, framed or frame(data))
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self._limit:
             # Too slow to keep up: forget the backlog; the stream resumes from `cursor` out of the store instead.
             self.resync()
-            return
-        self._queue.append((seq, data))
-        self._wakeup.set()
+            return False
+        queue.append((seq, data))
+        self.poke()
+        return True
 
-    def _write_now(self, send: Send, data: bytes) -> None:
-        # The server's send is a coroutine that, without backpressure, writes to the socket and returns without
-        # ever suspending; stepping it here does exactly that. If it does suspend, it is waiting for the socket to
-        # drain: park it (with what it waits for) for the stream's task, which resumes it like any awaited call.
-        if self.backlog is not None:
-            self.backlog.sent += len(data)
-        sending = send({"type": "http.response.body", "body": data, "more_body": True}).__await__()
+    def write(self, sink: Sink, seq: int, framed: bytes) -> bool:
+        """A direct write (seq already checked against the cursor); False if the client is too far behind."""
         try:
-            waiting = sending.send(None)
-        except StopIteration:
-            return
-        except Exception:
-            log.debug("a direct send to a subscriber of %s failed", self.view, exc_info=True)
-            self.direct, self.broken = None, True
-            self._wakeup.set()
-            return
-        self.direct = None
-        self.parked = (sending, waiting)
-        self._wakeup.set()
+            if sink.get_write_buffer_size() > WRITE_LIMIT:
+                self.resync()  # the cursor stays where the client is: the catch-up starts from there
+                return False
+            sink.write(framed)
+        except Exception:  # the transport is closed (its loss not yet reported): the stream ends
+            log.debug("a direct write to a subscriber of %s failed", self.view, exc_info=True)
+            self.end()
+            return True
+        if seq:
+            self.cursor = seq
+        if self.backlog is not None:
+            self.backlog.sent += len(framed)
+        return True
 
     async def wait(self) -> None:
-        await self._wakeup.wait()
-        self._wakeup.clear()
+        """Until poked (at once if poked since the last wait). One waiter at a time: the stream's own task."""
+        if not self._woken:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._woken = False
 
     def drain(self) -> list[tuple[int, bytes]]:
-        items = list(self._queue)
-        self._queue.clear()
-        return items
+        queue, self._queue = self._queue, None  # released: a stream that keeps up holds no queue
+        return list(queue) if queue else []
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue) if self._queue is not None else 0
 
     def poke(self) -> None:
-        self._wakeup.set()
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def resync(self) -> None:
         """Forget what is queued and catch up from `cursor` out of the store (the stream's task does it)."""
-        self._queue.clear()
+        self._queue = None
+        self.sink = None
         self.lagged = True
-        self._wakeup.set()
+        self.poke()
+
+    def end(self) -> None:
+        """The stream is over (connection lost, right revoked): no more writes; its task ends."""
+        self.broken = True
+        self.sink = None
+        self._queue = None
+        self.poke()
 
     def stalled(self, now: float, limit: float) -> bool:
         """True once this client has taken nothing for `limit` seconds while bytes waited for it (which also
@@ -119,35 +155,11 @@ class Subscriber:
         """End this stream now: the connection is reset (see Backlog.abort), which frees what is buffered for it
         at once, and uvicorn then sees the connection lost, which releases a send waiting to drain; the stream's
         task finds `broken` and ends normally, with nothing to cancel."""
-        self.broken = True
-        self.direct = None
-        self._queue.clear()
+        self.end()
         if self.backlog is not None:
             self.backlog.abort()
         elif self.task is not None:
             self.task.cancel()
-        self._wakeup.set()
-
-
-async def resume(sending: Generator[Any, None, None], waiting: Any) -> None:
-    """Finish a send that suspended in `Subscriber._write_now`: await what it waits for, then step it on, exactly
-    as a task would, until it returns."""
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)  # a bare yield: just give the loop a turn
-            else:
-                await waiting
-        except BaseException as exc:  # the awaited future failed (or we are cancelled): the send sees it
-            try:
-                waiting = sending.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting = sending.send(None)
-        except StopIteration:
-            return
 
 
 class Broadcaster:
@@ -195,21 +207,33 @@ class Broadcaster:
     def publish(self, seq: int, messages: dict[str, bytes], broadcast: bytes = b"") -> int:
         """Hand each view's bytes (plus bytes for everyone, e.g. toasts) to its subscribers; never awaits.
 
-        seq 0 marks bytes that carry no rows (statistics): delivered as they are, without moving any cursor.
-        Returns the longest queue met, which tells the publisher whether subscribers keep up.
+        Each view's message is framed once, as one HTTP chunk, and that one bytes object is written to the transport
+        of every direct subscriber of the view. seq 0 marks bytes that carry no rows (statistics): delivered as they
+        are, without moving any cursor. Returns the longest queue met, which tells the publisher whether
+        subscribers keep up (2 for a subscriber that fell back on the store).
         """
         backlog = 0
+        limit = self._queue_limit
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
-            if data:
-                self.deliveries += len(subs)
-                self.delivered_bytes += len(subs) * len(data)
-                for sub in subs:
-                    if sub._queue or sub.parked is not None:  # a client that isn't keeping up
-                        backlog = max(backlog, len(sub._queue) + 2 * (sub.parked is not None))
-                        if len(sub._queue) >= self._queue_limit and not sub.lagged:
-                            self.overflows += 1  # this offer drops its queue (Subscriber.resync)
-                    sub.offer(seq, data)
+            if not data:
+                continue
+            self.deliveries += len(subs)
+            self.delivered_bytes += len(subs) * len(data)
+            framed = frame(data)
+            for sub in subs:
+                sink = sub.sink
+                if sink is not None:  # the common case, inlined: one size check and one write
+                    if (not seq or seq > sub.cursor) and not sub.write(sink, seq, framed):
+                        self.overflows += 1
+                        backlog = max(backlog, 2)
+                    continue
+                queued = sub.queued
+                if queued:  # a client that isn't keeping up
+                    backlog = max(backlog, queued)
+                    if queued >= limit and not sub.lagged:
+                        self.overflows += 1  # this offer drops its queue (Subscriber.resync)
+                sub.offer(seq, data, framed)
         return backlog
 
     def remember_toasts(self, seq: int, toasts: list[dict[str, Any]]) -> None:
@@ -241,9 +265,10 @@ class Broadcaster:
             if now >= next_beat:
                 next_beat = now + heartbeat
                 beat = sse.heartbeat()
+                framed = frame(beat)
                 for subs in self._views.values():
                     for sub in subs:
-                        sub.offer(0, beat)
+                        sub.offer(0, beat, framed)
 
     def resync_all(self) -> None:
         """Changes were committed that no live message will carry: every stream converges from the store, as a

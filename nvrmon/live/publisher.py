@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import asdict
 
 from nvrmon.live.broadcaster import Broadcaster
 from nvrmon.live.sse import encode
-from nvrmon.live.toasts import summarise
+from nvrmon.live.toasts import summarise, wire
 from nvrmon.live.viewkey import EMBED
 from nvrmon.live.views import Views
 from nvrmon.models import Toast
@@ -127,10 +126,16 @@ class Publisher:
         keys = self._broadcaster.views()
         if not keys:
             return
-        payload = [asdict(t) for t in toasts]
+        payload = [wire(t) for t in toasts]
         if payload:
             self._broadcaster.remember_toasts(changes.seq, payload)
-        messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload)
+        due = self._stats_due_in()
+        with_stats = due is not None and due <= self.window
+        if with_stats:
+            # Statistics due before the next flush could come ride in this message (one write and one swap per
+            # stream, not two); rendered from the store as it is now, like a flush of their own.
+            self._stats_dirty_since, self._stats_last_flush = 0.0, time.monotonic()
+        messages = await self._views.render_changes(changes, keys, stats=False, toasts=payload, all_stats=with_stats)
         backlog = self._broadcaster.publish(changes.seq, messages)
         self.flushes += 1
         s = self._settings

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+from collections.abc import Callable
+from typing import Any
 
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
@@ -13,7 +17,7 @@ from starlette.types import Message, Receive, Scope, Send
 from nvrmon.access.headers import with_defaults
 from nvrmon.live import sse
 from nvrmon.live.backlog import Backlog
-from nvrmon.live.broadcaster import Broadcaster, Subscriber, resume
+from nvrmon.live.broadcaster import Broadcaster, Subscriber
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.viewkey import View, ViewError
 from nvrmon.live.views import Views
@@ -41,8 +45,10 @@ async def events(request: Request) -> Response | EventStream:
     return EventStream(request.state.views, request.state.broadcaster, request.state.settings, view, cursor)
 
 
-# The scope extension under which nvrmon.server hands a connection's transport to the app (see Subscriber.cut_off).
+# The scope extensions under which nvrmon.server hands a connection's transport to the app (see Subscriber.cut_off
+# and the direct writes), and a list of callbacks it calls when the connection is lost.
 TRANSPORT = "nvrmon.transport"
+LOST = "nvrmon.lost"
 
 
 def _owner(scope: Scope) -> tuple[str, str]:
@@ -76,6 +82,7 @@ class EventStream:
         (b"x-accel-buffering", b"no"),
         (b"x-content-type-options", b"nosniff"),
     ]
+    OWN = frozenset(name for name, _ in HEADERS)
 
     def __init__(
         self,
@@ -88,16 +95,46 @@ class EventStream:
     ) -> None:
         self.views, self.broadcaster, self.settings, self.view, self.cursor = views, broadcaster, settings, view, cursor
         # Extra response headers (an embed's CORS answer); the stream's own headers always win.
-        own = {name for name, _ in self.HEADERS}
+        own = self.OWN
         extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items() if k.lower().encode() not in own]
         # The security headers are the stream's own (computed here, once): the application hands a stream the
         # server's `send` unwrapped, so no header layer costs a call on every delivery (application.StreamFastPath).
-        self.headers = with_defaults(self.HEADERS + extra, cacheable=False)
+        # A page's stream has no extra headers: every one of them shares one list (uvicorn only reads it).
+        self.headers = with_defaults(self.HEADERS + extra, cacheable=False) if extra else _page_headers()
+        self.revoked = False
+        self._sub: Subscriber | None = None
+        self._releases: list[Callable[[], object]] = []
+
+    def revoke(self) -> None:
+        """Its session or embed token was revoked or expired (the revocation watch calls this): end the stream now.
+        Checked once at the start and then only here, never on a send."""
+        self.revoked = True
+        sub = self._sub
+        if sub is not None:
+            sub.end()
+            if sub.task is not None:
+                sub.task.cancel()  # a writer task of its own (no server transport): it may be waiting in a send
+
+    def when_over(self, release: Callable[[], object]) -> None:
+        """Run `release` once the stream is over, however it ended (or if it never ran)."""
+        self._releases.append(release)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            releases, self._releases = self._releases, []
+            for release in releases:
+                release()
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: Message = {"type": "http.response.start", "status": 200, "headers": self.headers}
         if scope.get("method") == "HEAD":  # a HEAD must not open an endless stream
             await send(start)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        if self.revoked:  # its right ended before the stream began
+            await send({"type": "http.response.start", "status": 410, "headers": [(b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
         session, address = _owner(scope)
@@ -105,32 +142,54 @@ class EventStream:
         if refusal is not None:
             await _refuse(send, refusal)
             return
-        sub = self.broadcaster.subscribe(self.view.key)
-        transport = scope.get("extensions", {}).get(TRANSPORT)
+        sub = self._sub = self.broadcaster.subscribe(self.view.key)
+        extensions = scope.get("extensions") or {}
+        transport = extensions.get(TRANSPORT)
+        lost: list[Callable[[], None]] | None = extensions.get(LOST)
         sub.backlog = Backlog(transport) if transport is not None else None
         try:
-            writer = asyncio.create_task(self._write(sub, start, send))
-            sub.task = writer
-
-            async def until_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                writer.cancel()
-
-            watcher = asyncio.create_task(until_disconnect())
-            try:
-                await asyncio.wait([writer])
-            finally:
-                watcher.cancel()
-                writer.cancel()
-            if not writer.cancelled() and (error := writer.exception()) is not None:
-                raise error
+            if transport is not None and lost is not None:
+                # uvicorn tells us when the connection goes (nvrmon.server): the request's own task writes, and
+                # nothing else waits per stream; once idle, deliveries are written by the broadcaster directly.
+                lost.append(sub.end)
+                try:
+                    await self._write(sub, start, send, transport)
+                finally:
+                    with contextlib.suppress(ValueError):
+                        lost.remove(sub.end)
+                return
+            await self._write_in_task(sub, start, receive, send)
         finally:
+            self._sub = None
+            sub.end()
+            self.broadcaster.unsubscribe(sub)
+            self.broadcaster.caps.release(session, address)
+
+    async def _write_in_task(self, sub: Subscriber, start: Message, receive: Receive, send: Send) -> None:
+        """Any other server: a writer task, woken per message, and a watcher that ends it on disconnect."""
+        writer = asyncio.create_task(self._write(sub, start, send, None))
+        sub.task = writer
+
+        async def until_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            writer.cancel()
+
+        watcher = asyncio.create_task(until_disconnect())
+        try:
+            await asyncio.wait([writer])
+        finally:
+            watcher.cancel()
+            writer.cancel()
             # The cancelled writer's exception holds its frame, which holds `sub`, which holds the writer: a cycle
             # only a full collection would free, with everything the frame held. Cut it now.
             sub.task = None
-            self.broadcaster.unsubscribe(sub)
-            self.broadcaster.caps.release(session, address)
+        if writer.cancelled():
+            if self.revoked:
+                with contextlib.suppress(Exception):  # the client may have gone meanwhile
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        elif (error := writer.exception()) is not None:
+            raise error
 
     async def _open(self, sub: Subscriber, start: Message, send: Send) -> None:
         """Headers, `ready` and the catch-up. A function of its own so that the catch-up (often a whole page window,
@@ -148,7 +207,8 @@ class EventStream:
             html += views.health_banner()
         if html:
             first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
-        await self._send(sub, send, first)
+        if not sub.broken:
+            await self._send(sub, send, first)
 
     async def _from_store(self, sub: Subscriber) -> bytes:
         """After an overflow: what the subscriber missed, from the store, as one SSE message (b"" if nothing)."""
@@ -157,26 +217,21 @@ class EventStream:
         sub.cursor = caught.head
         return sse.encode(caught.html, id=str(views.cursor(caught.head))) if caught.changed else b""
 
-    async def _write(self, sub: Subscriber, start: Message, send: Send) -> None:
+    async def _write(self, sub: Subscriber, start: Message, send: Send, transport: Any) -> None:
         broadcaster = self.broadcaster
         await self._open(sub, start, send)
+        # Direct writes only where the bytes on the wire are known: uvicorn's own send (not a wrapper around it)
+        # writing this very transport with chunked framing, the framing Subscriber.write reproduces.
+        cycle = getattr(send, "__self__", None)
+        direct = transport is not None and getattr(cycle, "transport", None) is transport
+        sink = transport if direct and getattr(cycle, "chunked_encoding", None) is True else None
         loop = asyncio.get_running_loop()
-        while True:
-            if sub.broken:
-                return  # the connection is gone (a direct send failed)
-            if sub.parked is not None:
-                # A direct send met backpressure: finish it here, then whatever queued behind it.
-                sending, waiting = sub.parked
-                sub.parked = None
-                sub.sending_since = loop.time()
-                await resume(sending, waiting)
-                sub.sending_since = 0.0
-                continue
+        while not sub.broken:
             if broadcaster.closing:
                 await self._send(sub, send, sse.bye())
                 break
             if sub.lagged:
-                # The queue overflowed and was dropped; converge from the store instead of from memory.
+                # The queue overflowed (or the transport's buffer did) and was dropped; converge from the store.
                 sub.lagged = False
                 sub.drain()
                 body = await self._from_store(sub)
@@ -194,20 +249,26 @@ class EventStream:
                 await self._send(sub, send, body)
                 sub.sending_since = 0.0
                 continue
-            # Nothing left for this task: let the broadcaster write to the client directly until something (a
-            # send meeting backpressure, an overflow, shutdown) needs it again. The last body (a catch-up after an
-            # overflow can be a whole window) must not stay alive in this frame while the stream idles.
+            # Nothing left for this task: let the broadcaster write to the client directly until something (an
+            # overflow, shutdown, the connection's end) needs it again. The last body (a catch-up after an overflow
+            # can be a whole window) must not stay alive in this frame while the stream idles.
             body = b""
-            sub.direct = send
+            sub.sink = sink
             await sub.wait()
-            sub.direct = None
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            sub.sink = None
+        with contextlib.suppress(Exception):  # the client may be gone (uvicorn then ignores it)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod
     async def _send(sub: Subscriber, send: Send, body: bytes) -> None:
         if sub.backlog is not None:
             sub.backlog.sent += len(body)  # what the client should take: how its progress is measured
         await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+@functools.cache
+def _page_headers() -> list[tuple[bytes, bytes]]:
+    return with_defaults(list(EventStream.HEADERS), cacheable=False)
 
 
 async def poll(request: Request) -> Response:

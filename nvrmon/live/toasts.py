@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import asdict
+from typing import Any
 from urllib.parse import urlencode
 
 from nvrmon.models import Toast
@@ -57,3 +59,9 @@ def _link(toasts: list[Toast], status: str) -> str:
         return ""
     kind = kinds.most_common(1)[0][0]
     return f"/{'cameras' if kind == 'camera' else 'nvrs'}?{urlencode({'status': status})}"
+
+
+def wire(toast: Toast) -> dict[str, Any]:
+    """A toast as it travels to every browser, in every change message: its empty fields left out (ui.js reads a
+    missing field as empty), which about halves a camera flip's notification."""
+    return {key: value for key, value in asdict(toast).items() if value or key in ("level", "title")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode
 
@@ -40,12 +40,15 @@ class View:
     detail: int = 0
     embed: Scope | None = None
     incidents: IncidentFilter | None = None  # the /incidents page's filters
+    # The key, computed once: every stream's start, subscription and catch-up asks for it.
+    _key: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind in LIST_KINDS and self.query is None:
             object.__setattr__(self, "query", ListQuery(self.kind))
         if self.kind == "embed" and self.embed is None:
             raise ViewError("an embed view needs its scope")
+        object.__setattr__(self, "_key", self._make_key())
 
     @property
     def list_query(self) -> ListQuery:
@@ -73,6 +76,9 @@ class View:
 
     @property
     def key(self) -> str:
+        return self._key
+
+    def _make_key(self) -> str:
         if self.embed is not None:
             scope = self.embed
             if scope.view == "nvr":

@@ -44,6 +44,7 @@ class Views:
         self.fragments = Fragments(renderer)
         self._catch_ups: dict[tuple[str, int, int], asyncio.Task[CatchUp]] = {}
         self._catch_up_head = -1
+        self._head_read: asyncio.Future[tuple[int, int]] | None = None
         self.windows = Windows(self.fragments)
         self.incidents = IncidentViews(store, self.fragments)
         # Whether the hub's storage refuses writes now (set by the application; the banner's state).
@@ -153,7 +154,13 @@ class Views:
     # -- live changes -----------------------------------------------------------------------------------------------
 
     async def render_changes(
-        self, changes: Changes, view_keys: Iterable[str], *, stats: bool = True, toasts: Sequence[dict[str, Any]] = ()
+        self,
+        changes: Changes,
+        view_keys: Iterable[str],
+        *,
+        stats: bool = True,
+        toasts: Sequence[dict[str, Any]] = (),
+        all_stats: bool = False,
     ) -> dict[str, bytes]:
         """One SSE message per view for a committed change; views it doesn't touch get nothing but the toasts.
 
@@ -162,9 +169,11 @@ class Views:
         keys = list(view_keys)
         self.windows.keep_only(keys)
         cursor = str(self.cursor(changes.seq))
-        html = await self.render_html(changes, keys, live=True, stats=stats)
+        html = await self.render_html(changes, keys, live=True, stats=stats or all_stats, all_stats=all_stats)
         if toasts:
-            inbox = self.renderer.render("fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts))
+            inbox = self.renderer.render(
+                "fragments/toast_inbox.html", seq=changes.seq, toasts=json.dumps(toasts, separators=(",", ":"))
+            )
             for key in keys:
                 if not key.startswith(EMBED):
                     html[key] = html.get(key, "") + inbox
@@ -177,7 +186,14 @@ class Views:
         return {key: encode(fragment) for key, fragment in html.items()}
 
     async def render_html(
-        self, changes: Changes, view_keys: Iterable[str], *, live: bool = False, rows: bool = True, stats: bool = True
+        self,
+        changes: Changes,
+        view_keys: Iterable[str],
+        *,
+        live: bool = False,
+        rows: bool = True,
+        stats: bool = True,
+        all_stats: bool = False,
     ) -> dict[str, str]:
         """The out-of-band fragments each view needs for a change, each rendered once however many views share it.
 
@@ -192,7 +208,8 @@ class Views:
         out: dict[str, str] = {}
         for view in views:
             body = await self.rows_html(view, data, live=live) if rows else ""
-            if stats and (not rows or self._stats_touched(view, changes)):
+            # all_stats: every view's statistics ride along (they are due), touched by this change or not.
+            if stats and (not rows or all_stats or self._stats_touched(view, changes)):
                 body += "".join((await self.stats_html(view, data)).values())
             if body and view.kind != "embed":  # an embed has no "last update" line
                 body += self.fragments.fragment(data, "last_update", "fragments/last_update.html", ts=time.time())
@@ -268,8 +285,7 @@ class Views:
         read before the rows (and the caller subscribed before that), so what is shared is at least as new as the
         head it claims, and every change after that head reaches the subscriber live.
         """
-        horizon = await self.store.horizon()
-        head = await self.store.current_seq()
+        horizon, head = await self._read_head()
         # No await from here to the lookup: the entry found (or made) is exactly this head's, never one a slower
         # caller computed for an older head and stored after a newer one was seen.
         if head != self._catch_up_head:
@@ -287,6 +303,19 @@ class Views:
             shared = self._catch_ups[key] = asyncio.ensure_future(self._catch_up(view, cursor if valid else None, head))
             shared.add_done_callback(lambda task: task.exception() and self._catch_ups.pop(key, None))
         return await asyncio.shield(shared)
+
+    async def _read_head(self) -> tuple[int, int]:
+        """(horizon, head) from the store, read after the caller subscribed. Callers arriving in the same turn of
+        the loop (a reconnect storm) share one read, which starts only after the last of them joined."""
+        shared = self._head_read
+        if shared is None:
+            shared = self._head_read = asyncio.ensure_future(self._read_head_now())
+        return await asyncio.shield(shared)
+
+    async def _read_head_now(self) -> tuple[int, int]:
+        await asyncio.sleep(0)  # the callers of this turn join first
+        self._head_read = None  # from here on, newcomers wait for a read of their own
+        return await self.store.horizon(), await self.store.current_seq()
 
     async def _catch_up(self, view: View, cursor: Cursor | None, head: int) -> CatchUp:
         if cursor is not None:

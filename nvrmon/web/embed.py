@@ -19,7 +19,6 @@ from starlette.routing import Route
 from nvrmon.access.embed_tokens import Scope, usable
 from nvrmon.access.guard import Endpoint
 from nvrmon.access.headers import content_security_policy
-from nvrmon.access.revocation import Bound
 from nvrmon.access.sessions import Auth
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.streams import EventStream
@@ -135,7 +134,7 @@ async def preflight(request: Request) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-async def events(request: Request) -> Response | Bound:
+async def events(request: Request) -> Response | EventStream:
     """The embed view's stream: the pages' own EventStream (replay from a cursor, heartbeat, bye), ended at once
     when the token is revoked (in this process or by the CLI) or expires."""
     checked = await _checked(request)
@@ -150,15 +149,10 @@ async def events(request: Request) -> Response | Bound:
     state = request.state
     stream = EventStream(views, state.broadcaster, state.settings, view, cursor, headers=headers)
     auth: Auth = state.auth
-    ended = asyncio.Event()
-    release = auth.revocations.hold("embed", token.id, ended.set)
-    expiry = asyncio.get_running_loop().call_later(max(0.0, token.expires - time.time()), ended.set)
-
-    def over() -> None:
-        release()
-        expiry.cancel()
-
-    return Bound(stream, ended, over)
+    # Ended by the revocation watch (or at expiry) through the stream itself: nothing wraps its sends.
+    stream.when_over(auth.revocations.hold("embed", token.id, stream.revoke))
+    stream.when_over(asyncio.get_running_loop().call_later(max(0.0, token.expires - time.time()), stream.revoke).cancel)
+    return stream
 
 
 def _embed_access(endpoint: Endpoint) -> Endpoint:
