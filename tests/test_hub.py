@@ -48,10 +48,12 @@ def hello(hostname: str, *statuses: str) -> Hello:
 
 async def settle(hub: Hub) -> None:
     """Wait until the writer has applied everything queued."""
-    for _ in range(200):
-        if hub._queue.empty():
+    for _ in range(500):
+        # Both: an empty queue alone may mean the writer took the batch and is still applying it (item by item after
+        # a bad frame, which takes a while on a loaded machine).
+        if hub._queue.empty() and not hub._busy:
             await asyncio.sleep(0.02)
-            if hub._queue.empty():
+            if hub._queue.empty() and not hub._busy:
                 return
         await asyncio.sleep(0.01)
 

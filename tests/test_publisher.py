@@ -53,7 +53,9 @@ async def test_first_change_after_quiet_goes_out_at_once(rig) -> None:  # type: 
     started = time.monotonic()
     publisher.submit(changes, [])
     await sub.wait()
-    assert time.monotonic() - started < 0.05
+    # At once: long before the coalescing window (0.4 s here) would close. Tighter bounds only measure how loaded
+    # the machine running the tests is (speed is the benchmark's business, bench/).
+    assert time.monotonic() - started < 0.3
     seq, data = sub.drain()[0]
     assert seq == changes.seq and b"nvr-1" in data and b"nvr-stats" not in data  # stats come separately
 
@@ -66,8 +68,10 @@ async def test_changes_within_the_window_merge_latest_wins(rig) -> None:  # type
     await sub.wait()
     sub.drain()
     nvr_id = next(iter(first.nvr_ids))
-    for status in ("offline", "online", "offline"):
-        publisher.submit(await flip(store, nvr_id, {"c1": status}), [Toast("error", status)])
+    # Three commits, then submitted as the hub's writer would after each COMMIT: all inside one window.
+    commits = [(await flip(store, nvr_id, {"c1": status}), status) for status in ("offline", "online", "offline")]
+    for changes, status in commits:
+        publisher.submit(changes, [Toast("error", status)])
     await asyncio.sleep(0.2)
     rows = [item for item in sub.drain() if item[0]]
     assert len(rows) == 1  # three commits inside one window: one message
