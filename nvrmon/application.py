@@ -206,7 +206,10 @@ def create_app(settings: Settings) -> ASGIApp:
             # Connections are closed by now (uvicorn ends them before the lifespan): commit what they sent last.
             await hub.drain(timeout=5.0)
             await history.stop(hub)  # the last alive mark: the next start counts the gap from here
-            await hub.leave()  # other hubs on the database take this one's NVRs over at once
+            try:
+                await hub.leave()  # other hubs on the database take this one's NVRs over at once
+            except Exception as exc:  # the store refusing writes: the lease then lapses by itself
+                log.warning("could not end this hub's lease at shutdown: %r", exc)
             hub.close()
             for task in tasks:
                 task.cancel()

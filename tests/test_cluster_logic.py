@@ -10,7 +10,7 @@ import pytest
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.cluster import Cluster
 from nvrmon.ingest.liveness import Liveness
-from nvrmon.ingest.session import Journal
+from nvrmon.ingest.session import AgentSession, Journal
 from nvrmon.protocol import CameraInfo, NvrInfo
 from nvrmon.settings import Settings
 from nvrmon.store import hubs, outbox
@@ -35,6 +35,11 @@ def cluster(node: str) -> Cluster:
     return Cluster(settings, Liveness(settings, {}), shared=True)
 
 
+async def renew(store: Store, member: Cluster, now: float) -> bool:
+    async with store.database.transaction() as db:
+        return await hubs.renew(db, member.node, "", now)
+
+
 async def register(store: Store, node: str, hostname: str, now: float) -> int:
     store.node = node
     async with store.transaction(now) as tx:
@@ -52,15 +57,15 @@ async def status(store: Store, nvr_id: int) -> str:
 async def test_cluster_dead_hub_nvrs_turn_unknown_exactly_once(store: Store) -> None:
     a, b, c = cluster("hub-a"), cluster("hub-b"), cluster("hub-c")
     for member in (a, b, c):
-        async with store.transaction(T0) as tx:
-            await member.beat(tx)
+        assert not await renew(store, member, T0)  # a new lease row
     held_by_a = await register(store, "hub-a", "nvr-a", T0)
     held_by_b = await register(store, "hub-b", "nvr-b", T0)
-    async with store.transaction(T0 + LEASE / 2) as tx:  # b and c renew; a has died (no more beats)
-        await b.beat(tx)
-        await c.beat(tx)
+    for member in (b, c):  # b and c renew; a has died (no more renewals)
+        assert await renew(store, member, T0 + LEASE / 2)
+    await renew(store, b, T0 + LEASE + 1)
     async with store.transaction(T0 + LEASE + 1) as tx:
         taken = await b.beat(tx)
+    await renew(store, c, T0 + LEASE + 2)
     async with store.transaction(T0 + LEASE + 2) as tx:
         taken_again = await c.beat(tx)
     assert (taken, taken_again) == (1, 0)
@@ -74,13 +79,31 @@ async def test_cluster_dead_hub_nvrs_turn_unknown_exactly_once(store: Store) -> 
 async def test_cluster_nvr_that_reconnected_elsewhere_is_not_taken_over(store: Store) -> None:
     a, b = cluster("hub-a"), cluster("hub-b")
     for member in (a, b):
-        async with store.transaction(T0) as tx:
-            await member.beat(tx)
+        await renew(store, member, T0)
     nvr_id = await register(store, "hub-a", "nvr-1", T0)
     await register(store, "hub-b", "nvr-1", T0 + 2)  # its agent came back through the balancer, to hub b
+    await renew(store, b, T0 + LEASE + 1)
     async with store.transaction(T0 + LEASE + 1) as tx:
         assert await b.beat(tx) == 0
     assert await status(store, nvr_id) == "online"
+
+
+async def test_cluster_hub_taken_for_dead_while_alive_wins_its_nvrs_back(store: Store) -> None:
+    a, b = cluster("hub-a"), cluster("hub-b")
+    for member in (a, b):
+        await renew(store, member, T0)
+    nvr_id = await register(store, "hub-a", "nvr-1", T0)
+    session = AgentSession(conn_id=1, remote="agent")
+    session.nvr_id, session.status = nvr_id, "online"
+    a.liveness.sessions[nvr_id] = session  # its agent is still connected to hub a
+    await renew(store, b, T0 + LEASE + 1)
+    async with store.transaction(T0 + LEASE + 1) as tx:  # hub a stalled past its lease: b takes it for dead
+        assert await b.beat(tx) == 1
+    assert await status(store, nvr_id) == "unknown"
+    assert not await renew(store, a, T0 + LEASE + 2)  # a wakes up: its lease row is gone
+    async with store.transaction(T0 + LEASE + 2) as tx:
+        assert await a.reclaim(tx) == 1
+    assert await status(store, nvr_id) == "online"  # back before the grace could turn it offline
 
 
 async def test_cluster_liveness_of_an_nvr_belongs_to_the_hub_holding_it(store: Store) -> None:
@@ -97,8 +120,7 @@ async def test_cluster_liveness_of_an_nvr_belongs_to_the_hub_holding_it(store: S
 
 async def test_cluster_joining_hub_leaves_nvrs_of_live_hubs_alone(store: Store) -> None:
     b = cluster("hub-b")
-    async with store.transaction(T0) as tx:
-        await b.beat(tx)
+    await renew(store, b, T0)
     of_b = await register(store, "hub-b", "nvr-b", T0)
     of_old_run = await register(store, "hub-a-old", "nvr-a", T0)  # a hub that is gone, its lease long expired
     async with store.transaction(T0 + 1) as tx:

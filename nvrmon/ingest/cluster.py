@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from nvrmon.ingest.liveness import Liveness
 from nvrmon.models import NvrStatus
 from nvrmon.settings import Settings
 from nvrmon.store import hubs, outbox
+from nvrmon.store.database import Database
 from nvrmon.store.fleet import NewEvent, Transaction
 
 log = logging.getLogger("nvrmon.ingest.cluster")
@@ -43,19 +45,23 @@ class Cluster:
         reason = "waiting for its agent after hub restart"
         return await tx.set_all_status(UP, "unknown", reason, other_than=others)
 
-    async def run(self, call: Call) -> None:
-        """Renew the lease (through the writer, so a store outage shows here as in every write) until cancelled."""
+    async def run(self, call: Call, database: Database) -> None:
+        """Renew the lease in a transaction of its own, so a writer queue full of agent frames can't let it lapse;
+        then, through the writer, take over dead hubs, or win this hub's NVRs back if it was taken for dead."""
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
+                async with database.transaction() as db:
+                    kept = await hubs.renew(db, self.node, self.address, time.time())
+                if not kept:
+                    await call(self.reclaim)
                 await call(self.beat)
             except Exception as exc:  # the store refusing writes: the writer's health reports it; try next beat
                 log.warning("could not renew the hub lease: %r", exc)
 
     async def beat(self, tx: Transaction) -> int:
-        """Renew this hub's lease and take over every dead hub's NVRs; returns how many NVRs were taken over."""
+        """Take over every dead hub's NVRs; returns how many NVRs were taken over."""
         db = tx.connection
-        await hubs.renew(db, self.node, self.address, tx.now)
         taken = 0
         for dead in await hubs.take_dead(db, tx.now - self.lease, self.node):
             # Notifications it was sending may or may not have gone out: unknown, never sent twice.
@@ -69,6 +75,16 @@ class Cluster:
                 await tx.add_events([NewEvent("status", "warning", text)])
                 self.liveness.settle_after(tx.now + self.grace)
         return taken
+
+    async def reclaim(self, tx: Transaction) -> int:
+        """This hub's lease lapsed (a long stall) and another hub took its NVRs over while their agents were still
+        connected here: each NVR this hub holds gets back the status its session knows, before the grace ends."""
+        back = 0
+        for nvr_id, session in list(self.liveness.sessions.items()):
+            if session.status in UP and await tx.set_nvr_status(nvr_id, session.status, ""):
+                back += 1
+        log.error("this hub's lease had lapsed and its NVRs were taken over; %d of them are back", back)
+        return back
 
     async def leave(self, tx: Transaction) -> int:
         """Stopping on purpose: end the lease now, so another hub takes over the NVRs at its next beat."""

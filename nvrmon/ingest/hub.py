@@ -168,7 +168,7 @@ class Hub:
         await asyncio.gather(
             self.liveness.sweep(self.submit, self._system, self.health),
             self.outside.watch(self.store, self.submit, self._system),
-            self.cluster.run(self.call),
+            self.cluster.run(self.call, self.store.database),
         )
 
     async def leave(self) -> None:

@@ -16,13 +16,20 @@ class Lease:
     heartbeat: float
 
 
-async def renew(db: Any, node: str, address: str, now: float) -> None:
-    """This hub is alive: its lease row's heartbeat moves to `now` (the row is created on the first renewal)."""
+async def renew(db: Any, node: str, address: str, now: float) -> bool:
+    """This hub is alive: its lease row's heartbeat moves to `now`. False when the row was gone (created anew): the
+    others took this hub for dead and took its NVRs over."""
+    cursor = await db.execute(
+        "UPDATE hubs SET heartbeat = ?, address = ? WHERE node = ? RETURNING node", (now, address, node)
+    )
+    if await cursor.fetchone() is not None:
+        return True
     await db.execute(
         "INSERT INTO hubs (node, address, started, heartbeat) VALUES (?, ?, ?, ?) "
         "ON CONFLICT (node) DO UPDATE SET heartbeat = excluded.heartbeat, address = excluded.address",
         (node, address, now, now),
     )
+    return False
 
 
 async def expire(db: Any, node: str) -> None:
