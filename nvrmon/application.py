@@ -101,8 +101,11 @@ async def agent_token(store: Store, settings: Settings) -> str:
         return settings.agent_token
     token = await store.meta("agent_token")
     if token is None:
-        token = secrets.token_urlsafe(24)
-        await store.set_meta("agent_token", token)
+        # Kept only if no other hub starting on the same database stored one first: all hubs then share one token.
+        proposed = secrets.token_urlsafe(24)
+        token = await Credentials(store.database).meta_value("agent_token", proposed)
+        if token != proposed:
+            return token
         # Shown once, when generated: operators need it to configure agents (or set NVRMON_AGENT_TOKEN instead).
         log.warning(
             "NVRMON_AGENT_TOKEN is not set; generated agent token %s and stored it in %s",

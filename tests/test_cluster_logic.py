@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 
 import pytest
 
+from nvrmon.application import agent_token
 from nvrmon.ingest.batch import Effects
 from nvrmon.ingest.cluster import Cluster
 from nvrmon.ingest.liveness import Liveness
@@ -198,3 +200,13 @@ async def test_claim_is_taken_once_per_interval_among_hubs(store: Store) -> None
 def test_settings_node_defaults_to_host_and_process() -> None:
     assert Settings(node_id="hub-7").node == "hub-7"
     assert Settings().node.endswith(f"-{os.getpid()}")
+
+
+async def test_hubs_starting_together_share_one_generated_agent_token(database_url: str) -> None:
+    stores = [await Store.open(database_url) for _ in range(3)]
+    try:
+        tokens = await asyncio.gather(*(agent_token(store, Settings()) for store in stores))
+    finally:
+        for store in stores:
+            await store.close()
+    assert len(set(tokens)) == 1 and tokens[0]  # an agent configured from any hub's log is let in by all of them
