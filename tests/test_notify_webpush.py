@@ -12,6 +12,8 @@ import base64
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,3 +182,10 @@ def test_webpush_page_registers_its_service_worker_and_says_why_it_cannot_subscr
     assert state == "activated"  # the worker loaded under the hub's CSP
     page.screenshot(path="/tmp/nt/notifications.png", full_page=True)
     assert browsing.errors == []
+
+
+def test_webpush_libraries_load_only_when_a_push_or_subscription_needs_them() -> None:
+    # pywebpush, aiohttp and py_vapid are ~30 MB of every hub's memory; most hubs never use Web Push.
+    code = "import sys, nvrmon.application; print(sorted({'pywebpush', 'aiohttp', 'py_vapid'} & set(sys.modules)))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert found.stdout.strip() == "[]"

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import aiohttp
 import apprise
 
 from nvrmon.alerts import webpush
@@ -133,7 +132,9 @@ class Delivery:
                 await webpush.push(keys, channel.target, title, body, self.settings.vapid_subject, timeout)
             except webpush.Gone as exc:
                 return Outcome("error", str(exc), gone=True)
-            except (TimeoutError, RuntimeError, aiohttp.ClientError) as exc:
+            except webpush.PushError as exc:
+                return Outcome("error", str(exc)[:480])
+            except (TimeoutError, RuntimeError) as exc:
                 return Outcome("error", f"{type(exc).__name__}: {exc}"[:480])
             return Outcome("sent")
         return await asyncio.to_thread(send_apprise, channel.target, title, body, level, timeout)

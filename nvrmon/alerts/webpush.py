@@ -5,16 +5,19 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from cryptography.hazmat.primitives import serialization
-from py_vapid import Vapid02  # type: ignore[import-untyped]  # no stubs or py.typed
-from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
 
 from nvrmon.store.channels import keep_once
 from nvrmon.store.database import Database
+
+if TYPE_CHECKING:
+    from py_vapid import Vapid02  # type: ignore[import-untyped]  # no stubs or py.typed
+
+# py_vapid, pywebpush and aiohttp are imported on the first push or subscription, not at start: together they are
+# about 30 MB of every hub's memory, and most hubs never use Web Push.
 
 PRIVATE_KEY = "vapid_private_key"
 MAX_SUBSCRIPTION = 2000  # bytes of a browser's PushSubscription JSON
@@ -38,6 +41,8 @@ def _b64(data: bytes) -> str:
 async def keys(database: Database) -> Keys:
     """The hub's VAPID key pair, generated the first time it is needed and kept in meta (so subscriptions survive
     restarts: a browser's subscription is bound to this public key)."""
+    from py_vapid import Vapid02
+
     raw = await database.meta(PRIVATE_KEY)
     if raw is None:
         vapid = Vapid02()
@@ -71,12 +76,19 @@ def shown(info: dict[str, Any]) -> str:
     return f"web push via {urlsplit(str(info['endpoint'])).netloc}"
 
 
+class PushError(Exception):
+    """The push service could not be reached or answered at HTTP level (aiohttp's error, named as it was)."""
+
+
 class Gone(Exception):
     """The push service says this subscription no longer exists (404/410): the browser unsubscribed."""
 
 
 async def push(keys: Keys, target: str, title: str, body: str, subject: str, timeout: float) -> None:
-    """Encrypt (aes128gcm, RFC 8291) and send one push; raises Gone, or RuntimeError with the service's answer."""
+    """Encrypt (aes128gcm, RFC 8291) and send one push; raises Gone, PushError, or RuntimeError with the answer."""
+    import aiohttp
+    from pywebpush import WebPushException, webpush_async  # type: ignore[import-untyped]
+
     info = json.loads(target)
     payload = json.dumps({"title": title, "body": body, "url": "/incidents"})
     try:
@@ -88,6 +100,8 @@ async def push(keys: Keys, target: str, title: str, body: str, subject: str, tim
             ttl=TTL,
             timeout=aiohttp.ClientTimeout(total=timeout),  # aiohttp's own type: a bare number is deprecated there
         )
+    except aiohttp.ClientError as exc:
+        raise PushError(f"{type(exc).__name__}: {exc}") from exc
     except WebPushException as exc:
         status = getattr(exc.response, "status", None) or getattr(exc.response, "status_code", None)
         if status in (404, 410):
