@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -17,6 +18,9 @@ import asyncpg
 
 from nvrmon.store import inventory_rows, postgres
 from nvrmon.store.dialect import Connection
+from nvrmon.store.inline import InlineConnection
+
+log = logging.getLogger(__name__)
 
 # 2: nvrs.removed (NVR tombstones); 3: audit_log, api_tokens, users.disabled; 4: device health (health.sql, camera
 # reasons, detail, degraded); 5: the fleet inventory (inventory.sql, inventory_rows.migrate: nvrs.declared/tags/
@@ -41,6 +45,10 @@ ADDED_COLUMNS = (
 )
 BUSY_TIMEOUT_MS = 5000
 POOL_SIZE = 5
+# The writer doesn't checkpoint at commit (store/inline.py): once its WAL file is past this size, the reader copies it
+# back into the database, off the loop's thread (SQLite's own default is 1,000 pages, 4 MB).
+CHECKPOINT_BYTES = 4 * 1024 * 1024
+CHECKPOINT_CHECK_EVERY = 32  # commits between two looks at the WAL file's size
 # PostgreSQL upgrades keyed on the stored version, beyond what the idempotent schema script adds (CREATE ... IF NOT
 # EXISTS, ADD COLUMN IF NOT EXISTS): none yet. Version 6 -> 7 is hubs and nvrs.hub, both added by that script.
 PG_STEPS: dict[int, str] = {}
@@ -61,8 +69,9 @@ def locate(target: Path | str) -> Path | str:
 
 
 class Database:
-    """The store's connections. SQLite: two connections over one WAL file, a writer (one transaction at a time) and
-    a query-only reader. PostgreSQL: a bounded pool for reads and one writer connection.
+    """The store's connections. SQLite: two connections over one WAL file, a writer (one transaction at a time, its
+    statements run on the loop's thread, see store/inline.py) and a query-only reader (aiosqlite's thread), which
+    also runs the WAL checkpoints. PostgreSQL: a bounded pool for reads and one writer connection.
 
     Every write of the process, fleet batch or login alike, goes through `transaction`, so statements of two writers
     never interleave inside one transaction on the shared write connection. Other processes (the CLI next to a running
@@ -80,6 +89,7 @@ class Database:
         self._pool: asyncpg.Pool | None = None
         self._doorbell: postgres.Doorbell | None = None
         self._lock = asyncio.Lock()
+        self._checkpoint: asyncio.Task[None] | None = None  # owned here: awaited by close()
 
     @classmethod
     async def open(cls, target: Path | str, *, pool_size: int = POOL_SIZE) -> Database:
@@ -89,9 +99,13 @@ class Database:
             return await cls._open_postgres(where, pool_size)
         path = where
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await aiosqlite.connect(path, isolation_level=None)
+        writer = InlineConnection.connect(path)
         try:
             epoch = await _prepare(writer, path)
+            # From here on the writer never waits inside SQLite: not for another process's lock (begin() retries
+            # on the loop instead) and not for a checkpoint's fsync (the reader runs them).
+            await writer.execute("PRAGMA busy_timeout = 0")
+            await writer.execute("PRAGMA wal_autocheckpoint = 0")
             reader = await aiosqlite.connect(path, isolation_level=None)
         except BaseException:
             await writer.close()
@@ -133,6 +147,9 @@ class Database:
             await self._pool.close()
             return
         assert self.reader is not None
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
         await self.reader.close()
         await self._writer.close()
 
@@ -143,14 +160,36 @@ class Database:
             async with self._pg_transaction() as conn:
                 yield conn
             return
+        writer: InlineConnection = self._writer
         async with self._lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await writer.begin()
             try:
-                yield self._writer
+                yield writer
+                await writer.commit()
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                # Also after a failed COMMIT (a full disk): SQLite may leave that transaction open.
+                await writer.rollback()
                 raise
-            await self._writer.execute("COMMIT")
+        if writer.commits >= CHECKPOINT_CHECK_EVERY:
+            writer.commits = 0
+            self._checkpoint_if_due()
+
+    def _checkpoint_if_due(self) -> None:
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        try:
+            size = self.path.with_name(self.path.name + "-wal").stat().st_size
+        except OSError:
+            return
+        if size >= CHECKPOINT_BYTES:
+            self._checkpoint = asyncio.get_running_loop().create_task(self._run_checkpoint())
+
+    async def _run_checkpoint(self) -> None:
+        assert self.reader is not None
+        try:
+            await self.reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # a checkpoint that can't run now (a failing disk) is tried again at the next look
+            log.warning("WAL checkpoint of %s failed", self.path, exc_info=True)
 
     @asynccontextmanager
     async def _pg_transaction(self) -> AsyncIterator[Connection]:
@@ -183,16 +222,20 @@ class Database:
         if self._pool is not None:
             found = await postgres.fetch(self._pool, sql, tuple(params))
             return found[0] if found else None
-        assert self.reader is not None
-        cursor = await self.reader.execute(sql, tuple(params))
-        return await cursor.fetchone()
+        found = await self._read(sql, params)
+        return found[0] if found else None
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         if self._pool is not None:
             return await postgres.fetch(self._pool, sql, tuple(params))
+        return await self._read(sql, params)
+
+    async def _read(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        # One trip to the reader's thread that runs the statement to its end. A statement left open between trips
+        # (execute, then fetch) would hold the connection's read transaction open, and every read that interleaved
+        # with it, a publish right after a commit included, would see the store as it was before that commit.
         assert self.reader is not None
-        cursor = await self.reader.execute(sql, tuple(params))
-        return list(await cursor.fetchall())
+        return list(await self.reader.execute_fetchall(sql, tuple(params)))
 
     async def meta(self, key: str) -> str | None:
         row = await self.fetch_one("SELECT value FROM meta WHERE key = ?", (key,))
@@ -227,7 +270,7 @@ class Database:
         return {"backend": self.backend, "ok": True, "error": "", "ms": elapsed, "where": self.describe()}
 
 
-async def _prepare(writer: aiosqlite.Connection, path: Path) -> str:
+async def _prepare(writer: InlineConnection, path: Path) -> str:
     """PRAGMAs, schema and the meta rows, once per opened file; returns the database's epoch."""
     # WAL lets pages read while agents write; synchronous=NORMAL keeps every commit across a process crash (kill -9)
     # and only risks the last commits on power loss.
