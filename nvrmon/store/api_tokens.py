@@ -7,7 +7,7 @@ from typing import Literal
 
 from nvrmon.store.audit import record
 from nvrmon.store.database import Database
-from nvrmon.store.errors import CONFLICTS
+from nvrmon.store.errors import conflicts
 from nvrmon.store.security_rows import Conflict
 
 ApiScope = Literal["read", "operator"]
@@ -44,7 +44,7 @@ class ApiTokenTables:
                 row = await cursor.fetchone()
                 assert row is not None
                 await record(tx, actor, "api_token.create", name, f"scope {scope}, id {row[0]}", address, now=now)
-        except CONFLICTS:
+        except conflicts():
             raise Conflict(f"an API token named {name!r} exists already (revoke it first)") from None
         return int(row[0])
 

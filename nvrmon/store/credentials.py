@@ -10,7 +10,7 @@ from typing import Any, Literal
 from nvrmon.store.audit import record
 from nvrmon.store.database import POOL_SIZE, Database
 from nvrmon.store.dialect import Connection
-from nvrmon.store.errors import CONFLICTS
+from nvrmon.store.errors import conflicts
 from nvrmon.store.security_rows import (
     GENERATION_KEY,
     ROLES,
@@ -84,7 +84,7 @@ class Credentials(TokenTables):
                 row = await cursor.fetchone()
                 if actor:
                     await record(db, actor, "user.create", name, f"role {role}", address, now=now)
-        except CONFLICTS:
+        except conflicts():
             raise Conflict(f"user {name!r} exists already") from None
         assert row is not None
         return int(row[0])

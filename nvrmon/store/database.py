@@ -11,14 +11,16 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiosqlite
-import asyncpg
 
 from nvrmon.store import inventory_rows, postgres
 from nvrmon.store.dialect import Connection
 from nvrmon.store.inline import InlineConnection
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +123,14 @@ class Database:
 
     @classmethod
     async def _open_postgres(cls, url: str, pool_size: int) -> Database:
-        setup = await asyncpg.connect(url, timeout=10.0)
+        driver = postgres.driver()
+        setup = await driver.connect(url, timeout=10.0)
         try:
             script = postgres.schema_script(SCRIPTS, (*ADDED_COLUMNS, *inventory_rows.COLUMNS))
             epoch = await postgres.prepare(setup, url, script, SCHEMA_VERSION, PG_STEPS)
         finally:
             await setup.close()
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=max(1, pool_size), timeout=10.0)
+        pool = await driver.create_pool(url, min_size=1, max_size=max(1, pool_size), timeout=10.0)
         database = cls(None, None, Path(), epoch)
         database.backend, database.url, database._pool = "postgresql", url, pool
         database._doorbell = postgres.Doorbell(url)
@@ -198,7 +201,8 @@ class Database:
         async with self._lock:
             if self._writer is None or self._writer.is_closed():
                 self._writer = None
-                self._writer = postgres.PgConnection(await asyncpg.connect(self.url, timeout=10.0))
+                connection = await postgres.driver().connect(self.url, timeout=10.0)
+                self._writer = postgres.PgConnection(connection)
             writer: postgres.PgConnection = self._writer
             try:
                 await writer.raw.execute("BEGIN")

@@ -7,9 +7,9 @@ on the database engine, so the store says.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
-
-import asyncpg
+import sys
 
 # Primary SQLite result codes that say nothing about the frame: the disk, the file or another process is the cause,
 # so the same work will commit once that is fixed.
@@ -26,32 +26,44 @@ _STORAGE_CODES = {
 }
 
 
-# A unique or check constraint refused the row, on either backend (a name taken, a rule broken).
-CONFLICTS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
-# PostgreSQL unreachable, restarting, full of connections or out of resources: the work itself is fine.
-_PG_STORAGE = (
-    asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError, ...
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnectionsError, DiskFullError, OutOfMemoryError
-    asyncpg.InterfaceError,  # the connection closed under us, or a pool being closed
-    asyncpg.InternalClientError,  # a connection left mid-operation by a lost server: a new one works
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.LockNotAvailableError,
-    asyncpg.exceptions.QueryCanceledError,  # statement_timeout
-    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby, or default_transaction_read_only
-    asyncpg.exceptions.PostgresSystemError,  # PostgreSQL's I/O errors (class 58)
-    asyncpg.exceptions.InvalidCachedStatementError,
-    OSError,
-    asyncio.TimeoutError,
-)
+def conflicts() -> tuple[type[Exception], ...]:
+    """A unique or check constraint refused the row, on either backend (a name taken, a rule broken), for
+    `except conflicts():`. asyncpg's errors only exist once a store on PostgreSQL imported it."""
+    if "asyncpg" not in sys.modules:
+        return (sqlite3.IntegrityError,)
+    return (sqlite3.IntegrityError, *_pg_errors()[:1])
+
+
+@functools.cache
+def _pg_errors() -> tuple[type[Exception], ...]:
+    """asyncpg's constraint error, then the failures that say PostgreSQL is unreachable, restarting, full of
+    connections or out of resources: the work itself is fine."""
+    import asyncpg
+
+    return (
+        asyncpg.IntegrityConstraintViolationError,
+        asyncpg.exceptions.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError, ...
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
+        asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnectionsError, DiskFullError, OutOfMemoryError
+        asyncpg.InterfaceError,  # the connection closed under us, or a pool being closed
+        asyncpg.InternalClientError,  # a connection left mid-operation by a lost server: a new one works
+        asyncpg.exceptions.SerializationError,
+        asyncpg.exceptions.DeadlockDetectedError,
+        asyncpg.exceptions.LockNotAvailableError,
+        asyncpg.exceptions.QueryCanceledError,  # statement_timeout
+        asyncpg.exceptions.ReadOnlySQLTransactionError,  # a standby, or default_transaction_read_only
+        asyncpg.exceptions.PostgresSystemError,  # PostgreSQL's I/O errors (class 58)
+        asyncpg.exceptions.InvalidCachedStatementError,
+    )
 
 
 def is_storage_failure(exc: BaseException) -> bool:
     """True when the store refused for a reason outside the work (retry it); False for a bad item (drop it)."""
-    if isinstance(exc, _PG_STORAGE):
+    if isinstance(exc, OSError | asyncio.TimeoutError):
+        return True
+    if "asyncpg" in sys.modules and isinstance(exc, _pg_errors()[1:]):
         return True
     if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.ProgrammingError):
         return False

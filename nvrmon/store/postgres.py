@@ -9,12 +9,13 @@ import re
 import secrets
 from collections.abc import Iterable, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
 from nvrmon.store import dialect
+
+if TYPE_CHECKING:
+    import asyncpg
 
 log = logging.getLogger(__name__)
 CHANNEL = "nvrmon_commit"
@@ -23,6 +24,13 @@ SCHEMA_LOCK = 0x6E76726D6F6E  # "nvrmon"
 _STATUS_COUNT = re.compile(r"(\d+)$")
 _TYPES: dict[str, list[str]] = {}  # translated statement -> its parameters' type names (the same on every connection)
 _CACHE_MAX = 2000  # statements built from filters vary; the caches are dropped whole past this many
+
+
+def driver() -> Any:
+    """asyncpg, imported on first use: a hub on SQLite never loads it (about 3 MB of memory)."""
+    import asyncpg
+
+    return asyncpg
 
 
 def masked(url: str) -> str:
@@ -84,7 +92,7 @@ class PgConnection:
         types = [t.name for t in statement.get_parameters()]
         try:
             records = await statement.fetch(*dialect.coerce(types, tuple(parameters or ())))
-        except asyncpg.exceptions.InvalidCachedStatementError:
+        except driver().exceptions.InvalidCachedStatementError:
             # Another process changed the schema under the prepared statement: prepare it again on the retry.
             self._statements.pop(text, None)
             raise
@@ -188,9 +196,9 @@ class Doorbell:
                 await self._conn.execute("SELECT 1", timeout=2.0)
                 self._checked = loop.time()
                 return
-            except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            except (TimeoutError, driver().PostgresError, driver().InterfaceError, OSError):
                 await self.close()
-        conn = await asyncpg.connect(self._url, timeout=5.0)
+        conn = await driver().connect(self._url, timeout=5.0)
         conn.add_termination_listener(self._lost)
         await conn.add_listener(CHANNEL, self._ring)
         self._conn, self._checked = conn, loop.time()
@@ -198,7 +206,7 @@ class Doorbell:
     async def wait(self, timeout: float) -> None:
         try:
             await self._ensure()
-        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        except (TimeoutError, driver().PostgresError, driver().InterfaceError, OSError) as exc:
             log.warning("nvrmon: cannot listen for commits on %s: %s", masked(self._url), exc)
             await asyncio.sleep(timeout)
             return
