@@ -17,6 +17,8 @@ from nvrmon.store.channels import keep_once
 from nvrmon.store.database import Database
 
 if TYPE_CHECKING:
+    import aiohttp
+    from aiohttp.abc import AbstractResolver
     from py_vapid import Vapid02  # type: ignore[import-untyped]  # no stubs or py.typed
 
 # py_vapid, pywebpush and aiohttp are imported on the first push or subscription, not at start: together they are
@@ -200,10 +202,11 @@ def outcome_for_people(state: str, error: str) -> str:
     return "The test push failed: the push service could not be reached."
 
 
-def _session(allow_private: bool, written: list[bool]) -> Any:
+def _session(allow_private: bool, written: list[bool]) -> tuple[aiohttp.ClientSession, AbstractResolver]:
     """An aiohttp session for one push: its resolver refuses hosts on non-public addresses (checked on the very
     addresses the connector then uses), redirects are refused (push services answer, they do not redirect; a
-    redirect to an IP address would not go through the resolver), and `written` notes the request going out."""
+    redirect to an IP address would not go through the resolver), and `written` notes the request going out. The
+    resolver is the caller's to close (the connector closes only resolvers it made)."""
     import aiohttp
     from aiohttp.abc import AbstractResolver, ResolveResult
 
@@ -211,8 +214,9 @@ def _session(allow_private: bool, written: list[bool]) -> Any:
         def __init__(self) -> None:
             self.inner = aiohttp.DefaultResolver()
 
-        async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[
-                ResolveResult]:  # fmt: skip
+        async def resolve(
+            self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+        ) -> list[ResolveResult]:
             found = await self.inner.resolve(host, port, family)
             if not allow_private and not all(public(entry["host"]) for entry in found):
                 raise NotPublic(f"{host} is not on a public address")
@@ -230,8 +234,9 @@ def _session(allow_private: bool, written: list[bool]) -> Any:
     trace = aiohttp.TraceConfig()
     trace.on_request_headers_sent.append(headers_sent)
     trace.on_request_redirect.append(redirected)
-    connector = aiohttp.TCPConnector(resolver=PublicResolver())
-    return aiohttp.ClientSession(connector=connector, trace_configs=[trace], trust_env=False)
+    resolver = PublicResolver()
+    connector = aiohttp.TCPConnector(resolver=resolver)
+    return aiohttp.ClientSession(connector=connector, trace_configs=[trace], trust_env=False), resolver
 
 
 async def push(
@@ -248,8 +253,9 @@ async def push(
         raise PushError(f"{UNREACHABLE}: {exc}") from exc
     payload = json.dumps({"title": title, "body": body, "url": "/incidents"})
     written: list[bool] = []
+    session, resolver = _session(allow_private, written)
     try:
-        async with _session(allow_private, written) as session:
+        async with session:
             await webpush_async(
                 info,
                 payload,
@@ -275,3 +281,5 @@ async def push(
             raise Gone(f"{REFUSED} {status}: the browser's subscription has ended") from exc
         answer = str(getattr(exc, "message", "") or exc).splitlines()[0]  # its first line: "Push failed: 500 ..."
         raise Refused(f"{REFUSED} {answer.removeprefix('Push failed: ')}") from exc
+    finally:
+        await resolver.close()
