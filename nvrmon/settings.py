@@ -130,6 +130,10 @@ class Settings:
     notify_timeout: float = 20.0
     # The VAPID "sub" claim push services may use to reach whoever runs this hub (RFC 8292): a mailto: or https: URL.
     vapid_subject: str = "mailto:nvrmon@localhost"
+    # 1: Web Push endpoints may be plain http and on loopback, private or link-local addresses (a push service of
+    # one's own on the LAN; the tests' one on 127.0.0.1). 0: https on public addresses only, checked at subscription
+    # and again on each send's resolved address, so a subscriber cannot make the hub POST into its own network.
+    webpush_allow_private: int = 0
     # -- several hubs on one database (docs/deploy.md) --
     # This hub's name among them (default: host name and process id); a hub that has not renewed its lease for
     # hub_lease seconds is dead, and its NVRs are taken over (unknown until their agents reconnect elsewhere).

@@ -38,6 +38,8 @@ class HttpSink:
 
     status: int = 200
     delay: float = 0.0  # seconds to hold each request after recording it (a peer that is slow to answer)
+    answer: bytes = b""  # the body of each answer (what an internal service might say about itself)
+    answer_headers: dict[str, str] = field(default_factory=dict)  # e.g. a Location for a redirect
     requests: list[Request] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -57,11 +59,17 @@ class HttpSink:
                     sink.requests.append(
                         Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
-                    status, delay = sink.status, sink.delay
+                    status, delay, answer, headers = sink.status, sink.delay, sink.answer, dict(sink.answer_headers)
                 time.sleep(delay)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):  # the client stopped waiting (a timeout under test)
+                    pass
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet: pytest shows failures, not traffic
                 pass

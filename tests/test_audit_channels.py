@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import re
+from collections.abc import Callable
 
 import httpx
 
@@ -102,7 +103,8 @@ def test_audit_records_channel_changes_from_the_admin_page_the_api_and_the_cli(
     assert len(re.findall(r'<td class="mono">channel\.(?:add|test|remove)</td>', page.text)) == 9
 
 
-def test_audit_records_push_subscriptions_of_their_owner(live_hub: LiveHub, webhook: HttpSink) -> None:
+def test_audit_records_push_subscriptions_of_their_owner(start_hub: Callable[..., LiveHub], webhook: HttpSink) -> None:
+    live_hub = start_hub(WEBPUSH_ALLOW_PRIVATE="1")  # its push service is on 127.0.0.1
     trail = AuditTrail(live_hub.db_path)
     create_user(live_hub.db_path, "vera", "viewer", "viewer password 12")
     viewer = {"Cookie": live_hub.login("vera", "viewer password 12")}

@@ -4,7 +4,8 @@ Exactly once, as near as a network allows: a row is claimed (state `sending`, at
 the send, and its result committed right after. A hub killed between those two commits leaves the row `sending`;
 the next start records it as `unknown` and does not send it again: a duplicate is ruled out, and the one message
 that may be lost is the one whose send was in flight at the moment of the crash (visible on the admin page).
-A send that fails plainly (refused, an error status, a timeout before connecting) is retried.
+A send that fails plainly (refused, an error status, a timeout before connecting) is retried; one that timed out
+after it was written (Apprise's timeout, Web Push's after the request went out) is `unknown`, not retried.
 """
 
 from __future__ import annotations
@@ -129,9 +130,14 @@ class Delivery:
         if channel.kind == "webpush":
             keys = await webpush.keys(self.database)
             try:
-                await webpush.push(keys, channel.target, title, body, self.settings.vapid_subject, timeout)
+                await webpush.push(
+                    keys, channel.target, title, body, self.settings.vapid_subject, timeout,
+                    bool(self.settings.webpush_allow_private),
+                )  # fmt: skip
             except webpush.Gone as exc:
                 return Outcome("error", str(exc), gone=True)
+            except webpush.MaybeSent as exc:  # timed out after it was written: it may have arrived, never resent
+                return Outcome("unknown", str(exc)[:480])
             except webpush.PushError as exc:
                 return Outcome("error", str(exc)[:480])
             except (TimeoutError, RuntimeError) as exc:

@@ -11,6 +11,12 @@ from nvrmon.alerts import routing, urls, webpush
 from nvrmon.store.channels import Channel, ChannelError, Channels
 
 MAX_NAME = 60
+# Web Push subscriptions: a person's browsers and devices, re-subscribed ones included (a subscription that ended
+# is removed at its next send). Past the cap a subscriber is told to remove one: replacing the oldest would
+# silently stop alerts to a device someone still relies on. The hub's cap keeps a fifth of MAX_CHANNELS for the
+# admins' own channels, whatever many subscribers do.
+MAX_PUSH_PER_OWNER = 20
+MAX_PUSH = 400
 NAME = re.compile(r"^[\w .:@+-]+$")
 
 
@@ -35,22 +41,27 @@ async def add_url(
     return await channels.add(name, "apprise", url, urls.masked(url), match, owner, actor=actor, address=address)
 
 
-async def add_push(channels: Channels, subscription: str, owner: str, label: str, *, address: str = "") -> Channel:
+async def add_push(
+    channels: Channels, subscription: str, owner: str, label: str, *, address: str = "", allow_private: bool = False
+) -> Channel:
     """A browser's Web Push subscription as a channel of its own (subscribing again returns the same one, and
-    audits nothing: nothing changed); a new one is audited as the owner's push.subscribe as it is added."""
-    info = webpush.subscription(subscription)
+    audits nothing: nothing changed); a new one is audited as the owner's push.subscribe as it is added. Raises
+    SubscriptionError for an endpoint that is not a public push service's, ChannelError past the caps."""
+    info = webpush.subscription(subscription, allow_private)
     target = json.dumps(info, sort_keys=True)
     existing = await channels.with_target("webpush", target)
     if existing is not None:
         return existing
+    await webpush.checked(info, allow_private)
     base = _name(f"push {owner} {label}".strip()[:MAX_NAME], "")
     name, n = base, 1
     while await channels.named(name) is not None:
         n += 1
         name = f"{base[: MAX_NAME - 4]} {n}"
     return await channels.add(
-        name, "webpush", target, webpush.shown(info), {}, owner, actor=owner, address=address, action="push.subscribe"
-    )
+        name, "webpush", target, webpush.shown(info), {}, owner, actor=owner, address=address, action="push.subscribe",
+        caps=(MAX_PUSH_PER_OWNER, MAX_PUSH),
+    )  # fmt: skip
 
 
 async def find(channels: Channels, which: str) -> Channel | None:

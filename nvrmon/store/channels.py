@@ -68,17 +68,28 @@ class Channels:
     async def add(
         self, name: str, kind: str, target: str, shown: str, match: dict[str, str], owner: str,
         now: float | None = None, *, actor: str = "", address: str = "", action: str = "channel.add",
+        caps: tuple[int, int] | None = None,
     ) -> Channel:  # fmt: skip
-        """Add a channel; with an `actor`, audited in the same transaction (its masked target, never the secret)."""
+        """Add a channel; with an `actor`, audited in the same transaction (its masked target, never the secret).
+        `caps` (per owner, per hub): at most that many channels of this kind, counted in the same transaction."""
         async with self.database.transaction() as db:
             cursor = await db.execute(
-                "SELECT count(*), sum(CASE WHEN name = ? COLLATE NOCASE THEN 1 ELSE 0 END) FROM channels", (name,)
+                "SELECT count(*), sum(CASE WHEN name = ? COLLATE NOCASE THEN 1 ELSE 0 END),"
+                " sum(CASE WHEN kind = ? AND owner = ? THEN 1 ELSE 0 END), sum(CASE WHEN kind = ? THEN 1 ELSE 0 END)"
+                " FROM channels",
+                (name, kind, owner, kind),
             )
-            count, same = await cursor.fetchone() or (0, 0)
+            count, same, owned, of_kind = await cursor.fetchone() or (0, 0, 0, 0)
             if same:
                 raise ChannelError(f"a channel named {name!r} exists already")
             if count >= MAX_CHANNELS:
                 raise ChannelError(f"at most {MAX_CHANNELS} channels; remove one first")
+            if caps is not None and (owned or 0) >= caps[0]:
+                raise ChannelError(
+                    f"at most {caps[0]} {kind} subscriptions per person; remove one you no longer use first"
+                )
+            if caps is not None and (of_kind or 0) >= caps[1]:
+                raise ChannelError(f"this hub keeps at most {caps[1]} {kind} subscriptions; ask an admin")
             cursor = await db.execute(
                 "INSERT INTO channels (name, kind, target, shown, match_site, match_region, match_severity, owner,"
                 " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",

@@ -234,8 +234,10 @@ class Outbox:
 
     async def finish(self, row: OutboxRow, attempt: Attempt, retry_at: float | None, channel: str = "") -> str:
         """Record an attempt and what follows from it: sent (on the timelines of the incidents it names, as
-        "notified" by `channel`), another try at retry_at, or failed for good."""
-        state = "sent" if attempt.result == "sent" else "pending" if retry_at is not None else "failed"
+        "notified" by `channel`), another try at retry_at, unknown (it may have arrived), or failed for good."""
+        state = "pending" if retry_at is not None else "failed"
+        if attempt.result in ("sent", "unknown"):  # unknown: a timeout after it went out, so it may have arrived
+            state = attempt.result
         async with self.database.transaction() as db:
             await _record(db, attempt)
             await db.execute(

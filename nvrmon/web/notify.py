@@ -3,6 +3,7 @@ subscriptions from each operator's own page (/notifications)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.store.channels import ChannelError
 
 MATCH_FIELDS = ("site", "region", "severity")
+log = logging.getLogger("nvrmon.alerts")
 
 
 async def admin_context(request: Request) -> dict[str, Any]:
@@ -111,9 +113,12 @@ async def subscribe(request: Request) -> Response:
             identity.name,
             form.get("label", "")[:24],
             address=client_address(request),
+            allow_private=bool(delivery.settings.webpush_allow_private),
         )
-    except (webpush.SubscriptionError, ChannelError) as exc:
+    except webpush.SubscriptionError as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
+    except ChannelError as exc:  # past a cap: this person's, or the hub's
+        return JSONResponse({"error": str(exc)}, status_code=409)
     return JSONResponse({"id": channel.id, "name": channel.name}, status_code=201)
 
 
@@ -144,9 +149,12 @@ async def test_push(request: Request) -> Response:
     if channel is None:
         return await notifications_page(request, status=404, error="No such subscription of yours.")
     state, error = await delivery.test(channel)
+    # The push service's answer and the network's error stay in the audit detail, the log and the admin's delivery
+    # list: echoed to the subscriber they would tell what answers at an address (an oracle for probing).
     await note(request, "push.test", channel.name, manage.tested(channel, state, error))
     if state != "sent":
-        return await notifications_page(request, status=502, error=f"The test push failed: {error}")
+        log.warning("test push to %s: %s (%s)", channel.name, error, state)
+        return await notifications_page(request, status=502, error=webpush.outcome_for_people(state, error))
     return await notifications_page(request, notice="Test push sent: it should show on this device in a moment.")
 
 
