@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import apprise
-
 from nvrmon.alerts import webpush
 from nvrmon.alerts.maintenance import Writer
 from nvrmon.settings import Settings
@@ -28,12 +26,7 @@ from nvrmon.store.outbox import Attempt, Outbox, OutboxRow, timeline
 
 log = logging.getLogger("nvrmon.alerts")
 
-LEVELS = {
-    "failure": apprise.NotifyType.FAILURE,
-    "warning": apprise.NotifyType.WARNING,
-    "success": apprise.NotifyType.SUCCESS,
-    "info": apprise.NotifyType.INFO,
-}
+LEVELS = frozenset({"failure", "warning", "success", "info"})  # Apprise's notify types, by value
 BATCH = 8  # sends in flight at once: one slow channel does not hold up the others for long
 TICK = 0.5
 
@@ -47,11 +40,16 @@ class Outcome:
 
 def send_apprise(url: str, title: str, body: str, level: str, timeout: float) -> Outcome:
     """One Apprise notify, synchronous (Apprise sends with requests/smtplib): run it in a thread."""
+    import apprise  # on the first send: Apprise and requests are ~8 MB of memory a hub without channels never needs
+
     service = apprise.Apprise()
     if not service.add(url):
         return Outcome("error", "Apprise cannot use this URL")
     result = service.notify(
-        body=body or title, title=title, notify_type=LEVELS.get(level, apprise.NotifyType.INFO), timeout=timeout
+        body=body or title,
+        title=title,
+        notify_type=apprise.NotifyType(level if level in LEVELS else "info"),
+        timeout=timeout,
     )
     if result:
         return Outcome("sent")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import apprise
-from apprise.plugins.base import NotifyBase
+if TYPE_CHECKING:
+    from apprise.plugins.base import NotifyBase
 
 MAX_URL = 2000
 # Query parameters that carry a credential in some Apprise services (besides what Apprise masks itself).
@@ -46,6 +47,8 @@ def masked(url: str) -> str:
 def _instantiate(url: str) -> NotifyBase | None:
     """Apprise's parse of a URL, with its log records of this call dropped: "Unparseable URL …" repeats the URL,
     credentials and all, and the caller says what was wrong instead."""
+    import apprise  # on first use: a hub that never sees a channel URL doesn't load Apprise and requests (~8 MB)
+
     quiet = _Drop()
     logger = logging.getLogger("apprise")
     logger.addFilter(quiet)
