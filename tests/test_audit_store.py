@@ -10,7 +10,7 @@ import pytest
 
 from nvrmon.store.audit import AuditLog, AuditQuery, record
 from nvrmon.store.database import Database
-from nvrmon.store.errors import CONFLICTS
+from nvrmon.store.errors import conflicts
 
 pytestmark = pytest.mark.anyio
 
@@ -70,7 +70,7 @@ async def test_audit_entries_cannot_be_changed_or_deleted_except_by_pruning(audi
     assert await audit.prune(150.0) == 1
     assert [e.action for e in await audit.entries(AuditQuery())] == ["logout"]
     assert await audit.prune(50.0) == 0  # the horizon never moves back
-    with pytest.raises(CONFLICTS):
+    with pytest.raises(conflicts()):
         async with audit.database.transaction() as tx:
             await tx.execute("DELETE FROM audit_log WHERE ts = 200.0")
 
