@@ -59,6 +59,10 @@ class Auth:
         # a session revoked meanwhile is ended by the very check that forgets it.
         self._for_streams: dict[str, SessionRecord] = {}
         self.revocations.on_check.append(self._for_streams.clear)
+        # Genuine session cookies as seen at stream starts -> (session hash, CSRF token): both MACs and the hash are
+        # a function of the cookie alone, so a browser reconnecting (and its thousand peers after a restart) costs
+        # a dict lookup. Never forgotten on revocation: it says what a cookie is, not whether its session lives.
+        self._cookies: dict[str, tuple[str, str]] = {}
 
     @classmethod
     async def open(cls, settings: Settings, credentials: Credentials) -> Auth:
@@ -87,7 +91,8 @@ class Auth:
         return self._mac(b"csrf", session_id)
 
     def secure(self, request: Request) -> bool:
-        return self.settings.secure_cookies == "always" or request.url.scheme in ("https", "wss")
+        # The scope's scheme (what request.url would say, without building the URL)
+        return self.settings.secure_cookies == "always" or request.scope.get("scheme", "http") in ("https", "wss")
 
     def cookie_name(self, request: Request, base: str) -> str:
         # __Host-: the browser refuses the cookie unless Secure, Path=/ and without Domain, so a sibling subdomain
@@ -120,10 +125,19 @@ class Auth:
     async def identify(self, request: Request, *, stream: bool = False) -> Identity | None:
         """The request's operator, or None: no cookie, a forged one, an ended or timed-out session. `stream`: a live
         stream's start, which may use the session as last read (see `_for_streams`); timeouts are checked anew."""
-        session_id = self.unsign(self._cookie(request, SESSION_COOKIE))
-        if session_id is None:
-            return None
-        session_hash = hashlib.sha256(session_id.encode()).hexdigest()
+        raw = self._cookie(request, SESSION_COOKIE)
+        known = self._cookies.get(raw) if stream and raw else None
+        if known is not None:
+            session_hash, csrf = known
+        else:
+            session_id = self.unsign(raw)
+            if session_id is None:
+                return None
+            session_hash, csrf = hashlib.sha256(session_id.encode()).hexdigest(), self.csrf_for(session_id)
+            if stream and raw:
+                if len(self._cookies) >= MAX_CACHED_SESSIONS:
+                    self._cookies.clear()
+                self._cookies[raw] = (session_hash, csrf)
         record = self._for_streams.get(session_hash) if stream else None
         if record is None:
             record = await self.credentials.session(session_hash)
@@ -148,7 +162,7 @@ class Auth:
             await self.credentials.touch_session(session_hash, now)
             if session_hash in self._for_streams:
                 self._for_streams[session_hash] = replace(record, last_seen=now)
-        return Identity(record.user_id, record.name, record.role, session_hash, self.csrf_for(session_id))
+        return Identity(record.user_id, record.name, record.role, session_hash, csrf)
 
     async def start_session(self, request: Request, response: Response, user_id: int) -> None:
         """A new session id at every login (never reuse one a browser brought along: session fixation)."""

@@ -176,10 +176,21 @@ class Broadcaster:
         self.delivered_bytes = 0
         self.overflows = 0
         self.cut_offs = 0
+        # What lets a stream opened at the head start without reading the store (see `settled`): the store's seq as
+        # of this hub's last commit (set by the application; -1 unknown), the seq of the last rows publish, how many
+        # rows publishes there were, and per view the count when it got its first subscriber.
+        self.committed = -1
+        self.published = -1
+        self._publishes = 0
+        self._born: dict[str, int] = {}
 
     def subscribe(self, view: str, transport: str = "sse") -> Subscriber:
         sub = Subscriber(view, self._queue_limit, transport)
-        self._views.setdefault(view, set()).add(sub)
+        subs = self._views.get(view)
+        if subs is None:
+            subs = self._views[view] = set()
+            self._born[view] = self._publishes
+        subs.add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -189,9 +200,23 @@ class Broadcaster:
             subs.discard(sub)
             if not subs:
                 del self._views[sub.view]
+                self._born.pop(sub.view, None)
 
     def views(self) -> list[str]:
         return list(self._views)
+
+    def settled(self, view: str, seq: int) -> bool:
+        """Whether a subscriber of `view` (subscribed already) whose page shows everything up to `seq` will get every
+        later change live, so that its catch-up is empty without a look at the store.
+
+        True when `seq` lies between the last rows publish and this hub's last commit, and the view has had
+        subscribers since before that publish. Every change after the publish is then still pending in the
+        publisher, or in a flush that began after the publish, so with the view among the keys it renders (a view
+        that came later may be missing from a flush under way; one whose subscribers all left may have had changes
+        dropped). A cursor past the last commit may be another hub's (or not this database's): the store decides.
+        """
+        born = self._born.get(view)
+        return born is not None and born < self._publishes and 0 <= self.published <= seq <= self.committed
 
     @property
     def subscriber_count(self) -> int:
@@ -214,6 +239,9 @@ class Broadcaster:
         """
         backlog = 0
         limit = self._queue_limit
+        if seq:
+            self.published = seq
+            self._publishes += 1
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
             if not data:
@@ -272,7 +300,10 @@ class Broadcaster:
 
     def resync_all(self) -> None:
         """Changes were committed that no live message will carry: every stream converges from the store, as a
-        stream whose queue overflowed does (and a held long-poll looks again)."""
+        stream whose queue overflowed does (and a held long-poll looks again). Nor can a new stream rely on live
+        messages for what came before the next rows publish: every view counts as new from here."""
+        for view in self._born:
+            self._born[view] = self._publishes
         for subs in self._views.values():
             for sub in subs:
                 sub.resync()

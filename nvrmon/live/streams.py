@@ -20,15 +20,16 @@ from nvrmon.live.backlog import Backlog
 from nvrmon.live.broadcaster import Broadcaster, Subscriber
 from nvrmon.live.renderer import Renderer
 from nvrmon.live.viewkey import View, ViewError
-from nvrmon.live.views import Views
+from nvrmon.live.views import CatchUp, Views
 from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 
 
 async def _parse(request: Request) -> View | Response:
     views: Views = request.state.views
+    params = request.query_params
     try:
-        view = View.parse(request.query_params.get("view"), request.query_params.get("id"))
+        view = View.parse(params.get("view"), params.get("id"))
     except ViewError as exc:
         return PlainTextResponse(str(exc), status_code=400)
     if not await views.exists(view):
@@ -199,7 +200,7 @@ class EventStream:
         # Subscribed before reading the store: a change committed while we read is then either in the replay or
         # queued (or both; fragments are keyed replacements, so a duplicate is harmless).
         first = sse.ready(self.view.key, self.settings.sse_retry_ms)
-        caught = await views.catch_up(self.view, self.cursor)
+        caught = await _catch_up(views, self.broadcaster, self.view, self.cursor)
         sub.cursor = caught.head
         html = caught.html
         if self.view.kind != "embed" and (caught.changed or views.storage_degraded()):
@@ -266,6 +267,14 @@ class EventStream:
         await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
+async def _catch_up(views: Views, broadcaster: Broadcaster, view: View, cursor: Cursor | None) -> CatchUp:
+    """views.catch_up, but nothing at all for a subscriber (subscribed already) whose cursor the live messages
+    continue from (Broadcaster.settled): a page opened at the head costs no store read."""
+    if cursor is not None and cursor.epoch == views.store.epoch and broadcaster.settled(view.key, cursor.seq):
+        return CatchUp(cursor.seq, "", changed=False)
+    return await views.catch_up(view, cursor)
+
+
 @functools.cache
 def _page_headers() -> list[tuple[bytes, bytes]]:
     return with_defaults(list(EventStream.HEADERS), cacheable=False)
@@ -284,7 +293,7 @@ async def poll(request: Request) -> Response:
     cursor = Cursor.parse(request.query_params.get("since"))
     sub = broadcaster.subscribe(view.key, "poll")
     try:
-        caught = await views.catch_up(view, cursor)
+        caught = await _catch_up(views, broadcaster, view, cursor)
         hold = request.query_params.get("wait") != "0"
         deadline = asyncio.get_running_loop().time() + settings.poll_timeout
         while hold and not caught.changed and not broadcaster.closing:
@@ -297,7 +306,8 @@ async def poll(request: Request) -> Response:
                 break
             sub.drain()  # a wake-up may carry only statistics: keep holding until rows change
             sub.lagged = False  # (an overflow or a resync asks for a look at the store: the catch-up below is it)
-            caught = await views.catch_up(view, views.cursor(caught.head))
+            # (a wake-up with statistics only leaves the view settled: nothing to read)
+            caught = await _catch_up(views, broadcaster, view, views.cursor(caught.head))
     finally:
         broadcaster.unsubscribe(sub)
     # Toasts after the browser's own position, unless it got a refresh (its position meant nothing here).
