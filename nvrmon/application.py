@@ -152,7 +152,8 @@ def create_app(settings: Settings) -> ASGIApp:
         scrape = metrics.Metrics(store, hub, broadcaster, publisher)  # this app's own registry (docs/metrics.md)
         hub.on_commit = scrape.observe_commit
         await hub.start()
-        broadcaster.committed = await store.current_seq()  # what the hub starts from (its start commit included)
+        # Where the hub starts from (its start commit included): nothing older is left to publish.
+        broadcaster.committed = broadcaster.published = await store.current_seq()
         log.info("hub node %s on %s database %s", hub.node, database.backend, database.describe())
         token = await agent_token(store, settings)
         security = await Auth.open(settings, Credentials(database))

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 
 from nvrmon.access.limits import Gate, LoginLimiter
@@ -63,6 +63,7 @@ class Auth:
         # a function of the cookie alone, so a browser reconnecting (and its thousand peers after a restart) costs
         # a dict lookup. Never forgotten on revocation: it says what a cookie is, not whether its session lives.
         self._cookies: dict[str, tuple[str, str]] = {}
+        self._jars: dict[tuple[bytes, ...], dict[str, str]] = {}  # Cookie headers at stream starts, parsed
 
     @classmethod
     async def open(cls, settings: Settings, credentials: Credentials) -> Auth:
@@ -104,6 +105,20 @@ class Auth:
         # http on the same host), and accepting it would undo what the prefix guarantees.
         return request.cookies.get(self.cookie_name(request, base))
 
+    def _stream_cookie(self, request: Request) -> str | None:
+        """The session cookie as `_cookie` finds it, with each distinct Cookie header parsed once (a stream's
+        browser sends the same header at every reconnect, and after a restart so do all the others)."""
+        sent = tuple(value for name, value in request.scope["headers"] if name == b"cookie")
+        jar = self._jars.get(sent)
+        if jar is None:
+            jar = {}
+            for header in sent:
+                jar.update(cookie_parser(header.decode("latin-1")))
+            if len(self._jars) >= MAX_CACHED_SESSIONS:
+                self._jars.clear()
+            self._jars[sent] = jar
+        return jar.get(self.cookie_name(request, SESSION_COOKIE))
+
     def set_cookie(self, request: Request, response: Response, base: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
             self.cookie_name(request, base),
@@ -125,7 +140,7 @@ class Auth:
     async def identify(self, request: Request, *, stream: bool = False) -> Identity | None:
         """The request's operator, or None: no cookie, a forged one, an ended or timed-out session. `stream`: a live
         stream's start, which may use the session as last read (see `_for_streams`); timeouts are checked anew."""
-        raw = self._cookie(request, SESSION_COOKIE)
+        raw = self._stream_cookie(request) if stream else self._cookie(request, SESSION_COOKIE)
         known = self._cookies.get(raw) if stream and raw else None
         if known is not None:
             session_hash, csrf = known

@@ -177,20 +177,17 @@ class Broadcaster:
         self.overflows = 0
         self.cut_offs = 0
         # What lets a stream opened at the head start without reading the store (see `settled`): the store's seq as
-        # of this hub's last commit (set by the application; -1 unknown), the seq of the last rows publish, how many
-        # rows publishes there were, and per view the count when it got its first subscriber.
+        # of this hub's last commit (set by the application; -1 unknown), the seq up to which every change has been
+        # handed out (or dropped for want of subscribers), and the flushes under way: each `views()` that found
+        # views begins one, rendering for those views, and the next `publish` ends it.
         self.committed = -1
         self.published = -1
-        self._publishes = 0
-        self._born: dict[str, int] = {}
+        self._flights = 0
+        self._flying: set[str] = set()
 
     def subscribe(self, view: str, transport: str = "sse") -> Subscriber:
         sub = Subscriber(view, self._queue_limit, transport)
-        subs = self._views.get(view)
-        if subs is None:
-            subs = self._views[view] = set()
-            self._born[view] = self._publishes
-        subs.add(sub)
+        self._views.setdefault(view, set()).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -200,23 +197,31 @@ class Broadcaster:
             subs.discard(sub)
             if not subs:
                 del self._views[sub.view]
-                self._born.pop(sub.view, None)
 
     def views(self) -> list[str]:
-        return list(self._views)
+        """The views with subscribers, for the publisher: the start of a flush (see `settled`)."""
+        keys = list(self._views)
+        if keys:
+            self._flights += 1
+            self._flying.update(keys)
+        else:
+            # No one to render for: what is committed so far is dropped (or needs no one), so a stream that comes
+            # later must be at least this far along to rely on live messages.
+            self.published = max(self.published, self.committed)
+        return keys
 
     def settled(self, view: str, seq: int) -> bool:
-        """Whether a subscriber of `view` (subscribed already) whose page shows everything up to `seq` will get every
+        """Whether a subscriber of `view` (subscribed already) whose page shows everything up to `seq` gets every
         later change live, so that its catch-up is empty without a look at the store.
 
-        True when `seq` lies between the last rows publish and this hub's last commit, and the view has had
-        subscribers since before that publish. Every change after the publish is then still pending in the
-        publisher, or in a flush that began after the publish, so with the view among the keys it renders (a view
-        that came later may be missing from a flush under way; one whose subscribers all left may have had changes
-        dropped). A cursor past the last commit may be another hub's (or not this database's): the store decides.
+        True when `seq` lies between `published` and this hub's last commit, and no flush under way renders without
+        this view: every change past `published` is then still pending in the publisher (the next flush renders
+        for every view subscribed by then) or in a flush that renders for this view. A cursor past the last commit
+        may be another hub's, or not this database's: the store decides then, as it does for an older cursor.
         """
-        born = self._born.get(view)
-        return born is not None and born < self._publishes and 0 <= self.published <= seq <= self.committed
+        if not 0 <= self.published <= seq <= self.committed:
+            return False
+        return not self._flights or view in self._flying
 
     @property
     def subscriber_count(self) -> int:
@@ -239,9 +244,12 @@ class Broadcaster:
         """
         backlog = 0
         limit = self._queue_limit
+        if self._flights:
+            self._flights -= 1
+            if not self._flights:
+                self._flying.clear()
         if seq:
-            self.published = seq
-            self._publishes += 1
+            self.published = max(self.published, seq)  # a rows flush: every change up to `seq` rendered
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
             if not data:
@@ -300,10 +308,11 @@ class Broadcaster:
 
     def resync_all(self) -> None:
         """Changes were committed that no live message will carry: every stream converges from the store, as a
-        stream whose queue overflowed does (and a held long-poll looks again). Nor can a new stream rely on live
-        messages for what came before the next rows publish: every view counts as new from here."""
-        for view in self._born:
-            self._born[view] = self._publishes
+        stream whose queue overflowed does (and a held long-poll looks again). The flush that failed is over, and
+        a new stream can rely on live messages only from the last commit on."""
+        self._flights = 0
+        self._flying.clear()
+        self.published = max(self.published, self.committed)
         for subs in self._views.values():
             for sub in subs:
                 sub.resync()

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
@@ -22,12 +25,13 @@ from nvrmon.live.renderer import Renderer
 from nvrmon.live.viewkey import View, ViewError
 from nvrmon.live.views import CatchUp, Views
 from nvrmon.models import Cursor
+from nvrmon.server import start_stream, stream_cycle
 from nvrmon.settings import Settings
 
 
 async def _parse(request: Request) -> View | Response:
     views: Views = request.state.views
-    params = request.query_params
+    params = _query(request.scope["query_string"])
     try:
         view = View.parse(params.get("view"), params.get("id"))
     except ViewError as exc:
@@ -42,7 +46,9 @@ async def events(request: Request) -> Response | EventStream:
     if isinstance(view, Response):
         return view
     # Last-Event-ID (the browser's own position) wins over the cursor the page was rendered with.
-    cursor = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(request.query_params.get("since"))
+    cursor = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(
+        _query(request.scope["query_string"]).get("since")
+    )
     return EventStream(request.state.views, request.state.broadcaster, request.state.settings, view, cursor)
 
 
@@ -195,21 +201,42 @@ class EventStream:
     async def _open(self, sub: Subscriber, start: Message, send: Send) -> None:
         """Headers, `ready` and the catch-up. A function of its own so that the catch-up (often a whole page window,
         hundreds of KB) is freed once sent instead of living in the writer's frame as long as the stream."""
-        views = self.views
-        await send(start)
+        views, view, broadcaster = self.views, self.view, self.broadcaster
+        cycle = stream_cycle(send)
         # Subscribed before reading the store: a change committed while we read is then either in the replay or
         # queued (or both; fragments are keyed replacements, so a duplicate is harmless).
-        first = sse.ready(self.view.key, self.settings.sse_retry_ms)
-        caught = await _catch_up(views, self.broadcaster, self.view, self.cursor)
+        cursor = self.cursor
+        settled = cursor is not None and cursor.epoch == views.store.epoch and broadcaster.settled(view.key, cursor.seq)
+        if cycle is None:
+            await send(start)
+        elif not settled:
+            start_stream(
+                cycle, self.headers, cache=self.headers is _page_headers()
+            )  # the headers now: the catch-up may take a while
+        first = sse.encode(
+            _ready_data(view.key), event="ready", retry=int(self.settings.sse_retry_ms * random.uniform(1.0, 2.0))
+        )
+        caught = (
+            CatchUp(cursor.seq, "", changed=False)
+            if settled and cursor is not None
+            else await views.catch_up(view, cursor)
+        )
         sub.cursor = caught.head
         html = caught.html
-        if self.view.kind != "embed" and (caught.changed or views.storage_degraded()):
+        if view.kind != "embed" and (caught.changed or views.storage_degraded()):
             # The storage banner as it is now: its state may have changed while this page was away.
             html += views.health_banner()
         if html:
             first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
-        if not sub.broken:
-            await self._send(sub, send, first)
+        if sub.broken:
+            return
+        if cycle is not None and settled:
+            # A stream opened at the head: headers and `ready` in one write, no await in between.
+            start_stream(cycle, self.headers, first, cache=self.headers is _page_headers())
+            if sub.backlog is not None:
+                sub.backlog.sent += len(first)
+            return
+        await self._send(sub, send, first)
 
     async def _from_store(self, sub: Subscriber) -> bytes:
         """After an overflow: what the subscriber missed, from the store, as one SSE message (b"" if nothing)."""
@@ -265,6 +292,18 @@ class EventStream:
         if sub.backlog is not None:
             sub.backlog.sent += len(body)  # what the client should take: how its progress is measured
         await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+@functools.lru_cache(maxsize=1024)
+def _query(raw: bytes) -> Mapping[str, str]:
+    """A stream URL's parameters as Starlette's query_params has them (the last of a repeated name wins), parsed
+    once per distinct URL: a wave of pages opening (or a restart's reconnects) sends the same one again and again."""
+    return MappingProxyType(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ready_data(view: str) -> str:
+    return json.dumps({"view": view})
 
 
 async def _catch_up(views: Views, broadcaster: Broadcaster, view: View, cursor: Cursor | None) -> CatchUp:
