@@ -178,12 +178,12 @@ class Broadcaster:
         self.cut_offs = 0
         # What lets a stream opened at the head start without reading the store (see `settled`): the store's seq as
         # of this hub's last commit (set by the application; -1 unknown), the seq up to which every change has been
-        # handed out (or dropped for want of subscribers), and the flushes under way: each `views()` that found
-        # views begins one, rendering for those views, and the next `publish` ends it.
+        # handed out (or dropped for want of subscribers), and the flushes under way, each with the views it renders
+        # for: each `views()` that found views begins one, and the next `publish` ends the latest (a flush begun
+        # while another renders, the storage banner's, has no await between the two: it ends first).
         self.committed = -1
         self.published = -1
-        self._flights = 0
-        self._flying: set[str] = set()
+        self._flights: list[frozenset[str]] = []
 
     def subscribe(self, view: str, transport: str = "sse") -> Subscriber:
         sub = Subscriber(view, self._queue_limit, transport)
@@ -202,8 +202,7 @@ class Broadcaster:
         """The views with subscribers, for the publisher: the start of a flush (see `settled`)."""
         keys = list(self._views)
         if keys:
-            self._flights += 1
-            self._flying.update(keys)
+            self._flights.append(frozenset(keys))
         else:
             # No one to render for: what is committed so far is dropped (or needs no one), so a stream that comes
             # later must be at least this far along to rely on live messages.
@@ -221,7 +220,7 @@ class Broadcaster:
         """
         if not 0 <= self.published <= seq <= self.committed:
             return False
-        return not self._flights or view in self._flying
+        return all(view in flight for flight in self._flights)
 
     @property
     def subscriber_count(self) -> int:
@@ -245,9 +244,7 @@ class Broadcaster:
         backlog = 0
         limit = self._queue_limit
         if self._flights:
-            self._flights -= 1
-            if not self._flights:
-                self._flying.clear()
+            self._flights.pop()
         if seq:
             self.published = max(self.published, seq)  # a rows flush: every change up to `seq` rendered
         for view, subs in self._views.items():
@@ -310,8 +307,7 @@ class Broadcaster:
         """Changes were committed that no live message will carry: every stream converges from the store, as a
         stream whose queue overflowed does (and a held long-poll looks again). The flush that failed is over, and
         a new stream can rely on live messages only from the last commit on."""
-        self._flights = 0
-        self._flying.clear()
+        self._flights.clear()
         self.published = max(self.published, self.committed)
         for subs in self._views.values():
             for sub in subs:

@@ -227,7 +227,7 @@ class EventStream:
             # The storage banner as it is now: its state may have changed while this page was away.
             html += views.health_banner()
         if html:
-            first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
+            first += _encoded(caught, html, str(views.cursor(caught.head)) if caught.changed else None)
         if sub.broken:
             return
         if cycle is not None and settled:
@@ -292,6 +292,22 @@ class EventStream:
         if sub.backlog is not None:
             sub.backlog.sent += len(body)  # what the client should take: how its progress is measured
         await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+# The last catch-up message: browsers reconnecting together share one catch-up (Views.catch_up), and so its bytes.
+_last_encoded: list[Any] = [None, "", None, b""]
+
+
+def _encoded(caught: CatchUp, html: str, id: str | None) -> bytes:
+    """sse.encode(html, id=id), once per shared catch-up (html is its rows plus the banner as it is now)."""
+    last = _last_encoded
+    if last[0] is caught and last[2] == id and last[1] == html:
+        shared: bytes = last[3]
+        return shared
+    data = sse.encode(html, id=id)
+    if caught.html:  # (an empty catch-up's message is the banner alone: nothing to share)
+        last[:] = [caught, html, id, data]
+    return data
 
 
 @functools.lru_cache(maxsize=1024)

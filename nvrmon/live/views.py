@@ -49,6 +49,7 @@ class Views:
         self.incidents = IncidentViews(store, self.fragments)
         # Whether the hub's storage refuses writes now (set by the application; the banner's state).
         self.storage_degraded: Callable[[], bool] = lambda: False
+        self._banner_ok: str | None = None
 
     @property
     def hub(self) -> HubInfo | None:
@@ -341,8 +342,13 @@ class Views:
         return self.renderer.render("refresh.html", oob=True, flash=(), **ctx)
 
     def health_banner(self) -> str:
-        """The storage banner as an out-of-band swap (the hub's state is the renderer's `hub_health` global)."""
-        return self.renderer.render("fragments/hub_health.html", oob=True)
+        """The storage banner as an out-of-band swap (the hub's state is the renderer's `hub_health` global). While
+        the storage is fine it is one constant element, rendered once (every stream's catch-up carries it)."""
+        if self.storage_degraded():
+            return self.renderer.render("fragments/hub_health.html", oob=True)
+        if self._banner_ok is None:
+            self._banner_ok = self.renderer.render("fragments/hub_health.html", oob=True)
+        return self._banner_ok
 
     def cursor(self, seq: int) -> Cursor:
         return Cursor(self.store.epoch, seq)
