@@ -22,11 +22,12 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from nvrmon.access.sessions import SESSION_COOKIE, Auth
 from nvrmon.live.broadcaster import Broadcaster
+from nvrmon.live.response_head import start_stream
 from nvrmon.live.streams import EventStream, _page_headers
 from nvrmon.live.viewkey import View
 from nvrmon.live.views import CatchUp
 from nvrmon.models import Cursor
-from nvrmon.server import server_options, start_stream
+from nvrmon.server import server_options
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 

@@ -22,10 +22,10 @@ from nvrmon.live import sse
 from nvrmon.live.backlog import Backlog
 from nvrmon.live.broadcaster import Broadcaster, Subscriber
 from nvrmon.live.renderer import Renderer
+from nvrmon.live.response_head import start_stream, stream_cycle
 from nvrmon.live.viewkey import View, ViewError
 from nvrmon.live.views import CatchUp, Views
 from nvrmon.models import Cursor
-from nvrmon.server import start_stream, stream_cycle
 from nvrmon.settings import Settings
 
 
@@ -222,12 +222,12 @@ class EventStream:
             else await views.catch_up(view, cursor)
         )
         sub.cursor = caught.head
-        html = caught.html
+        banner = ""
         if view.kind != "embed" and (caught.changed or views.storage_degraded()):
             # The storage banner as it is now: its state may have changed while this page was away.
-            html += views.health_banner()
-        if html:
-            first += _encoded(caught, html, str(views.cursor(caught.head)) if caught.changed else None)
+            banner = views.health_banner()
+        if caught.html or banner:
+            first += _encoded(caught, banner, str(views.cursor(caught.head)) if caught.changed else None)
         if sub.broken:
             return
         if cycle is not None and settled:
@@ -294,19 +294,15 @@ class EventStream:
         await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
-# The last catch-up message: browsers reconnecting together share one catch-up (Views.catch_up), and so its bytes.
-_last_encoded: list[Any] = [None, "", None, b""]
-
-
-def _encoded(caught: CatchUp, html: str, id: str | None) -> bytes:
-    """sse.encode(html, id=id), once per shared catch-up (html is its rows plus the banner as it is now)."""
-    last = _last_encoded
-    if last[0] is caught and last[2] == id and last[1] == html:
-        shared: bytes = last[3]
-        return shared
-    data = sse.encode(html, id=id)
-    if caught.html:  # (an empty catch-up's message is the banner alone: nothing to share)
-        last[:] = [caught, html, id, data]
+def _encoded(caught: CatchUp, banner: str, id: str | None) -> bytes:
+    """sse.encode(caught.html + banner, id=id), once per shared catch-up (Views.catch_up hands browsers reconnecting
+    together one CatchUp) and banner: kept in the catch-up itself, so it is freed with it."""
+    key = (banner, id)
+    data = caught.encoded.get(key)
+    if data is None:
+        data = sse.encode(caught.html + banner, id=id)
+        if caught.html:  # (an empty catch-up's message is the banner alone: nothing worth keeping)
+            caught.encoded[key] = data
     return data
 
 

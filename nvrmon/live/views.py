@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from markupsafe import Markup
@@ -34,6 +34,8 @@ class CatchUp:
     html: str  # out-of-band fragments (possibly empty when nothing it shows changed)
     changed: bool  # False: the cursor was already at the head
     refresh: bool = False  # True: a full refresh of the page's regions, not a replay
+    # Its SSE message by (banner, id), made once for all the streams sharing it (streams._encoded)
+    encoded: dict[tuple[str, str | None], bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Views:
