@@ -270,3 +270,18 @@ def test_the_banner_rendered_once_while_ok_follows_the_storage_state() -> None:
     assert 'data-storage="degraded"' in views.health_banner()
     health.committed()
     assert views.health_banner() == ok
+
+
+# -- the stream URL ---------------------------------------------------------------------------------------------------
+
+
+def test_a_stream_url_is_read_as_starlette_reads_it_and_its_view_parsed_once() -> None:
+    from starlette.datastructures import QueryParams
+
+    from nvrmon.live.streams import _query
+
+    for raw in (b"view=cameras&id=per%3D1000&since=e-5", b"view=nvr&id=1&id=2&since=", b"a=%ZZ&view=x+y", b"x" * 3000):
+        theirs = QueryParams(raw)
+        assert dict(_query(raw)) == {key: theirs[key] for key in theirs}
+    assert View.parse("cameras", "per=1000") is View.parse("cameras", "per=1000")
+    assert View.parse("cameras", "per=1000") == View.for_list("cameras", {"per": "1000"})

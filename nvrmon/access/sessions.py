@@ -26,6 +26,7 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16_384
 MAX_CACHED_SESSIONS = 10_000  # sessions remembered for stream starts (bounded: emptied when full)
+MAX_CACHED_COOKIE_HEADER = 4096  # bytes of Cookie header a stream start's parse may be remembered for
 # Why a browser's session ended (request.state.session_end, the login page's ?ended=): the page tells its user.
 SESSION_GONE, SESSION_EXPIRED, SIGNED_OUT = "ended", "expired", "signed-out"
 
@@ -114,9 +115,10 @@ class Auth:
             jar = {}
             for header in sent:
                 jar.update(cookie_parser(header.decode("latin-1")))
-            if len(self._jars) >= MAX_CACHED_SESSIONS:
-                self._jars.clear()
-            self._jars[sent] = jar
+            if sum(map(len, sent)) <= MAX_CACHED_COOKIE_HEADER:  # (junk sent by anyone must not fill memory)
+                if len(self._jars) >= MAX_CACHED_SESSIONS:
+                    self._jars.clear()
+                self._jars[sent] = jar
         return jar.get(self.cookie_name(request, SESSION_COOKIE))
 
     def set_cookie(self, request: Request, response: Response, base: str, value: str, max_age: int | None) -> None:

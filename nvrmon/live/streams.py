@@ -206,21 +206,17 @@ class EventStream:
         # Subscribed before reading the store: a change committed while we read is then either in the replay or
         # queued (or both; fragments are keyed replacements, so a duplicate is harmless).
         cursor = self.cursor
-        settled = cursor is not None and cursor.epoch == views.store.epoch and broadcaster.settled(view.key, cursor.seq)
+        settled = _settled(views, broadcaster, view, cursor)
         if cycle is None:
             await send(start)
-        elif not settled:
-            start_stream(
-                cycle, self.headers, cache=self.headers is _page_headers()
-            )  # the headers now: the catch-up may take a while
-        first = sse.encode(
-            _ready_data(view.key), event="ready", retry=int(self.settings.sse_retry_ms * random.uniform(1.0, 2.0))
-        )
-        caught = (
-            CatchUp(cursor.seq, "", changed=False)
-            if settled and cursor is not None
-            else await views.catch_up(view, cursor)
-        )
+        elif not settled:  # the headers now: the catch-up may take a while
+            start_stream(cycle, self.headers, cache=self.headers is _page_headers())
+        retry = int(self.settings.sse_retry_ms * random.uniform(1.0, 2.0))  # as sse.ready: spread out, 1-2x
+        first = sse.encode(_ready_data(view.key), event="ready", retry=retry)
+        if settled and cursor is not None:
+            caught = CatchUp(cursor.seq, "", changed=False)
+        else:
+            caught = await views.catch_up(view, cursor)
         sub.cursor = caught.head
         banner = ""
         if view.kind != "embed" and (caught.changed or views.storage_degraded()):
@@ -306,11 +302,18 @@ def _encoded(caught: CatchUp, banner: str, id: str | None) -> bytes:
     return data
 
 
-@functools.lru_cache(maxsize=1024)
 def _query(raw: bytes) -> Mapping[str, str]:
     """A stream URL's parameters as Starlette's query_params has them (the last of a repeated name wins), parsed
-    once per distinct URL: a wave of pages opening (or a restart's reconnects) sends the same one again and again."""
+    once per distinct URL: a wave of pages opening (or a restart's reconnects) sends the same one again and again.
+    Only sane lengths are remembered: junk sent by anyone must not fill memory."""
+    return _parsed_query(raw) if len(raw) <= 2048 else _parse_query(raw)
+
+
+def _parse_query(raw: bytes) -> Mapping[str, str]:
     return MappingProxyType(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+
+
+_parsed_query = functools.lru_cache(maxsize=1024)(_parse_query)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -318,10 +321,15 @@ def _ready_data(view: str) -> str:
     return json.dumps({"view": view})
 
 
+def _settled(views: Views, broadcaster: Broadcaster, view: View, cursor: Cursor | None) -> bool:
+    """Whether a subscriber (subscribed already) at `cursor` gets everything after it live (Broadcaster.settled):
+    then its catch-up is empty, and a page opened at the head costs no store read."""
+    return cursor is not None and cursor.epoch == views.store.epoch and broadcaster.settled(view.key, cursor.seq)
+
+
 async def _catch_up(views: Views, broadcaster: Broadcaster, view: View, cursor: Cursor | None) -> CatchUp:
-    """views.catch_up, but nothing at all for a subscriber (subscribed already) whose cursor the live messages
-    continue from (Broadcaster.settled): a page opened at the head costs no store read."""
-    if cursor is not None and cursor.epoch == views.store.epoch and broadcaster.settled(view.key, cursor.seq):
+    """views.catch_up, or nothing at all for a settled subscriber."""
+    if cursor is not None and _settled(views, broadcaster, view, cursor):
         return CatchUp(cursor.seq, "", changed=False)
     return await views.catch_up(view, cursor)
 

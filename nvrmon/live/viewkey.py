@@ -99,9 +99,10 @@ class View:
         found = _PARSED.get((kind, ident))
         if found is None:
             found = cls._parse(kind, ident)
-            if len(_PARSED) >= MAX_PARSED:
-                _PARSED.clear()
-            _PARSED[(kind, ident)] = found
+            if ident is None or len(ident) <= 1024:  # (a longer one names no view the parse would keep apart)
+                if len(_PARSED) >= MAX_PARSED:
+                    _PARSED.clear()
+                _PARSED[(kind, ident)] = found
         return found
 
     @classmethod
