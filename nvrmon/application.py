@@ -136,6 +136,8 @@ def create_app(settings: Settings) -> ASGIApp:
 
         def published(changes: Changes, toasts: list[Toast], more: bool) -> None:
             publisher.submit(changes, toasts, more)
+            # The head as of this commit, in memory: a stream opened there needs no store read (Broadcaster.settled)
+            broadcaster.committed = max(broadcaster.committed, changes.seq)
             alerts.published(changes)
 
         # Availability intervals are recorded after the incidents, in the same transaction (alerts/history.py).
@@ -150,6 +152,8 @@ def create_app(settings: Settings) -> ASGIApp:
         scrape = metrics.Metrics(store, hub, broadcaster, publisher)  # this app's own registry (docs/metrics.md)
         hub.on_commit = scrape.observe_commit
         await hub.start()
+        # Where the hub starts from (its start commit included): nothing older is left to publish.
+        broadcaster.committed = broadcaster.published = await store.current_seq()
         log.info("hub node %s on %s database %s", hub.node, database.backend, database.describe())
         token = await agent_token(store, settings)
         security = await Auth.open(settings, Credentials(database))

@@ -50,8 +50,9 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
     async def checked(request: Request) -> Any:
         auth: Auth = request.state.auth
         epoch = auth.revocations.epoch
-        header = request.headers.get("authorization", "")
-        if kind == "api" and header[:7].lower() == "bearer ":
+        # Only /api reads the header (a stream's start, the most frequent request, is spared the lookup).
+        header = request.headers.get("authorization", "") if kind == "api" else ""
+        if header[:7].lower() == "bearer ":
             # Bearer tokens on /api only: pages and streams are for browsers, whose credential is the session cookie.
             # Other schemes are not ours (a proxy's Basic auth in front of the hub): the session decides then.
             identity = await api_tokens.identify(auth.credentials.database, header)
@@ -76,7 +77,7 @@ def guard(access: Access, endpoint: Endpoint, kind: Kind = "page") -> Endpoint:
                 log.warning("refused %s %s: %s", request.method, request.url.path, problem)
                 return refuse(request, kind, 403, problem)
         response = await endpoint(request)
-        if identity is not None and kind == "stream" and request.url.path == "/events":
+        if identity is not None and kind == "stream" and request.scope["path"] == "/events":
             response = _end_with_session(auth, identity, response)  # logging out or removing the user ends it
             if auth.revocations.epoch != epoch:
                 # Its session was read (perhaps from the cache) before a revocation that the check under way may

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import Response
 
 from nvrmon.access.limits import Gate, LoginLimiter
@@ -26,6 +26,7 @@ CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 MAX_FORM_BYTES = 16_384
 MAX_CACHED_SESSIONS = 10_000  # sessions remembered for stream starts (bounded: emptied when full)
+MAX_CACHED_COOKIE_HEADER = 4096  # bytes of Cookie header a stream start's parse may be remembered for
 # Why a browser's session ended (request.state.session_end, the login page's ?ended=): the page tells its user.
 SESSION_GONE, SESSION_EXPIRED, SIGNED_OUT = "ended", "expired", "signed-out"
 
@@ -59,6 +60,11 @@ class Auth:
         # a session revoked meanwhile is ended by the very check that forgets it.
         self._for_streams: dict[str, SessionRecord] = {}
         self.revocations.on_check.append(self._for_streams.clear)
+        # Genuine session cookies as seen at stream starts -> (session hash, CSRF token): both MACs and the hash are
+        # a function of the cookie alone, so a browser reconnecting (and its thousand peers after a restart) costs
+        # a dict lookup. Never forgotten on revocation: it says what a cookie is, not whether its session lives.
+        self._cookies: dict[str, tuple[str, str]] = {}
+        self._jars: dict[tuple[bytes, ...], dict[str, str]] = {}  # Cookie headers at stream starts, parsed
 
     @classmethod
     async def open(cls, settings: Settings, credentials: Credentials) -> Auth:
@@ -87,7 +93,8 @@ class Auth:
         return self._mac(b"csrf", session_id)
 
     def secure(self, request: Request) -> bool:
-        return self.settings.secure_cookies == "always" or request.url.scheme in ("https", "wss")
+        # The scope's scheme (what request.url would say, without building the URL)
+        return self.settings.secure_cookies == "always" or request.scope.get("scheme", "http") in ("https", "wss")
 
     def cookie_name(self, request: Request, base: str) -> str:
         # __Host-: the browser refuses the cookie unless Secure, Path=/ and without Domain, so a sibling subdomain
@@ -98,6 +105,21 @@ class Auth:
         # Over HTTPS only the __Host- name: a plain one may have been planted (by a sibling subdomain, or over plain
         # http on the same host), and accepting it would undo what the prefix guarantees.
         return request.cookies.get(self.cookie_name(request, base))
+
+    def _stream_cookie(self, request: Request) -> str | None:
+        """The session cookie as `_cookie` finds it, with each distinct Cookie header parsed once (a stream's
+        browser sends the same header at every reconnect, and after a restart so do all the others)."""
+        sent = tuple(value for name, value in request.scope["headers"] if name == b"cookie")
+        jar = self._jars.get(sent)
+        if jar is None:
+            jar = {}
+            for header in sent:
+                jar.update(cookie_parser(header.decode("latin-1")))
+            if sum(map(len, sent)) <= MAX_CACHED_COOKIE_HEADER:  # (junk sent by anyone must not fill memory)
+                if len(self._jars) >= MAX_CACHED_SESSIONS:
+                    self._jars.clear()
+                self._jars[sent] = jar
+        return jar.get(self.cookie_name(request, SESSION_COOKIE))
 
     def set_cookie(self, request: Request, response: Response, base: str, value: str, max_age: int | None) -> None:
         response.set_cookie(
@@ -120,10 +142,19 @@ class Auth:
     async def identify(self, request: Request, *, stream: bool = False) -> Identity | None:
         """The request's operator, or None: no cookie, a forged one, an ended or timed-out session. `stream`: a live
         stream's start, which may use the session as last read (see `_for_streams`); timeouts are checked anew."""
-        session_id = self.unsign(self._cookie(request, SESSION_COOKIE))
-        if session_id is None:
-            return None
-        session_hash = hashlib.sha256(session_id.encode()).hexdigest()
+        raw = self._stream_cookie(request) if stream else self._cookie(request, SESSION_COOKIE)
+        known = self._cookies.get(raw) if stream and raw else None
+        if known is not None:
+            session_hash, csrf = known
+        else:
+            session_id = self.unsign(raw)
+            if session_id is None:
+                return None
+            session_hash, csrf = hashlib.sha256(session_id.encode()).hexdigest(), self.csrf_for(session_id)
+            if stream and raw:
+                if len(self._cookies) >= MAX_CACHED_SESSIONS:
+                    self._cookies.clear()
+                self._cookies[raw] = (session_hash, csrf)
         record = self._for_streams.get(session_hash) if stream else None
         if record is None:
             record = await self.credentials.session(session_hash)
@@ -148,7 +179,7 @@ class Auth:
             await self.credentials.touch_session(session_hash, now)
             if session_hash in self._for_streams:
                 self._for_streams[session_hash] = replace(record, last_seen=now)
-        return Identity(record.user_id, record.name, record.role, session_hash, self.csrf_for(session_id))
+        return Identity(record.user_id, record.name, record.role, session_hash, csrf)
 
     async def start_session(self, request: Request, response: Response, user_id: int) -> None:
         """A new session id at every login (never reuse one a browser brought along: session fixation)."""

@@ -176,6 +176,14 @@ class Broadcaster:
         self.delivered_bytes = 0
         self.overflows = 0
         self.cut_offs = 0
+        # What lets a stream opened at the head start without reading the store (see `settled`): the store's seq as
+        # of this hub's last commit (set by the application; -1 unknown), the seq up to which every change has been
+        # handed out (or dropped for want of subscribers), and the flushes under way, each with the views it renders
+        # for: each `views()` that found views begins one, and the next `publish` ends the latest (a flush begun
+        # while another renders, the storage banner's, has no await between the two: it ends first).
+        self.committed = -1
+        self.published = -1
+        self._flights: list[frozenset[str]] = []
 
     def subscribe(self, view: str, transport: str = "sse") -> Subscriber:
         sub = Subscriber(view, self._queue_limit, transport)
@@ -191,7 +199,28 @@ class Broadcaster:
                 del self._views[sub.view]
 
     def views(self) -> list[str]:
-        return list(self._views)
+        """The views with subscribers, for the publisher: the start of a flush (see `settled`)."""
+        keys = list(self._views)
+        if keys:
+            self._flights.append(frozenset(keys))
+        else:
+            # No one to render for: what is committed so far is dropped (or needs no one), so a stream that comes
+            # later must be at least this far along to rely on live messages.
+            self.published = max(self.published, self.committed)
+        return keys
+
+    def settled(self, view: str, seq: int) -> bool:
+        """Whether a subscriber of `view` (subscribed already) whose page shows everything up to `seq` gets every
+        later change live, so that its catch-up is empty without a look at the store.
+
+        True when `seq` lies between `published` and this hub's last commit, and no flush under way renders without
+        this view: every change past `published` is then still pending in the publisher (the next flush renders
+        for every view subscribed by then) or in a flush that renders for this view. A cursor past the last commit
+        may be another hub's, or not this database's: the store decides then, as it does for an older cursor.
+        """
+        if not 0 <= self.published <= seq <= self.committed:
+            return False
+        return all(view in flight for flight in self._flights)
 
     @property
     def subscriber_count(self) -> int:
@@ -214,6 +243,10 @@ class Broadcaster:
         """
         backlog = 0
         limit = self._queue_limit
+        if self._flights:
+            self._flights.pop()
+        if seq:
+            self.published = max(self.published, seq)  # a rows flush: every change up to `seq` rendered
         for view, subs in self._views.items():
             data = messages.get(view, b"") + broadcast
             if not data:
@@ -272,7 +305,10 @@ class Broadcaster:
 
     def resync_all(self) -> None:
         """Changes were committed that no live message will carry: every stream converges from the store, as a
-        stream whose queue overflowed does (and a held long-poll looks again)."""
+        stream whose queue overflowed does (and a held long-poll looks again). The flush that failed is over, and
+        a new stream can rely on live messages only from the last commit on."""
+        self._flights.clear()
+        self.published = max(self.published, self.committed)
         for subs in self._views.values():
             for sub in subs:
                 sub.resync()

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sse_starlette.sse import AppStatus
 from starlette.requests import Request
@@ -19,16 +22,18 @@ from nvrmon.live import sse
 from nvrmon.live.backlog import Backlog
 from nvrmon.live.broadcaster import Broadcaster, Subscriber
 from nvrmon.live.renderer import Renderer
+from nvrmon.live.response_head import start_stream, stream_cycle
 from nvrmon.live.viewkey import View, ViewError
-from nvrmon.live.views import Views
+from nvrmon.live.views import CatchUp, Views
 from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 
 
 async def _parse(request: Request) -> View | Response:
     views: Views = request.state.views
+    params = _query(request.scope["query_string"])
     try:
-        view = View.parse(request.query_params.get("view"), request.query_params.get("id"))
+        view = View.parse(params.get("view"), params.get("id"))
     except ViewError as exc:
         return PlainTextResponse(str(exc), status_code=400)
     if not await views.exists(view):
@@ -41,7 +46,9 @@ async def events(request: Request) -> Response | EventStream:
     if isinstance(view, Response):
         return view
     # Last-Event-ID (the browser's own position) wins over the cursor the page was rendered with.
-    cursor = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(request.query_params.get("since"))
+    cursor = Cursor.parse(request.headers.get("last-event-id")) or Cursor.parse(
+        _query(request.scope["query_string"]).get("since")
+    )
     return EventStream(request.state.views, request.state.broadcaster, request.state.settings, view, cursor)
 
 
@@ -194,21 +201,38 @@ class EventStream:
     async def _open(self, sub: Subscriber, start: Message, send: Send) -> None:
         """Headers, `ready` and the catch-up. A function of its own so that the catch-up (often a whole page window,
         hundreds of KB) is freed once sent instead of living in the writer's frame as long as the stream."""
-        views = self.views
-        await send(start)
+        views, view, broadcaster = self.views, self.view, self.broadcaster
+        cycle = stream_cycle(send)
         # Subscribed before reading the store: a change committed while we read is then either in the replay or
         # queued (or both; fragments are keyed replacements, so a duplicate is harmless).
-        first = sse.ready(self.view.key, self.settings.sse_retry_ms)
-        caught = await views.catch_up(self.view, self.cursor)
+        cursor = self.cursor
+        settled = _settled(views, broadcaster, view, cursor)
+        if cycle is None:
+            await send(start)
+        elif not settled:  # the headers now: the catch-up may take a while
+            start_stream(cycle, self.headers, cache=self.headers is _page_headers())
+        retry = int(self.settings.sse_retry_ms * random.uniform(1.0, 2.0))  # as sse.ready: spread out, 1-2x
+        first = sse.encode(_ready_data(view.key), event="ready", retry=retry)
+        if settled and cursor is not None:
+            caught = CatchUp(cursor.seq, "", changed=False)
+        else:
+            caught = await views.catch_up(view, cursor)
         sub.cursor = caught.head
-        html = caught.html
-        if self.view.kind != "embed" and (caught.changed or views.storage_degraded()):
+        banner = ""
+        if view.kind != "embed" and (caught.changed or views.storage_degraded()):
             # The storage banner as it is now: its state may have changed while this page was away.
-            html += views.health_banner()
-        if html:
-            first += sse.encode(html, id=str(views.cursor(caught.head)) if caught.changed else None)
-        if not sub.broken:
-            await self._send(sub, send, first)
+            banner = views.health_banner()
+        if caught.html or banner:
+            first += _encoded(caught, banner, str(views.cursor(caught.head)) if caught.changed else None)
+        if sub.broken:
+            return
+        if cycle is not None and settled:
+            # A stream opened at the head: headers and `ready` in one write, no await in between.
+            start_stream(cycle, self.headers, first, cache=self.headers is _page_headers())
+            if sub.backlog is not None:
+                sub.backlog.sent += len(first)
+            return
+        await self._send(sub, send, first)
 
     async def _from_store(self, sub: Subscriber) -> bytes:
         """After an overflow: what the subscriber missed, from the store, as one SSE message (b"" if nothing)."""
@@ -266,6 +290,50 @@ class EventStream:
         await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
+def _encoded(caught: CatchUp, banner: str, id: str | None) -> bytes:
+    """sse.encode(caught.html + banner, id=id), once per shared catch-up (Views.catch_up hands browsers reconnecting
+    together one CatchUp) and banner: kept in the catch-up itself, so it is freed with it."""
+    key = (banner, id)
+    data = caught.encoded.get(key)
+    if data is None:
+        data = sse.encode(caught.html + banner, id=id)
+        if caught.html:  # (an empty catch-up's message is the banner alone: nothing worth keeping)
+            caught.encoded[key] = data
+    return data
+
+
+def _query(raw: bytes) -> Mapping[str, str]:
+    """A stream URL's parameters as Starlette's query_params has them (the last of a repeated name wins), parsed
+    once per distinct URL: a wave of pages opening (or a restart's reconnects) sends the same one again and again.
+    Only sane lengths are remembered: junk sent by anyone must not fill memory."""
+    return _parsed_query(raw) if len(raw) <= 2048 else _parse_query(raw)
+
+
+def _parse_query(raw: bytes) -> Mapping[str, str]:
+    return MappingProxyType(dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)))
+
+
+_parsed_query = functools.lru_cache(maxsize=1024)(_parse_query)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ready_data(view: str) -> str:
+    return json.dumps({"view": view})
+
+
+def _settled(views: Views, broadcaster: Broadcaster, view: View, cursor: Cursor | None) -> bool:
+    """Whether a subscriber (subscribed already) at `cursor` gets everything after it live (Broadcaster.settled):
+    then its catch-up is empty, and a page opened at the head costs no store read."""
+    return cursor is not None and cursor.epoch == views.store.epoch and broadcaster.settled(view.key, cursor.seq)
+
+
+async def _catch_up(views: Views, broadcaster: Broadcaster, view: View, cursor: Cursor | None) -> CatchUp:
+    """views.catch_up, or nothing at all for a settled subscriber."""
+    if cursor is not None and _settled(views, broadcaster, view, cursor):
+        return CatchUp(cursor.seq, "", changed=False)
+    return await views.catch_up(view, cursor)
+
+
 @functools.cache
 def _page_headers() -> list[tuple[bytes, bytes]]:
     return with_defaults(list(EventStream.HEADERS), cacheable=False)
@@ -284,7 +352,7 @@ async def poll(request: Request) -> Response:
     cursor = Cursor.parse(request.query_params.get("since"))
     sub = broadcaster.subscribe(view.key, "poll")
     try:
-        caught = await views.catch_up(view, cursor)
+        caught = await _catch_up(views, broadcaster, view, cursor)
         hold = request.query_params.get("wait") != "0"
         deadline = asyncio.get_running_loop().time() + settings.poll_timeout
         while hold and not caught.changed and not broadcaster.closing:
@@ -297,7 +365,8 @@ async def poll(request: Request) -> Response:
                 break
             sub.drain()  # a wake-up may carry only statistics: keep holding until rows change
             sub.lagged = False  # (an overflow or a resync asks for a look at the store: the catch-up below is it)
-            caught = await views.catch_up(view, views.cursor(caught.head))
+            # (a wake-up with statistics only leaves the view settled: nothing to read)
+            caught = await _catch_up(views, broadcaster, view, views.cursor(caught.head))
     finally:
         broadcaster.unsubscribe(sub)
     # Toasts after the browser's own position, unless it got a refresh (its position meant nothing here).

@@ -24,6 +24,10 @@ class ViewError(ValueError):
     pass
 
 
+MAX_PARSED = 1024  # distinct stream URLs remembered by View.parse (emptied when full)
+_PARSED: dict[tuple[str | None, str | None], View] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     """A page's scope. Subscribers with equal keys share every rendered byte.
@@ -90,6 +94,19 @@ class View:
 
     @classmethod
     def parse(cls, kind: str | None, ident: str | None = None) -> View:
+        """The view a stream URL (or a key) names. Views are values, so each distinct (kind, ident) is parsed once
+        and shared: every stream's start and every view of each publish asks again."""
+        found = _PARSED.get((kind, ident))
+        if found is None:
+            found = cls._parse(kind, ident)
+            if ident is None or len(ident) <= 1024:  # (a longer one names no view the parse would keep apart)
+                if len(_PARSED) >= MAX_PARSED:
+                    _PARSED.clear()
+                _PARSED[(kind, ident)] = found
+        return found
+
+    @classmethod
+    def _parse(cls, kind: str | None, ident: str | None) -> View:
         if kind not in KINDS:
             raise ViewError(f"view must be one of {', '.join(KINDS)}")
         if kind in ID_KINDS:

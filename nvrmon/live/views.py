@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from markupsafe import Markup
@@ -34,6 +34,8 @@ class CatchUp:
     html: str  # out-of-band fragments (possibly empty when nothing it shows changed)
     changed: bool  # False: the cursor was already at the head
     refresh: bool = False  # True: a full refresh of the page's regions, not a replay
+    # Its SSE message by (banner, id), made once for all the streams sharing it (streams._encoded)
+    encoded: dict[tuple[str, str | None], bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Views:
@@ -49,6 +51,7 @@ class Views:
         self.incidents = IncidentViews(store, self.fragments)
         # Whether the hub's storage refuses writes now (set by the application; the banner's state).
         self.storage_degraded: Callable[[], bool] = lambda: False
+        self._banner_ok: str | None = None
 
     @property
     def hub(self) -> HubInfo | None:
@@ -341,8 +344,13 @@ class Views:
         return self.renderer.render("refresh.html", oob=True, flash=(), **ctx)
 
     def health_banner(self) -> str:
-        """The storage banner as an out-of-band swap (the hub's state is the renderer's `hub_health` global)."""
-        return self.renderer.render("fragments/hub_health.html", oob=True)
+        """The storage banner as an out-of-band swap (the hub's state is the renderer's `hub_health` global). While
+        the storage is fine it is one constant element, rendered once (every stream's catch-up carries it)."""
+        if self.storage_degraded():
+            return self.renderer.render("fragments/hub_health.html", oob=True)
+        if self._banner_ok is None:
+            self._banner_ok = self.renderer.render("fragments/hub_health.html", oob=True)
+        return self._banner_ok
 
     def cursor(self, seq: int) -> Cursor:
         return Cursor(self.store.epoch, seq)
