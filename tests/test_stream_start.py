@@ -4,17 +4,14 @@ response head written as uvicorn would write it, and a session cookie's MACs che
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import FlowControl
@@ -27,9 +24,9 @@ from nvrmon.live.streams import EventStream, _page_headers
 from nvrmon.live.viewkey import View
 from nvrmon.live.views import CatchUp
 from nvrmon.models import Cursor
-from nvrmon.server import server_options
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
+from tests.asgi_server import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -131,19 +128,8 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     rig = Rig()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        rig.port = probe.getsockname()[1]
-    config = uvicorn.Config(rig.app, host="127.0.0.1", port=rig.port, lifespan="off", log_level="warning",
-                            interface="asgi3", timeout_graceful_shutdown=1, **server_options(Settings()))  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield rig
-    server.should_exit = True
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait_for(task, 10)
+    async with serving(rig.app) as rig.port:
+        yield rig
 
 
 async def first_message(rig: Rig) -> tuple[bytes, bytes, asyncio.StreamWriter]:
