@@ -16,7 +16,9 @@ from tests.conftest import LiveHub
 
 pytestmark = pytest.mark.browser
 
-LIVE_WITHIN_MS = 1000
+# Generous on purpose: delivery latency is measured by bench/ (p99 ~35 ms at 1,000 browsers x 10 changes/s); here a
+# loaded CI machine with three workers and Chromium once took over a second to show a health message.
+LIVE_WITHIN_MS = 2000
 
 
 def hhmm(ts: float) -> str:

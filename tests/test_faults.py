@@ -80,20 +80,23 @@ def rss_kb(pid: int) -> int:
 
 async def test_half_open_agent_goes_stale_then_offline_on_time(start_hub: Callable[..., LiveHub]) -> None:
     hub = start_hub(STALE_AFTER="0.6", HEARTBEAT_TIMEOUT="1.5")
+    # The hub's clock starts when it hears the hello: after `sent`, before the welcome is back (`registered`; on
+    # PostgreSQL the hello's commit lies in between). Lower bounds count from the first, upper from the second.
+    sent = time.monotonic()
     agent, nvr_id = await Agent.register(hub.ws_url, hub.token, "nvr-half-open", cameras=1)
     registered = time.monotonic()
     # The agent now says nothing, and its socket stays open.
     await wait_for(lambda: nvr(hub, nvr_id)["status"] == "stale", timeout=3)
-    stale_at = time.monotonic() - registered
+    stale = (time.monotonic() - sent, time.monotonic() - registered)
     await wait_for(lambda: nvr(hub, nvr_id)["status"] == "offline", timeout=4)
-    offline_at = time.monotonic() - registered
-    assert 0.6 <= stale_at < 1.5 and 1.5 <= offline_at < 2.8, (stale_at, offline_at)
+    offline = (time.monotonic() - sent, time.monotonic() - registered)
+    assert stale[0] >= 0.6 and stale[1] < 1.5 and offline[0] >= 1.5 and offline[1] < 2.8, (stale, offline)
     with pytest.raises(websockets.ConnectionClosed) as closed:
         while True:
             await agent.recv(timeout=3)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
     print(
-        f"\nhalf-open agent: stale after {stale_at:.2f} s (grace 0.6), offline after {offline_at:.2f} s (timeout 1.5)"
+        f"\nhalf-open agent: stale after {stale[1]:.2f} s (grace 0.6), offline after {offline[1]:.2f} s (timeout 1.5)"
     )
 
 
@@ -176,6 +179,9 @@ async def test_kill_9_loses_no_acknowledged_frame(start_hub: Callable[..., LiveH
     await again.close()
 
 
+# The simulated agents reconnect while the hub is killed: a socket of a connection attempt that died mid-handshake can
+# be collected unclosed in this (the agents') process. Noted as a simulator leak; the hub's behaviour is asserted.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_restart_with_200_agents_converges_without_alert_storm(start_hub: Callable[..., LiveHub]) -> None:
     hub = start_hub(STARTUP_GRACE="20")
     fleet = Fleet(hub.ws_url, hub.token, nvrs=200, cameras=2, rate=0, seed=3)
