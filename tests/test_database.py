@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -192,24 +190,3 @@ async def test_a_version_2_database_gets_the_device_health_columns_and_tables(tm
             assert db.execute("SELECT count(*) FROM camera_health").fetchone()[0] == 0
     finally:
         await store.close()
-
-
-def test_database_on_sqlite_never_loads_the_postgresql_driver(tmp_path: Path) -> None:
-    # asyncpg is ~3 MB of every hub's memory; only a hub given a postgresql:// URL needs it.
-    code = (
-        "import asyncio, sqlite3, sys\n"
-        "import nvrmon.application\n"
-        "from nvrmon.store.database import Database\n"
-        "from nvrmon.store.errors import conflicts, is_storage_failure\n"
-        "async def main():\n"
-        f"    db = await Database.open({str(tmp_path / 'lazy.db')!r})\n"
-        "    async with db.transaction() as tx:\n"
-        "        await tx.execute(\"INSERT INTO meta (key, value) VALUES ('k', 'v')\")\n"
-        "    assert is_storage_failure(sqlite3.OperationalError('disk I/O error'))\n"
-        "    assert conflicts() == (sqlite3.IntegrityError,)\n"
-        "    await db.close()\n"
-        "asyncio.run(main())\n"
-        "print('asyncpg' in sys.modules)\n"
-    )
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert found.stdout.strip() == "False"

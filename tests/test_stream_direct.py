@@ -13,28 +13,11 @@ from starlette.types import Receive, Scope, Send
 from nvrmon.live.broadcaster import Broadcaster, Subscriber
 from nvrmon.live.streams import EventStream
 from nvrmon.live.viewkey import View
-from nvrmon.live.views import CatchUp
-from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 from tests.asgi_server import serving
+from tests.fake_views import AtHead
 
 pytestmark = pytest.mark.anyio
-
-
-class AtHead:
-    """The part of Views a stream uses: the browser is at the head, so the catch-up is empty."""
-
-    async def catch_up(self, view: View, cursor: Cursor | None) -> CatchUp:
-        return CatchUp(5, "", changed=False)
-
-    def cursor(self, seq: int) -> Cursor:
-        return Cursor("e", seq)
-
-    def storage_degraded(self) -> bool:
-        return False
-
-    def health_banner(self) -> str:
-        return ""
 
 
 class Rig:

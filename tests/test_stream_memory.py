@@ -13,13 +13,14 @@ from nvrmon.live.viewkey import View
 from nvrmon.live.views import CatchUp
 from nvrmon.models import Cursor
 from nvrmon.settings import Settings
+from tests.fake_views import AtHead
 
 
 class Html(str):
     """A str that can be watched with a weak reference."""
 
 
-class OneCatchUp:
+class OneCatchUp(AtHead):
     """The part of Views a stream uses, answering one catch-up of a whole (large) window."""
 
     def __init__(self, html: Html) -> None:
@@ -29,15 +30,6 @@ class OneCatchUp:
         html, self.html = self.html, None
         assert html is not None
         return CatchUp(7, html, changed=True)
-
-    def cursor(self, seq: int) -> Cursor:
-        return Cursor("e", seq)
-
-    def storage_degraded(self) -> bool:
-        return False
-
-    def health_banner(self) -> str:
-        return ""
 
 
 async def _open_stream() -> tuple[weakref.ref[Any], weakref.ref[Any], asyncio.Event, asyncio.Task[None], list[Any]]:

@@ -27,6 +27,7 @@ from nvrmon.models import Cursor
 from nvrmon.settings import Settings
 from nvrmon.store.credentials import Credentials
 from tests.asgi_server import serving
+from tests.fake_views import AtHead
 
 pytestmark = pytest.mark.anyio
 
@@ -91,7 +92,7 @@ def test_nested_flushes_keep_every_rendered_view_until_the_last_ends() -> None:
 # -- a stream opened at the head, under uvicorn -----------------------------------------------------------------------
 
 
-class Counting:
+class Counting(AtHead):
     """The part of Views a stream uses, counting the catch-ups (each one a store read or more)."""
 
     def __init__(self) -> None:
@@ -101,15 +102,6 @@ class Counting:
     async def catch_up(self, view: View, cursor: Cursor | None) -> CatchUp:
         self.catch_ups += 1
         return CatchUp(5, "", changed=False)
-
-    def cursor(self, seq: int) -> Cursor:
-        return Cursor("e", seq)
-
-    def storage_degraded(self) -> bool:
-        return False
-
-    def health_banner(self) -> str:
-        return ""
 
 
 class Rig:
